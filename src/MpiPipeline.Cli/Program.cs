@@ -1,0 +1,34 @@
+using System.CommandLine;
+using MpiPipeline.Cli;
+using MpiPipeline.Cli.Verbs;
+using MpiPipeline.Mpi;
+
+// Every rank runs this program (SPMD). Arguments are parsed before MPI starts, identically on every rank:
+// a usage error is printed once (by the launcher's rank 0) and every rank exits with code 2.
+var root = new RootCommand("MpiPipeline: distributed training and distributed optimization over MPI and libtorch.");
+root.Subcommands.Add(InfoVerb.Create());
+// root.Subcommands.Add(BenchVerb.Create());
+
+var launcherRank = MpiEnvironment.LauncherRank();
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    if (launcherRank == 0)
+    {
+        foreach (var error in parsed.Errors)
+        {
+            Console.Error.WriteLine($"mpipipe: {error.Message}");
+        }
+
+        Console.Error.WriteLine("Run 'mpipipe --help' for usage.");
+    }
+
+    return 2;
+}
+
+return parsed.Invoke(new InvocationConfiguration
+{
+    Output = launcherRank == 0 ? Console.Out : TextWriter.Null,
+    Error = launcherRank == 0 ? Console.Error : TextWriter.Null,
+    EnableDefaultExceptionHandler = false,
+});

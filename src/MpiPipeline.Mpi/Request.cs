@@ -1,0 +1,117 @@
+using System.Buffers;
+
+namespace MpiPipeline.Mpi;
+
+/// <summary>
+/// A nonblocking operation in flight. It owns the pin of its buffer: the memory stays fixed until the
+/// request completes (Wait, a successful Test, or WaitAll), then the pin is released.
+/// </summary>
+public sealed class Request
+{
+    private nint handle;
+    private MemoryHandle pin;
+    private readonly bool isReceive;
+    private Status? completed;
+
+    internal Request(nint handle, MemoryHandle pin, bool isReceive)
+    {
+        this.handle = handle;
+        this.pin = pin;
+        this.isReceive = isReceive;
+    }
+
+    public bool IsCompleted => completed is not null;
+
+    /// <summary>Blocks until the operation completes.</summary>
+    public unsafe Status Wait()
+    {
+        if (completed is { } done)
+        {
+            return done;
+        }
+
+        var status = stackalloc byte[Status.MaxNativeSize];
+        var h = handle;
+        using (Watchdog.Enter("MPI_Wait"))
+        {
+            MpiException.Check(NativeMethods.MPI_Wait(&h, status));
+        }
+
+        return Complete(ReadStatus(status));
+    }
+
+    /// <summary>True (with the status) when the operation has completed; never blocks.</summary>
+    public unsafe bool Test(out Status result)
+    {
+        if (completed is { } done)
+        {
+            result = done;
+            return true;
+        }
+
+        var status = stackalloc byte[Status.MaxNativeSize];
+        var h = handle;
+        var flag = 0;
+        MpiException.Check(NativeMethods.MPI_Test(&h, &flag, status));
+        if (flag == 0)
+        {
+            result = default;
+            return false;
+        }
+
+        result = Complete(ReadStatus(status));
+        return true;
+    }
+
+    /// <summary>Waits for all of them with one MPI_Waitall; returns their statuses in order.</summary>
+    public static unsafe Status[] WaitAll(params ReadOnlySpan<Request> requests)
+    {
+        var table = MpiLibrary.Table;
+        var n = requests.Length;
+        var handles = new byte[Math.Max(n, 1) * table.HandleSize];
+        var statuses = new byte[Math.Max(n, 1) * table.StatusSize];
+        var results = new Status[n];
+        fixed (byte* h = handles)
+        fixed (byte* s = statuses)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                var r = requests[i];
+                var value = r.completed is null ? r.handle : table.RequestNull;
+                if (table.HandleSize == 4)
+                {
+                    ((int*)h)[i] = (int)value;
+                }
+                else
+                {
+                    ((nint*)h)[i] = value;
+                }
+            }
+
+            using (Watchdog.Enter("MPI_Waitall"))
+            {
+                MpiException.Check(NativeMethods.MPI_Waitall(n, h, s));
+            }
+
+            for (var i = 0; i < n; i++)
+            {
+                var r = requests[i];
+                results[i] = r.completed ?? r.Complete(r.ReadStatus(s + (i * table.StatusSize)));
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>A send's status is undefined by the standard: only receives report source, tag and size.</summary>
+    private unsafe Status ReadStatus(byte* native) => isReceive ? Status.Read(native) : default;
+
+    private Status Complete(Status status)
+    {
+        completed = status;
+        handle = MpiLibrary.Table.RequestNull;
+        pin.Dispose();
+        pin = default;
+        return status;
+    }
+}
