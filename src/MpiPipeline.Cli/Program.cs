@@ -21,6 +21,13 @@ if (parsed.Errors.Count > 0)
         }
 
         Console.Error.WriteLine("Run 'mpipipe --help' for usage.");
+        Console.Error.Flush();
+        Thread.Sleep(MpiRuntime.OutputGracePeriod);
+    }
+    else
+    {
+        // Rank 0 reports; a launcher that kills the job on the first non-zero exit must not kill it first.
+        Thread.Sleep(MpiRuntime.OutputGracePeriod * 3);
     }
 
     return 2;

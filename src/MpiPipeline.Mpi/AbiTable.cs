@@ -26,6 +26,9 @@ internal sealed record AbiTable
     public required nint Int { get; init; }
     public required nint Int64 { get; init; }
     public required nint Byte { get; init; }
+
+    /// <summary>MPI_UINT8_T: byte buffers in reductions (MPI_BYTE is not defined for SUM/MAX/MIN).</summary>
+    public required nint UInt8 { get; init; }
     public required nint OpSum { get; init; }
     public required nint OpMax { get; init; }
     public required nint OpMin { get; init; }
@@ -68,6 +71,7 @@ internal sealed record AbiTable
         Int = 0x4c000405,
         Int64 = 0x4c00083a,
         Byte = 0x4c00010d,
+        UInt8 = 0x4c00013b,
         OpSum = 0x58000003,
         OpMax = 0x58000001,
         OpMin = 0x58000002,
@@ -100,6 +104,7 @@ internal sealed record AbiTable
         ["INT"] = "ompi_mpi_int",
         ["INT64_T"] = "ompi_mpi_int64_t",
         ["BYTE"] = "ompi_mpi_byte",
+        ["UINT8_T"] = "ompi_mpi_uint8_t",
         ["SUM"] = "ompi_mpi_op_sum",
         ["MAX"] = "ompi_mpi_op_max",
         ["MIN"] = "ompi_mpi_op_min",
@@ -123,6 +128,7 @@ internal sealed record AbiTable
             Int = H("INT"),
             Int64 = H("INT64_T"),
             Byte = H("BYTE"),
+            UInt8 = H("UINT8_T"),
             OpSum = H("SUM"),
             OpMax = H("MAX"),
             OpMin = H("MIN"),
@@ -155,7 +161,7 @@ internal sealed record AbiTable
         (string Key, nint Value)[] handles =
         [
             ("COMM_WORLD", CommWorld), ("COMM_SELF", CommSelf), ("COMM_NULL", CommNull), ("FLOAT", Float),
-            ("DOUBLE", Double), ("INT", Int), ("INT64_T", Int64), ("BYTE", Byte), ("SUM", OpSum), ("MAX", OpMax),
+            ("DOUBLE", Double), ("INT", Int), ("INT64_T", Int64), ("BYTE", Byte), ("UINT8_T", UInt8), ("SUM", OpSum), ("MAX", OpMax),
             ("MIN", OpMin), ("REQUEST_NULL", RequestNull), ("ERRORS_RETURN", ErrorsReturn), ("INFO_NULL", InfoNull),
         ];
         foreach (var (key, value) in handles)

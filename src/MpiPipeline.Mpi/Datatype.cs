@@ -1,6 +1,6 @@
 namespace MpiPipeline.Mpi;
 
-/// <summary>Element types the binding sends: float, double, int, long (MPI_INT64_T) and byte.</summary>
+/// <summary>Element types the binding sends: float, double, int, long (MPI_INT64_T) and byte (MPI_UINT8_T).</summary>
 internal static class Datatype
 {
     public static nint Of<T>() where T : unmanaged
@@ -10,7 +10,7 @@ internal static class Datatype
         if (typeof(T) == typeof(double)) return table.Double;
         if (typeof(T) == typeof(int)) return table.Int;
         if (typeof(T) == typeof(long)) return table.Int64;
-        if (typeof(T) == typeof(byte)) return table.Byte;
+        if (typeof(T) == typeof(byte)) return table.UInt8;
         throw new NotSupportedException($"MPI element type {typeof(T).Name} is not supported: use float, double, int, long or byte.");
     }
 

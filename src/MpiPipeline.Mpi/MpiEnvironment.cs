@@ -51,18 +51,15 @@ public static unsafe class MpiEnvironment
     /// <summary>Loads the library, initializes MPI if nobody has, sets MPI_ERRORS_RETURN, checks the world size.</summary>
     public static void Initialize()
     {
-        MpiLibrary.Load();
-
         // UCX (Debian's MPICH is ch4:ucx) installs SEGV/BUS/FPE handlers in MPI_Init that turn .NET's own
-        // NullReferenceException handling into a fatal abort. Keep them out unless the user set the variable.
+        // NullReferenceException handling into a fatal abort. libucs reads its configuration in a library constructor,
+        // so this must reach the native environment before the MPI library is loaded. Kept unless the user set it.
         if (Environment.GetEnvironmentVariable("UCX_ERROR_SIGNALS") is null)
         {
             NativeMethods.setenv("UCX_ERROR_SIGNALS", "", 1);
-            if (Environment.GetEnvironmentVariable("UCX_WARN_UNUSED_ENV_VARS") is null)
-            {
-                NativeMethods.setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 1);
-            }
         }
+
+        MpiLibrary.Load();
 
         if (!IsInitialized)
         {

@@ -9,6 +9,9 @@ public static class MpiRuntime
 {
     private static int aborting;
 
+    /// <summary>How long a failing rank waits after printing, before it exits or aborts, so the launcher forwards the text.</summary>
+    public static readonly TimeSpan OutputGracePeriod = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Runs <paramref name="body"/> on MPI_COMM_WORLD; returns the process exit code.</summary>
     public static int Run(Func<Communicator, int> body, TextWriter? errors = null)
     {
@@ -77,6 +80,8 @@ public static class MpiRuntime
             Thread.Sleep(2000);
         }
 
+        // The launcher forwards output through pipes that MPI_Abort tears down: give it a moment to read them.
+        Thread.Sleep(OutputGracePeriod);
         Watchdog.Stop();
         MpiEnvironment.Abort(exitCode);
         return exitCode;

@@ -29,6 +29,7 @@ int main(void) {
     HANDLE("INT", MPI_INT, ompi_mpi_int);
     HANDLE("INT64_T", MPI_INT64_T, ompi_mpi_int64_t);
     HANDLE("BYTE", MPI_BYTE, ompi_mpi_byte);
+    HANDLE("UINT8_T", MPI_UINT8_T, ompi_mpi_uint8_t);
     HANDLE("SUM", MPI_SUM, ompi_mpi_op_sum);
     HANDLE("MAX", MPI_MAX, ompi_mpi_op_max);
     HANDLE("MIN", MPI_MIN, ompi_mpi_op_min);

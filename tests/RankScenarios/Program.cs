@@ -1,0 +1,415 @@
+using System.Numerics;
+using MpiPipeline.Mpi;
+
+// Scenarios run under a real mpiexec by MpiPipeline.RankTests. Every check's expected value is computed from rank
+// and size, so each scenario runs at any -n. A failed check throws: the entry point prints it and aborts the job.
+namespace MpiPipeline.RankScenarios;
+
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var scenario = args.Length > 0 ? args[0] : "";
+        return MpiRuntime.Run(world =>
+        {
+            switch (scenario)
+            {
+                case "point-to-point": PointToPoint.Run(world); break;
+                case "collectives": Collectives.Run(world); break;
+                case "nonblocking-ring": PointToPoint.NonblockingRing(world); break;
+                case "subcommunicators": Subcommunicators.Run(world); break;
+                case "managed-exception-after-init": Failures.ManagedExceptionSurvives(world); break;
+                case "throw-on-rank": Failures.ThrowOnRank(world, int.Parse(args[1])); break;
+                case "throw-on-rank-while-peers-wait": Failures.ThrowWhilePeersWait(world, int.Parse(args[1])); break;
+                case "input-error": throw new InputException("the scenario's input is bad (same on every rank)");
+                case "stall": Failures.Stall(world); break;
+                default: throw new InputException($"unknown scenario '{scenario}'");
+            }
+
+            world.Barrier();
+            if (world.Rank == 0)
+            {
+                Console.WriteLine($"PASS {scenario} n={world.Size} abi={MpiEnvironment.Abi}");
+            }
+
+            return 0;
+        });
+    }
+
+    internal static void Expect<T>(T actual, T expected, string what)
+    {
+        if (!EqualityComparer<T>.Default.Equals(actual, expected))
+        {
+            throw new InvalidOperationException($"{what}: expected {expected}, got {actual}");
+        }
+    }
+
+    internal static void ExpectAll<T>(ReadOnlySpan<T> actual, Func<int, T> expected, string what)
+    {
+        for (var i = 0; i < actual.Length; i++)
+        {
+            Expect(actual[i], expected(i), $"{what}[{i}]");
+        }
+    }
+
+    internal static T Of<T>(long value) where T : INumber<T> => T.CreateTruncating(value);
+}
+
+internal static class PointToPoint
+{
+    public static void Run(Communicator world)
+    {
+        int rank = world.Rank, size = world.Size;
+        int next = (rank + 1) % size, prev = (rank - 1 + size) % size;
+
+        // Sendrecv around the ring, every element type.
+        SendrecvRing<float>(world, next, prev);
+        SendrecvRing<double>(world, next, prev);
+        SendrecvRing<int>(world, next, prev);
+        SendrecvRing<long>(world, next, prev);
+        SendrecvRing<byte>(world, next, prev);
+
+        // Blocking Send/Recv between pairs (0,1), (2,3), ...; an odd last rank talks to itself through Sendrecv.
+        var partner = rank ^ 1;
+        if (partner < size)
+        {
+            var mine = Enumerable.Range(0, 100).Select(i => (double)(rank * 1000 + i)).ToArray();
+            var theirs = new double[100];
+            if (rank % 2 == 0)
+            {
+                world.Send<double>(mine, partner, 5);
+                var status = world.Recv<double>(theirs, partner, 6);
+                Program.Expect(status.Source, partner, "Recv status source");
+                Program.Expect(status.Tag, 6, "Recv status tag");
+                Program.Expect(status.Count<double>(), 100, "Recv status count");
+            }
+            else
+            {
+                world.Recv<double>(theirs, partner, 5);
+                world.Send<double>(mine, partner, 6);
+            }
+
+            Program.ExpectAll<double>(theirs, i => partner * 1000 + i, "Send/Recv");
+        }
+
+        // Probe and Iprobe: message of rank+1 ints with tag 40+rank to next; the receiver learns size, source, tag.
+        var message = Enumerable.Repeat(rank, rank + 1).ToArray();
+        var send = world.Isend<int>(message, next, 40 + rank);
+        var probed = world.Probe(Communicator.AnySource, Communicator.AnyTag);
+        Program.Expect(probed.Source, prev, "Probe source");
+        Program.Expect(probed.Tag, 40 + prev, "Probe tag");
+        Program.Expect(probed.Count<int>(), prev + 1, "Probe count");
+        Program.Expect(world.Iprobe(prev, 40 + prev, out var iprobed), true, "Iprobe finds the probed message");
+        Program.Expect(iprobed, probed, "Iprobe status");
+        var received = new int[probed.Count<int>()];
+        world.Recv<int>(received, probed.Source, probed.Tag);
+        Program.ExpectAll<int>(received, _ => prev, "probed message");
+        send.Wait();
+        world.Barrier();
+        Program.Expect(world.Iprobe(Communicator.AnySource, Communicator.AnyTag, out _), false, "Iprobe with nothing pending");
+
+        // Sending to the null process completes at once; receiving from it yields source PROC_NULL, count 0.
+        world.Send<int>([1, 2, 3], Communicator.ProcNull, 1);
+        var none = world.Recv<int>(new int[3], Communicator.ProcNull, 1);
+        Program.Expect(none.Source, Communicator.ProcNull, "Recv from PROC_NULL source");
+        Program.Expect(none.ByteCount, 0, "Recv from PROC_NULL count");
+    }
+
+    private static void SendrecvRing<T>(Communicator world, int next, int prev) where T : unmanaged, INumber<T>
+    {
+        var mine = Enumerable.Range(0, 17).Select(i => Program.Of<T>(world.Rank * 7 + i)).ToArray();
+        var theirs = new T[17];
+        var status = world.Sendrecv<T>(mine, next, 3, theirs, prev, 3);
+        Program.Expect(status.Source, prev, $"Sendrecv<{typeof(T).Name}> source");
+        Program.Expect(status.Count<T>(), 17, $"Sendrecv<{typeof(T).Name}> count");
+        Program.ExpectAll<T>(theirs, i => Program.Of<T>(prev * 7 + i), $"Sendrecv<{typeof(T).Name}>");
+    }
+
+    /// <summary>Every rank posts its receives first, then sends to all others with Isend; Waitall, then Test.</summary>
+    public static void NonblockingRing(Communicator world)
+    {
+        int rank = world.Rank, size = world.Size;
+        const int length = 50_000; // large enough to need the rendezvous protocol
+        for (var round = 0; round < 3; round++)
+        {
+            var inbox = new float[size][];
+            var requests = new List<Request>();
+            for (var source = 0; source < size; source++)
+            {
+                inbox[source] = new float[length];
+                requests.Add(world.Irecv<float>(inbox[source], source, round));
+            }
+
+            for (var step = 0; step < size; step++)
+            {
+                var dest = (rank + step) % size;
+                var payload = new float[length];
+                for (var i = 0; i < length; i++)
+                {
+                    payload[i] = (rank * 10) + dest + (i * 0.5f) + round;
+                }
+
+                requests.Add(world.Isend<float>(payload, dest, round));
+            }
+
+            // Collect half with Test polling and the rest with Waitall.
+            var statuses = new Status?[requests.Count];
+            for (var i = 0; i < requests.Count / 2; i++)
+            {
+                Status s;
+                while (!requests[i].Test(out s))
+                {
+                    Thread.Yield();
+                }
+
+                statuses[i] = s;
+            }
+
+            var waited = Request.WaitAll([.. requests]);
+            for (var source = 0; source < size; source++)
+            {
+                Program.Expect(waited[source].Source, source, "Irecv status source");
+                Program.Expect(waited[source].Count<float>(), length, "Irecv status count");
+                if (statuses[source] is { } tested)
+                {
+                    Program.Expect(tested, waited[source], "Test and Waitall agree");
+                }
+
+                var src = source;
+                Program.ExpectAll<float>(inbox[source], i => (src * 10) + rank + (i * 0.5f) + round, $"round {round} from {source}");
+            }
+        }
+
+        // A single Isend/Irecv pair around the ring with Wait.
+        var next = (rank + 1) % size;
+        var prev = (rank - 1 + size) % size;
+        var into = new long[3];
+        var r = world.Irecv<long>(into, prev, 99);
+        var s2 = world.Isend<long>(new long[] { rank, rank * 2L, long.MaxValue - rank }, next, 99);
+        var got = r.Wait();
+        s2.Wait();
+        Program.Expect(got.Source, prev, "Wait status source");
+        Program.ExpectAll<long>(into, i => i switch { 0 => prev, 1 => prev * 2L, _ => long.MaxValue - prev }, "Isend/Irecv long");
+    }
+}
+
+internal static class Collectives
+{
+    public static void Run(Communicator world)
+    {
+        Typed<float>(world);
+        Typed<double>(world);
+        Typed<int>(world);
+        Typed<long>(world);
+        Typed<byte>(world);
+        Program.Expect(world.Allreduce(world.Rank + 1, ReduceOp.Sum), world.Size * (world.Size + 1) / 2, "scalar Allreduce");
+        var t0 = MpiEnvironment.Wtime();
+        world.Barrier();
+        Program.Expect(MpiEnvironment.Wtime() >= t0, true, "Wtime is monotonic");
+        Program.Expect(MpiEnvironment.ProcessorName().Length > 0, true, "processor name");
+    }
+
+    private static void Typed<T>(Communicator world) where T : unmanaged, INumber<T>
+    {
+        int rank = world.Rank, n = world.Size;
+        var name = typeof(T).Name;
+        const int len = 5;
+        long Value(int r, int i) => (r + 1) + (3 * i); // small enough for byte sums up to n = 4
+
+        // Bcast from every root in turn.
+        for (var root = 0; root < n; root++)
+        {
+            var buffer = Enumerable.Range(0, len).Select(i => rank == root ? Program.Of<T>(Value(root, i)) : T.Zero).ToArray();
+            world.Bcast<T>(buffer, root);
+            var rt = root;
+            Program.ExpectAll<T>(buffer, i => Program.Of<T>(Value(rt, i)), $"Bcast<{name}> root {root}");
+        }
+
+        var mine = Enumerable.Range(0, len).Select(i => Program.Of<T>(Value(rank, i))).ToArray();
+        long Sum(int i) => Enumerable.Range(0, n).Sum(r => Value(r, i));
+
+        // Allreduce SUM, MAX, MIN, with separate buffers and in place.
+        var result = new T[len];
+        world.Allreduce<T>(mine, result, ReduceOp.Sum);
+        Program.ExpectAll<T>(result, i => Program.Of<T>(Sum(i)), $"Allreduce<{name}> SUM");
+        world.Allreduce<T>(mine, result, ReduceOp.Max);
+        Program.ExpectAll<T>(result, i => Program.Of<T>(Value(n - 1, i)), $"Allreduce<{name}> MAX");
+        world.Allreduce<T>(mine, result, ReduceOp.Min);
+        Program.ExpectAll<T>(result, i => Program.Of<T>(Value(0, i)), $"Allreduce<{name}> MIN");
+        var inPlace = (T[])mine.Clone();
+        world.Allreduce<T>(inPlace, ReduceOp.Sum);
+        Program.ExpectAll<T>(inPlace, i => Program.Of<T>(Sum(i)), $"Allreduce<{name}> in place");
+
+        // Reduce to the last rank, with separate buffers and in place.
+        var root2 = n - 1;
+        var reduced = new T[len];
+        world.Reduce<T>(mine, reduced, ReduceOp.Sum, root2);
+        if (rank == root2)
+        {
+            Program.ExpectAll<T>(reduced, i => Program.Of<T>(Sum(i)), $"Reduce<{name}>");
+        }
+
+        var reducedInPlace = (T[])mine.Clone();
+        world.Reduce<T>(reducedInPlace, ReduceOp.Max, root2);
+        if (rank == root2)
+        {
+            Program.ExpectAll<T>(reducedInPlace, i => Program.Of<T>(Value(n - 1, i)), $"Reduce<{name}> in place");
+        }
+
+        // Gather at 0 and Allgather: block r holds rank r's values.
+        var gathered = new T[len * n];
+        world.Gather<T>(mine, gathered, 0);
+        if (rank == 0)
+        {
+            Program.ExpectAll<T>(gathered, k => Program.Of<T>(Value(k / len, k % len)), $"Gather<{name}>");
+        }
+
+        var all = new T[len * n];
+        world.Allgather<T>(mine, all);
+        Program.ExpectAll<T>(all, k => Program.Of<T>(Value(k / len, k % len)), $"Allgather<{name}>");
+
+        // Allgatherv: rank r contributes r+1 elements, placed in reverse rank order with a gap of 1.
+        var counts = Enumerable.Range(0, n).Select(r => r + 1).ToArray();
+        var displs = new int[n];
+        var offset = 0;
+        for (var r = n - 1; r >= 0; r--)
+        {
+            displs[r] = offset;
+            offset += counts[r] + 1;
+        }
+
+        var varied = Enumerable.Repeat(Program.Of<T>(99), offset).ToArray();
+        var contribution = Enumerable.Range(0, rank + 1).Select(i => Program.Of<T>(Value(rank, i))).ToArray();
+        world.Allgatherv<T>(contribution, varied, counts, displs);
+        for (var r = 0; r < n; r++)
+        {
+            for (var i = 0; i < counts[r]; i++)
+            {
+                Program.Expect(varied[displs[r] + i], Program.Of<T>(Value(r, i)), $"Allgatherv<{name}> block {r}[{i}]");
+            }
+
+            Program.Expect(varied[displs[r] + counts[r]], Program.Of<T>(99), $"Allgatherv<{name}> gap after block {r}");
+        }
+
+        // Scatter from 0: block r of [Value(0..)] goes to rank r.
+        var toScatter = rank == 0 ? Enumerable.Range(0, len * n).Select(k => Program.Of<T>(k % 100)).ToArray() : [];
+        var piece = new T[len];
+        world.Scatter<T>(toScatter, piece, 0);
+        Program.ExpectAll<T>(piece, i => Program.Of<T>(((rank * len) + i) % 100), $"Scatter<{name}>");
+
+        // Reduce_scatter_block: every rank sends n blocks of 2 (block b element j = rank + b + j); rank keeps block rank summed.
+        var blocks = Enumerable.Range(0, 2 * n).Select(k => Program.Of<T>(rank + (k / 2) + (k % 2))).ToArray();
+        var mineSummed = new T[2];
+        world.ReduceScatterBlock<T>(blocks, mineSummed, ReduceOp.Sum);
+        Program.ExpectAll<T>(mineSummed, j => Program.Of<T>(Enumerable.Range(0, n).Sum(r => r + rank + j)), $"Reduce_scatter_block<{name}>");
+
+        // Alltoall: block d sent by rank s is (10*s + d); rank receives block s = 10*s + rank.
+        var outgoing = Enumerable.Range(0, 2 * n).Select(k => Program.Of<T>((10 * rank) + (k / 2))).ToArray();
+        var incoming = new T[2 * n];
+        world.Alltoall<T>(outgoing, incoming);
+        Program.ExpectAll<T>(incoming, k => Program.Of<T>((10 * (k / 2)) + rank), $"Alltoall<{name}>");
+    }
+}
+
+internal static class Subcommunicators
+{
+    public static void Run(Communicator world)
+    {
+        int rank = world.Rank, n = world.Size;
+
+        // Dup: same ranks, independent message space.
+        var dup = world.Dup();
+        Program.Expect(dup.Rank, rank, "Dup rank");
+        Program.Expect(dup.Size, n, "Dup size");
+        Program.Expect(dup.Allreduce(1, ReduceOp.Sum), n, "Allreduce on Dup");
+
+        // A rows x cols grid (2 x 2 at n = 4): rows by rank / cols, columns by rank % cols.
+        var cols = n >= 2 ? 2 : 1;
+        var row = world.Split(rank / cols, rank)!;
+        var column = world.Split(rank % cols, rank)!;
+        Program.Expect(row.Rank, rank % cols, "row rank");
+        Program.Expect(row.Size, Math.Min(cols, n - (rank / cols * cols)), "row size");
+        Program.Expect(column.Rank, rank / cols, "column rank");
+        var rowSum = row.Allreduce(rank, ReduceOp.Sum);
+        var first = rank / cols * cols;
+        Program.Expect(rowSum, Enumerable.Range(first, row.Size).Sum(), "row Allreduce");
+        var columnSum = column.Allreduce(rank, ReduceOp.Sum);
+        Program.Expect(columnSum, Enumerable.Range(0, n).Where(r => r % cols == rank % cols).Sum(), "column Allreduce");
+
+        // Reverse ordering by key; negative color (MPI_UNDEFINED) gives no communicator.
+        var reversed = world.Split(0, n - rank)!;
+        Program.Expect(reversed.Rank, n - 1 - rank, "Split ordered by key");
+        var onlyEven = world.Split(rank % 2 == 0 ? 0 : -1, rank);
+        Program.Expect(onlyEven is null, rank % 2 != 0, "Split with undefined color");
+
+        // Node-local ranks: one host here, so node rank = world rank.
+        var node = world.SplitShared();
+        Program.Expect(node.Size, n, "ranks on this node");
+        Program.Expect(node.Rank, rank, "node-local rank");
+
+        foreach (var c in new[] { dup, row, column, reversed, node })
+        {
+            c.Free();
+            Program.Expect(c.IsFreed, true, "Comm_free");
+        }
+
+        onlyEven?.Free();
+    }
+}
+
+internal static class Failures
+{
+    /// <summary>After MPI_Init (UCX's signal handlers would be there), a NullReferenceException is still catchable.</summary>
+    public static void ManagedExceptionSurvives(Communicator world)
+    {
+        string? nothing = world.Size > 0 ? null : "x";
+        var caught = false;
+        try
+        {
+            _ = nothing!.Length;
+        }
+        catch (NullReferenceException)
+        {
+            caught = true;
+        }
+
+        Program.Expect(caught, true, "NullReferenceException caught after MPI_Init");
+        world.Barrier();
+    }
+
+    public static void ThrowOnRank(Communicator world, int failing)
+    {
+        world.Barrier();
+        if (world.Rank == failing)
+        {
+            throw new InvalidOperationException($"deliberate failure on rank {failing}");
+        }
+
+        world.Barrier();
+    }
+
+    /// <summary>The failing rank throws while every other rank is blocked in a receive that will never be matched.</summary>
+    public static void ThrowWhilePeersWait(Communicator world, int failing)
+    {
+        if (world.Rank == failing)
+        {
+            Thread.Sleep(300);
+            throw new InvalidOperationException($"deliberate failure on rank {failing} mid-pipeline");
+        }
+
+        world.Recv<float>(new float[4], failing, 1);
+    }
+
+    /// <summary>Rank 0 never joins the barrier: the watchdog must report and abort.</summary>
+    public static void Stall(Communicator world)
+    {
+        if (world.Rank != 0)
+        {
+            world.Barrier();
+        }
+        else
+        {
+            world.Recv<int>(new int[1], world.Size - 1, 12345);
+        }
+    }
+}
