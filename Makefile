@@ -1,0 +1,64 @@
+# MpiPipeline: `make run` and `make test` do the whole set-up on a fresh Debian 12 machine with the .NET SDK.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+REPO     := $(CURDIR)
+DOTNET   ?= dotnet
+CONFIG   ?= Release
+RANKS    ?= 4
+BIN      := $(REPO)/src/MpiPipeline.Cli/bin/$(CONFIG)/net10.0
+MPIPIPE  ?= $(BIN)/mpipipe
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages the project needs; `make deps` installs the missing ones (and does nothing when all are present).
+DEB_PACKAGES := make cmake g++ mpich libmpich-dev openmpi-bin libopenmpi-dev \
+                libtorch-dev libopenblas0-openmp dataset-fashion-mnist
+DEB_PACKAGES += $(DEB_PACKAGES_EXTRA)
+
+# Native pieces built before the solution; fragments in mk/ add theirs (e.g. the libtorch bridge).
+NATIVE_TARGETS :=
+-include $(sort $(wildcard mk/*.mk))
+
+.PHONY: deps build native run test bench clean help
+
+help:
+	@echo "make run    - install what is missing, build, run the default job on $(RANKS) ranks (MPICH)"
+	@echo "make test   - install what is missing, build, run every test; last line: 'N passed, N failed'"
+	@echo "make bench  - benchmarks against their limits; tables in bench/results/"
+	@echo "make deps   - only install the missing Debian packages"
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing" $$missing; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+native: deps $(NATIVE_TARGETS)
+
+build: native
+	$(DOTNET) build MpiPipeline.sln -c $(CONFIG) -nologo -clp:ErrorsOnly -warnaserror
+
+# The default job. Until data-parallel training lands it prints the `info` table for $(RANKS) ranks.
+run: build
+	HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich -n $(RANKS) $(MPIPIPE) info
+
+# Every test project, with TRX results; .ci/summarize-tests prints the closing 'N passed, N failed' line.
+TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests
+TEST_RESULTS  := $(REPO)/build/test-results
+test: build
+	@rm -rf $(TEST_RESULTS); mkdir -p $(TEST_RESULTS); status=0; \
+	for p in $(TEST_PROJECTS); do \
+	    $(DOTNET) test $$p -c $(CONFIG) --no-build -nologo --blame-hang-timeout 10m \
+	        --logger "trx;LogFileName=$$(basename $$p).trx" --logger "console;verbosity=normal" \
+	        --results-directory $(TEST_RESULTS) || status=1; \
+	done; \
+	bash .ci/summarize-tests $(TEST_RESULTS) && exit $$status
+
+bench: build $(BENCH_TARGETS)
+
+clean:
+	rm -rf build
+	$(DOTNET) clean MpiPipeline.sln -c $(CONFIG) -nologo >/dev/null
