@@ -19,12 +19,13 @@ DEB_PACKAGES += $(DEB_PACKAGES_EXTRA)
 NATIVE_TARGETS :=
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: deps build native run test bench clean help
+.PHONY: deps build native run test bench compare clean help
 
 help:
 	@echo "make run    - install what is missing, build, run the default job on $(RANKS) ranks (MPICH)"
 	@echo "make test   - install what is missing, build, run every test; last line: 'N passed, N failed'"
 	@echo "make bench  - benchmarks against their limits; tables in bench/results/"
+	@echo "make compare - PSGD vs local SGD vs RI-SGD on $(RANKS) ranks; table and plots in bench/results/"
 	@echo "make deps   - only install the missing Debian packages"
 
 deps:
@@ -41,9 +42,16 @@ native: deps $(NATIVE_TARGETS)
 build: native
 	$(DOTNET) build MpiPipeline.sln -c $(CONFIG) -nologo -clp:ErrorsOnly -warnaserror
 
-# The default job. Until data-parallel training lands it prints the `info` table for $(RANKS) ranks.
+# The default job: parallel SGD on $(RANKS) ranks (MPICH, localhost hostfile), the cnn model on Fashion-MNIST.
+EPOCHS ?= 2
+MPIEXEC_MPICH := HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich
 run: build
-	HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich -n $(RANKS) $(MPIPIPE) info
+	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) train --algo psgd --model cnn --epochs $(EPOCHS) --output results/run-psgd.json
+
+# The comparison the RI-SGD slides make (PSGD, local SGD tau 4/16, RI-SGD q 2 tau 16): table and plots in bench/results/.
+COMPARE_EPOCHS ?= 3
+compare: build
+	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) compare --model cnn --epochs $(COMPARE_EPOCHS) --out bench/results
 
 # Every test project, with TRX results; .ci/summarize-tests prints the closing 'N passed, N failed' line.
 TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests

@@ -1,0 +1,158 @@
+using System.Globalization;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Training;
+using Spectre.Console;
+
+namespace MpiPipeline.Cli;
+
+/// <summary>
+/// Renders a training run on rank 0: a Spectre.Console progress bar when the output is a terminal, plain progress
+/// lines when it is not (a log file, a Slurm job), one line per epoch, and the per-epoch table at the end.
+/// </summary>
+internal sealed class ConsoleTrainingReporter : ITrainingReporter
+{
+    private readonly bool interactive = AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
+    private readonly object gate = new();
+    private TaskCompletionSource? finished;
+    private Task? rendering;
+    private ProgressTask? bar;
+    private int totalEpochs;
+    private int lastQuarter = -1;
+
+    public void Started(TrainingPlan plan)
+    {
+        var o = plan.Options;
+        totalEpochs = (int)((plan.TotalSteps + plan.StepsPerEpoch - 1) / plan.StepsPerEpoch);
+        var algorithm = o.Algorithm switch
+        {
+            "local-sgd" => $"local-sgd (tau = {o.Tau})",
+            "ri-sgd" => $"ri-sgd (tau = {o.Tau}, q = {o.Redundancy}, mu = {o.Redundancy}/{plan.Workers})",
+            _ => o.Algorithm,
+        };
+        Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {plan.Workers} worker(s) x {plan.ThreadsPerRank} thread(s), device {o.Device}");
+        Console.Out.WriteLine($"data: {plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
+        Console.Out.WriteLine($"optimizer: {o.Optimizer.ToString().ToLowerInvariant()}, lr {o.LearningRate}{(o.Optimizer == OptimizerKind.Sgd ? $", momentum {o.Momentum}{(o.Nesterov ? " (Nesterov)" : "")}" : "")}{(o.WeightDecay > 0 ? $", weight decay {o.WeightDecay}" : "")}; seed {o.Seed}");
+        Console.Out.Flush();
+        if (interactive)
+        {
+            finished = new TaskCompletionSource();
+            var ready = new ManualResetEventSlim();
+            rendering = Task.Run(() => AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .StartAsync(async context =>
+                {
+                    lock (gate)
+                    {
+                        bar = context.AddTask("epoch 1", maxValue: plan.StepsPerEpoch);
+                    }
+
+                    ready.Set();
+                    await finished.Task;
+                }));
+            ready.Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    public void StepCompleted(int epoch, long stepInEpoch, long stepsPerEpoch, float loss)
+    {
+        if (interactive)
+        {
+            lock (gate)
+            {
+                if (bar is not null)
+                {
+                    bar.Description = $"epoch {epoch + 1}/{totalEpochs}  loss {loss:F4}";
+                    bar.MaxValue = stepsPerEpoch;
+                    bar.Value = stepInEpoch;
+                }
+            }
+
+            return;
+        }
+
+        var quarter = (int)(4 * stepInEpoch / stepsPerEpoch);
+        if (quarter != lastQuarter && quarter is > 0 and < 4)
+        {
+            Console.Out.WriteLine($"  epoch {epoch + 1}/{totalEpochs}: {25 * quarter}% ({stepInEpoch}/{stepsPerEpoch} steps), loss {loss:F4}");
+            Console.Out.Flush();
+        }
+
+        lastQuarter = quarter;
+    }
+
+    public void EpochCompleted(EpochRecord r)
+    {
+        lastQuarter = -1;
+        var line = string.Create(CultureInfo.InvariantCulture,
+            $"epoch {r.Epoch}: train loss {r.TrainLoss:F4}, train acc {100 * r.TrainAccuracy:F2}%, test loss {r.TestLoss:F4}, test acc {100 * r.TestAccuracy:F2}%, {r.SamplesPerSecond:F0} samples/s, {r.Seconds:F1} s");
+        if (interactive)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(line));
+        }
+        else
+        {
+            Console.Out.WriteLine(line);
+            Console.Out.Flush();
+        }
+    }
+
+    public void Notice(string message)
+    {
+        if (interactive)
+        {
+            AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
+        }
+        else
+        {
+            Console.Out.WriteLine($"note: {message}");
+            Console.Out.Flush();
+        }
+    }
+
+    public void Completed(RunResult run)
+    {
+        finished?.TrySetResult();
+        rendering?.Wait(TimeSpan.FromSeconds(5));
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumns("epoch", "train loss", "train acc %", "test loss", "test acc %", "samples/s", "seconds", "rounds", "bytes sent/rank");
+        foreach (var column in table.Columns)
+        {
+            column.RightAligned();
+        }
+
+        foreach (var r in run.Epochs)
+        {
+            table.AddRow(
+                r.Epoch.ToString(CultureInfo.InvariantCulture),
+                F(r.TrainLoss, "F4"), F(100 * r.TrainAccuracy, "F2"), F(r.TestLoss, "F4"), F(100 * r.TestAccuracy, "F2"),
+                F(r.SamplesPerSecond, "F0"), F(r.Seconds, "F1"),
+                r.CommunicationRounds.ToString(CultureInfo.InvariantCulture), Bytes(r.BytesSentPerRank));
+        }
+
+        AnsiConsole.Write(table);
+        var t = run.Totals;
+        var busy = t.ComputeSeconds + t.CommunicationSeconds + t.OtherSeconds;
+        Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"final test accuracy {100 * run.FinalTestAccuracy:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.EstimatedBytesSentPerRank)} sent per rank (ring estimate); time per rank: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, other {Share(t.OtherSeconds, busy)}"));
+        foreach (var note in run.Notes)
+        {
+            Console.Out.WriteLine($"note: {note}");
+        }
+
+        Console.Out.Flush();
+    }
+
+    private static string F(double value, string format) =>
+        double.IsNaN(value) ? "-" : value.ToString(format, CultureInfo.InvariantCulture);
+
+    private static string Share(double part, double whole) =>
+        string.Create(CultureInfo.InvariantCulture, $"{part:F1} s ({(whole > 0 ? 100 * part / whole : 0):F0}%)");
+
+    internal static string Bytes(double bytes) => bytes switch
+    {
+        >= 1 << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1 << 30):F2} GiB"),
+        >= 1 << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1 << 20):F1} MiB"),
+        >= 1 << 10 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1 << 10):F1} KiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes:F0} B"),
+    };
+}

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Cli.Verbs;
+
+/// <summary>
+/// <c>mpipipe compare</c>: the comparison the RI-SGD slides make, on one model, data set, rank count and number of
+/// epochs: PSGD, local SGD with tau = 4 and 16, RI-SGD with q = 2 and tau = 16. Writes a markdown table and plots of
+/// the training loss against communication rounds and against wall time.
+/// </summary>
+internal static class CompareVerb
+{
+    /// <summary>The runs compared: (label, algorithm, tau, q).</summary>
+    internal static readonly (string Label, string Algorithm, int Tau, int Redundancy)[] Runs =
+    [
+        ("PSGD", "psgd", 1, 1),
+        ("local SGD, tau = 4", "local-sgd", 4, 1),
+        ("local SGD, tau = 16", "local-sgd", 16, 1),
+        ("RI-SGD, q = 2, tau = 16", "ri-sgd", 16, 2),
+    ];
+
+    internal static Command Create()
+    {
+        var set = new TrainOptionSet(includeAlgorithm: false);
+        var output = new Option<string>("--out") { Description = "Directory for compare.md, the plots and each run's JSON.", DefaultValueFactory = _ => "bench/results" };
+        var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16): same model, data, ranks and epochs; a table and plots.");
+        set.AddTo(command);
+        command.Options.Add(output);
+        command.SetAction(parse =>
+        {
+            var baseOptions = set.Read(parse);
+            var directory = parse.GetValue(output)!;
+            return MpiRuntime.Run(world => Run(world, baseOptions, directory));
+        });
+        return command;
+    }
+
+    private static int Run(Communicator world, TrainOptions baseOptions, string directory)
+    {
+        if (world.Size < 2)
+        {
+            throw new InputException("compare needs at least 2 ranks (RI-SGD with q = 2 holds 2 chunks out of p >= 2)");
+        }
+
+        var results = new List<(string Label, RunResult Result)>();
+        foreach (var (label, algorithm, tau, redundancy) in Runs)
+        {
+            RankConsole.Line($"== {label} ==");
+            var options = baseOptions with
+            {
+                Algorithm = algorithm,
+                Tau = tau,
+                Redundancy = redundancy,
+                OutputPath = world.Rank == 0 ? Path.Combine(directory, $"compare-{algorithm}-tau{tau}-q{redundancy}.json") : null,
+            };
+            if (world.Rank == 0)
+            {
+                Directory.CreateDirectory(directory);
+            }
+
+            var result = Trainer.Run(world, options, new ConsoleTrainingReporter());
+            results.Add((label, result!));
+        }
+
+        if (world.Rank == 0)
+        {
+            Write(directory, baseOptions, world.Size, results);
+            RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
+        }
+
+        return 0;
+    }
+
+    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results)
+    {
+        var table = new MarkdownTable("run", "final test accuracy %", "communication rounds", "bytes sent per rank", "wall s", "compute s", "communication s");
+        foreach (var (label, r) in results)
+        {
+            table.AddRow(label,
+                (100 * r.FinalTestAccuracy).ToString("F2", CultureInfo.InvariantCulture),
+                r.Totals.CommunicationRounds.ToString(CultureInfo.InvariantCulture),
+                ConsoleTrainingReporter.Bytes(r.Totals.EstimatedBytesSentPerRank),
+                r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture),
+                r.Totals.ComputeSeconds.ToString("F1", CultureInfo.InvariantCulture),
+                r.Totals.CommunicationSeconds.ToString("F1", CultureInfo.InvariantCulture));
+        }
+
+        var command = $"mpiexec -n {ranks} mpipipe compare --model {o.Model} --epochs {o.Epochs} --batch {o.Batch} --lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} --optimizer {o.Optimizer.ToString().ToLowerInvariant()} --momentum {o.Momentum.ToString(CultureInfo.InvariantCulture)} --seed {o.Seed}"
+            + (o.TrainSamples is int n ? $" --train-samples {n}" : "") + (o.MaxSteps is long m ? $" --max-steps {m}" : "");
+        var text = new StringBuilder()
+            .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD")
+            .AppendLine()
+            .AppendLine($"Made by `{command}` on {DateTime.UtcNow:yyyy-MM-dd} ({Environment.ProcessorCount} cores).")
+            .AppendLine($"Same model ({o.Model}), data (Fashion-MNIST), {ranks} ranks, {o.Epochs} epochs, global batch {o.Batch}, seed {o.Seed} for every run.")
+            .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round).")
+            .AppendLine()
+            .Append(table.ToString())
+            .AppendLine()
+            .AppendLine("![training loss vs communication rounds](compare-loss-vs-rounds.svg)")
+            .AppendLine()
+            .AppendLine("![training loss vs wall time](compare-loss-vs-time.svg)")
+            .AppendLine()
+            .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.");
+        File.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
+
+        var byRounds = new SvgPlot("Training loss vs communication rounds", "communication rounds (Allreduce calls)", "training loss") { LogY = true };
+        var byTime = new SvgPlot("Training loss vs wall time", "wall time (s)", "training loss") { LogY = true };
+        foreach (var (label, r) in results)
+        {
+            byRounds.AddSeries(label, r.Curve.Select(p => ((double)p.CommunicationRounds, p.Loss)));
+            byTime.AddSeries(label, r.Curve.Select(p => (p.WallSeconds, p.Loss)));
+        }
+
+        byRounds.Save(Path.Combine(directory, "compare-loss-vs-rounds.svg"));
+        byTime.Save(Path.Combine(directory, "compare-loss-vs-time.svg"));
+    }
+}

@@ -1,0 +1,94 @@
+using System.CommandLine;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Cli.Verbs;
+
+/// <summary>The training options shared by <c>train</c> and <c>compare</c>; parsed into one <see cref="TrainOptions"/>.</summary>
+internal sealed class TrainOptionSet
+{
+    private readonly Option<string> algorithm = new("--algo") { Description = "single | psgd | local-sgd | ri-sgd", DefaultValueFactory = _ => "psgd" };
+    private readonly Option<string> model = new("--model") { Description = "mlp | cnn | deep-mlp:N", DefaultValueFactory = _ => "cnn" };
+    private readonly Option<int> epochs = new("--epochs") { Description = "Passes over the training set.", DefaultValueFactory = _ => 2 };
+    private readonly Option<int> batch = new("--batch") { Description = "Global mini-batch, summed over workers (each takes batch / workers).", DefaultValueFactory = _ => 128 };
+    private readonly Option<double> learningRate = new("--lr") { Description = "Learning rate eta.", DefaultValueFactory = _ => 0.05 };
+    private readonly Option<string> optimizer = new("--optimizer") { Description = "sgd | adam", DefaultValueFactory = _ => "sgd" };
+    private readonly Option<double> momentum = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => 0.9 };
+    private readonly Option<bool> nesterov = new("--nesterov") { Description = "Nesterov momentum (SGD)." };
+    private readonly Option<double> weightDecay = new("--weight-decay") { Description = "L2 weight decay." };
+    private readonly Option<int> tau = new("--tau") { Description = "tau: local steps between model averagings (local-sgd, ri-sgd).", DefaultValueFactory = _ => 1 };
+    private readonly Option<int> redundancy = new("--redundancy") { Description = "q: data chunks each worker holds (ri-sgd), 1..workers.", DefaultValueFactory = _ => 1 };
+    private readonly Option<string?> split = new("--split") { Description = "shuffle (i.i.d. slices of one permutation) | chunks (worker j holds chunk j); default: chunks for ri-sgd, shuffle otherwise." };
+    private readonly Option<int?> failRank = new("--fail-rank") { Description = "ri-sgd: this worker fails (emulated fail-stop) ..." };
+    private readonly Option<long?> failStep = new("--fail-step") { Description = "... at this step." };
+    private readonly Option<long> seed = new("--seed") { Description = "Seed of initialization, shuffling and dropout (with rank and step).", DefaultValueFactory = _ => 1 };
+    private readonly Option<int?> threads = new("--threads") { Description = "libtorch threads per rank (default: cores on the node / ranks on the node)." };
+    private readonly Option<string> device = new("--device") { Description = "cpu | cuda | cuda:N", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<string?> data = new("--data") { Description = "Directory of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)." };
+    private readonly Option<int?> trainSamples = new("--train-samples") { Description = "Use only the first N training samples." };
+    private readonly Option<int?> testSamples = new("--test-samples") { Description = "Use only the first N test samples." };
+    private readonly Option<long?> maxSteps = new("--max-steps") { Description = "Stop after this many steps in total." };
+    private readonly Option<int> curveEvery = new("--curve-every") { Description = "Steps between two points of the loss curve.", DefaultValueFactory = _ => 10 };
+
+    public TrainOptionSet(bool includeAlgorithm)
+    {
+        algorithm.AcceptOnlyFromAmong([.. TrainOptions.Algorithms]);
+        optimizer.AcceptOnlyFromAmong("sgd", "adam");
+        split.AcceptOnlyFromAmong("shuffle", "chunks");
+        IncludeAlgorithm = includeAlgorithm;
+    }
+
+    private bool IncludeAlgorithm { get; }
+
+    public void AddTo(Command command)
+    {
+        if (IncludeAlgorithm)
+        {
+            command.Options.Add(algorithm);
+        }
+
+        foreach (var option in new Option[]
+                 {
+                     model, epochs, batch, learningRate, optimizer, momentum, nesterov, weightDecay, tau, redundancy, split,
+                     failRank, failStep, seed, threads, device, data, trainSamples, testSamples, maxSteps, curveEvery,
+                 })
+        {
+            if (!IncludeAlgorithm && (option == tau || option == redundancy || option == split || option == failRank || option == failStep))
+            {
+                continue;
+            }
+
+            command.Options.Add(option);
+        }
+    }
+
+    public TrainOptions Read(ParseResult parse) => new()
+    {
+        Algorithm = IncludeAlgorithm ? parse.GetValue(algorithm)! : "psgd",
+        Model = parse.GetValue(model)!,
+        Epochs = parse.GetValue(epochs),
+        Batch = parse.GetValue(batch),
+        LearningRate = parse.GetValue(learningRate),
+        Optimizer = parse.GetValue(optimizer) == "adam" ? OptimizerKind.Adam : OptimizerKind.Sgd,
+        Momentum = parse.GetValue(momentum),
+        Nesterov = parse.GetValue(nesterov),
+        WeightDecay = parse.GetValue(weightDecay),
+        Tau = IncludeAlgorithm ? parse.GetValue(tau) : 1,
+        Redundancy = IncludeAlgorithm ? parse.GetValue(redundancy) : 1,
+        Split = parse.GetValue(split) switch
+        {
+            "shuffle" => DataSplit.Shuffle,
+            "chunks" => DataSplit.Chunks,
+            _ => null,
+        },
+        FailRank = IncludeAlgorithm ? parse.GetValue(failRank) : null,
+        FailStep = IncludeAlgorithm ? parse.GetValue(failStep) : null,
+        Seed = parse.GetValue(seed),
+        Threads = parse.GetValue(threads),
+        Device = parse.GetValue(device)!,
+        DataDirectory = parse.GetValue(data),
+        TrainSamples = parse.GetValue(trainSamples),
+        TestSamples = parse.GetValue(testSamples),
+        MaxSteps = parse.GetValue(maxSteps),
+        CurveEvery = parse.GetValue(curveEvery),
+    };
+}

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using MpiPipeline.Mpi;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Cli.Verbs;
+
+/// <summary><c>mpipipe train</c>: one training run on every rank of the job (single, psgd, local-sgd, ri-sgd).</summary>
+internal static class TrainVerb
+{
+    internal static Command Create()
+    {
+        var set = new TrainOptionSet(includeAlgorithm: true);
+        var output = new Option<string?>("--output") { Description = "Write the results as JSON to this file (rank 0)." };
+        var saveParameters = new Option<string?>("--save-parameters") { Description = "Write the final flat parameters (float32) to this file (rank 0)." };
+        var command = new Command("train", "Train a model on Fashion-MNIST: one rank (single) or data-parallel (psgd, local-sgd, ri-sgd).");
+        set.AddTo(command);
+        command.Options.Add(output);
+        command.Options.Add(saveParameters);
+        command.SetAction(parse =>
+        {
+            var options = set.Read(parse) with
+            {
+                OutputPath = parse.GetValue(output),
+                ParametersPath = parse.GetValue(saveParameters),
+            };
+            return MpiRuntime.Run(world =>
+            {
+                var reporter = new ConsoleTrainingReporter();
+                var result = Trainer.Run(world, options, reporter);
+                if (result is null)
+                {
+                    RankConsole.AnyRank($"worker {world.Rank} left the run (emulated failure at step {options.FailStep})");
+                }
+
+                return 0;
+            });
+        });
+        return command;
+    }
+}

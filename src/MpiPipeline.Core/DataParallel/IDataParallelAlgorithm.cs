@@ -1,0 +1,38 @@
+using MpiPipeline.Torch;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.DataParallel;
+
+/// <summary>
+/// A data-parallel training algorithm: what worker j does at step t. The training loop (<see cref="Trainer"/>) owns
+/// epochs, evaluation and reporting; an algorithm is one file that reads like its paper's pseudo-code.
+/// </summary>
+internal interface IDataParallelAlgorithm
+{
+    string Name { get; }
+
+    /// <summary>Step t (counted from 0 over the run) of this worker; returns its mini-batch loss (Count 0: no step done).</summary>
+    LossResult Step(long t, Worker worker);
+
+    /// <summary>True when every replica holds the same parameters after the last step.</summary>
+    bool ReplicasIdentical { get; }
+
+    /// <summary>True once this worker has left the run (an emulated failure); it then takes part in nothing more.</summary>
+    bool Stopped => false;
+
+    /// <summary>Called once after the last step: leave the replicas identical (a last averaging round if needed).</summary>
+    void Finish(Worker worker)
+    {
+    }
+
+    /// <summary>Lines for the report at the end (e.g. chunk coverage after a failure); empty by default.</summary>
+    IReadOnlyList<string> Notes => [];
+
+    static IDataParallelAlgorithm Create(TrainOptions options) => options.Algorithm switch
+    {
+        "single" or "psgd" => new Psgd(),
+        "local-sgd" => new LocalSgd(options.Tau),
+        "ri-sgd" => new RiSgd(options.Tau, options.Redundancy, options.FailRank, options.FailStep),
+        _ => throw new MpiPipeline.Mpi.InputException($"unknown algorithm '{options.Algorithm}'"),
+    };
+}

@@ -1,0 +1,43 @@
+using MpiPipeline.Torch;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.DataParallel;
+
+/// <summary>
+/// Local SGD with periodic averaging (the slides' Eq. (a)/(b)): each worker j takes tau local steps on its own
+/// replica, then the replicas are averaged with one Allreduce:
+///     (b) x_j^(t+1) = x_j^(t) - eta * g~_j^(t)                          if tau does not divide t+1,
+///     (a) x_j^(t+1) = (1/p) * sum_{j=1..p} [x_j^(t) - eta * g~_j^(t)]     if tau divides t+1.
+/// Communication rounds: T / tau instead of T. Momentum buffers stay local to each worker (they are not averaged):
+/// the update is linear in them, so with tau = 1 the average of the replicas follows exactly the PSGD trajectory,
+/// and averaging them would double the traffic for no gain in that case.
+/// </summary>
+internal sealed class LocalSgd(int tau) : IDataParallelAlgorithm
+{
+    public string Name => "local-sgd";
+
+    public bool ReplicasIdentical { get; private set; } = true;
+
+    public LossResult Step(long t, Worker worker)
+    {
+        var loss = worker.ComputeGradient(t);      // g~_j^(t) on worker j's own replica x_j^(t)
+        worker.OptimizerStep();                    // (b) x_j^(t+1) = x_j^(t) - eta * g~_j^(t)
+        ReplicasIdentical = worker.Group.Size == 1;
+        if ((t + 1) % tau == 0 && worker.Group.Size > 1)
+        {
+            worker.AverageModels();                // (a) x_j^(t+1) = (1/p) sum_j x_j^(t+1)   (one Allreduce)
+            ReplicasIdentical = true;
+        }
+
+        return loss;
+    }
+
+    public void Finish(Worker worker)
+    {
+        if (!ReplicasIdentical)
+        {
+            worker.AverageModels();                // the run ends with one model: a last averaging round
+            ReplicasIdentical = true;
+        }
+    }
+}

@@ -1,0 +1,320 @@
+using System.Diagnostics;
+using MpiPipeline.Data;
+using MpiPipeline.DataParallel;
+using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Training;
+
+/// <summary>What a run is about to do, for the reporter's header.</summary>
+internal sealed record TrainingPlan(
+    TrainOptions Options, int Workers, int TrainSamples, int TestSamples, long StepsPerEpoch, long TotalSteps,
+    long Parameters, int ThreadsPerRank, string Split);
+
+/// <summary>Progress and results; only rank 0 of the run receives calls. Core never prints: the CLI renders.</summary>
+internal interface ITrainingReporter
+{
+    void Started(TrainingPlan plan);
+
+    void StepCompleted(int epoch, long stepInEpoch, long stepsPerEpoch, float loss);
+
+    void EpochCompleted(EpochRecord record);
+
+    void Notice(string message);
+
+    void Completed(RunResult result);
+}
+
+/// <summary>
+/// The data-parallel training loop shared by every algorithm: data, replicas, epochs, evaluation of the (average)
+/// model, counters and results. What happens inside a step is the algorithm's (<see cref="IDataParallelAlgorithm"/>).
+/// </summary>
+internal static class Trainer
+{
+    private const int EvaluationBatch = 1000;
+
+    /// <summary>Runs on every rank; returns the result on every surviving rank (null on a rank that left).</summary>
+    public static RunResult? Run(Communicator world, TrainOptions options, ITrainingReporter? reporter)
+    {
+        var wall = Stopwatch.StartNew();
+        options.Validate(world.Size);
+        var isRoot = world.Rank == 0;
+        reporter = isRoot ? reporter : null;
+
+        var threads = options.Threads ?? DefaultThreads(world);
+        TorchRuntime.Threads = threads;
+        var train = FashionMnist.Load(options.DataDirectory, train: true);
+        var test = FashionMnist.Load(options.DataDirectory, train: false);
+        if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
+        {
+            train = train.Subset(trainLimit);
+        }
+
+        if (options.TestSamples is int testLimit && testLimit < test.Count)
+        {
+            test = test.Subset(testLimit);
+        }
+
+        var stepsPerEpoch = train.Count / options.Batch;
+        if (stepsPerEpoch < 1)
+        {
+            throw new InputException($"--batch {options.Batch} is larger than the {train.Count} training samples");
+        }
+
+        var totalSteps = Math.Min((long)stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue);
+        var perWorkerBatch = options.Batch / world.Size;
+        IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
+            ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
+            : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
+
+        using var worker = new Worker(options, world, train, sampler);
+        var algorithm = IDataParallelAlgorithm.Create(options);
+        var initialSpread = ReplicaSpread(worker);
+        worker.BroadcastParameters();
+        reporter?.Started(new TrainingPlan(options, world.Size, train.Count, test.Count, stepsPerEpoch, totalSteps,
+            worker.Stage.ParameterCount, threads, options.EffectiveSplit.ToString().ToLowerInvariant()));
+
+        var epochs = new List<EpochRecord>();
+        var curve = new List<CurvePoint>();
+        var curveLoss = 0.0;
+        var curveCount = 0;
+        var notesShown = 0;
+        var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
+        for (var epoch = 0; epoch < epochsRun && !algorithm.Stopped; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            double lossSum = 0, correct = 0, seen = 0;
+            var first = (long)epoch * stepsPerEpoch;
+            var last = Math.Min(first + stepsPerEpoch, totalSteps);
+            for (var t = first; t < last; t++)
+            {
+                var result = algorithm.Step(t, worker);
+                if (algorithm.Stopped)
+                {
+                    break;
+                }
+
+                lossSum += result.Loss * result.Count;
+                correct += result.Correct;
+                seen += result.Count;
+                curveLoss += result.Loss;
+                curveCount++;
+                if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
+                {
+                    curve.Add(new CurvePoint(t + 1, worker.Stats.CommunicationRounds, wall.Elapsed.TotalSeconds, curveLoss / curveCount));
+                    curveLoss = 0;
+                    curveCount = 0;
+                }
+
+                reporter?.StepCompleted(epoch, t - first + 1, last - first, result.Loss);
+            }
+
+            if (algorithm.Stopped)
+            {
+                break;
+            }
+
+            foreach (var note in algorithm.Notes.Skip(notesShown))
+            {
+                reporter?.Notice(note);
+            }
+
+            notesShown = algorithm.Notes.Count;
+            if (last == totalSteps)
+            {
+                algorithm.Finish(worker);
+            }
+
+            var sums = new[] { lossSum, correct, seen, epochClock.Elapsed.TotalSeconds };
+            worker.Group.Allreduce<double>(sums, ReduceOp.Sum);
+            var (testLoss, testAccuracy) = options.EvaluateEachEpoch || last == totalSteps
+                ? Evaluate(worker, algorithm, test)
+                : (double.NaN, double.NaN);
+            var seconds = epochClock.Elapsed.TotalSeconds;
+            var record = new EpochRecord(
+                Epoch: epoch + 1,
+                TrainLoss: sums[0] / Math.Max(1, sums[2]),
+                TrainAccuracy: sums[1] / Math.Max(1, sums[2]),
+                TestLoss: testLoss,
+                TestAccuracy: testAccuracy,
+                SamplesPerSecond: sums[2] / seconds,
+                Seconds: seconds,
+                CommunicationRounds: worker.Stats.CommunicationRounds,
+                BytesSentPerRank: (long)worker.Stats.EstimatedBytesSent,
+                ComputeSeconds: worker.Stats.ComputeSeconds,
+                CommunicationSeconds: worker.Stats.CommunicationSeconds);
+            epochs.Add(record);
+            reporter?.EpochCompleted(record);
+        }
+
+        if (algorithm.Stopped)
+        {
+            worker.ReplaceGroup(null);
+            return null;
+        }
+
+        var finalSpread = ReplicaSpread(worker);
+        var totals = ReduceTotals(worker, wall.Elapsed.TotalSeconds);
+        var run = new RunResult
+        {
+            Algorithm = algorithm.Name,
+            Model = options.Model,
+            Ranks = world.Size,
+            Options = DescribeOptions(options, threads, stepsPerEpoch, totalSteps),
+            Epochs = epochs,
+            Curve = curve,
+            Totals = totals,
+            Notes = [.. algorithm.Notes, $"replica spread before the broadcast: {initialSpread:G3}; at the end: {finalSpread:G3}"],
+            FinalTestAccuracy = epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
+            WallSeconds = wall.Elapsed.TotalSeconds,
+        };
+
+        if (options.ParametersPath is { } parametersPath && world.Rank == 0)
+        {
+            worker.Stage.PullParameters();
+            WriteParameters(parametersPath, worker.Stage.Parameters);
+        }
+
+        if (isRoot && options.OutputPath is { } output)
+        {
+            ResultsJson.Write(output, run);
+        }
+
+        reporter?.Completed(run);
+        if (!worker.Group.IsPredefined)
+        {
+            worker.ReplaceGroup(null);
+        }
+
+        return run;
+    }
+
+    /// <summary>Test loss and accuracy of the average model, the test set split over the group's ranks.</summary>
+    private static (double Loss, double Accuracy) Evaluate(Worker worker, IDataParallelAlgorithm algorithm, Dataset test)
+    {
+        var stage = worker.Stage;
+        float[]? saved = null;
+        if (!algorithm.ReplicasIdentical)
+        {
+            var average = worker.AverageModelCopy();
+            saved = stage.Parameters.ToArray();
+            average.CopyTo(stage.Parameters);
+            stage.PushParameters();
+        }
+
+        var group = worker.Group;
+        var per = (test.Count + group.Size - 1) / group.Size;
+        var start = Math.Min(test.Count, group.Rank * per);
+        var end = Math.Min(test.Count, start + per);
+        var images = new float[EvaluationBatch * test.SampleSize];
+        var labels = new int[EvaluationBatch];
+        var indices = new int[EvaluationBatch];
+        var sums = new double[3];
+        var clock = Stopwatch.StartNew();
+        stage.Training = false;
+        for (var at = start; at < end; at += EvaluationBatch)
+        {
+            var count = Math.Min(EvaluationBatch, end - at);
+            for (var i = 0; i < count; i++)
+            {
+                indices[i] = at + i;
+            }
+
+            test.CopyBatch(indices.AsSpan(0, count), images.AsSpan(0, count * test.SampleSize), labels.AsSpan(0, count));
+            var result = stage.Evaluate(images.AsSpan(0, count * test.SampleSize), count, labels.AsSpan(0, count));
+            sums[0] += (double)result.Loss * result.Count;
+            sums[1] += result.Correct;
+            sums[2] += result.Count;
+        }
+
+        stage.Training = true;
+        worker.Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+        group.Allreduce<double>(sums, ReduceOp.Sum);
+        if (saved is not null)
+        {
+            saved.CopyTo(stage.Parameters);
+            stage.PushParameters();
+        }
+
+        return (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
+    }
+
+    /// <summary>max over parameters of (max over replicas - min over replicas): 0 when every replica is identical.</summary>
+    internal static double ReplicaSpread(Worker worker)
+    {
+        worker.Stage.PullParameters();
+        var parameters = worker.Stage.Parameters;
+        var high = parameters.ToArray();
+        var low = parameters.ToArray();
+        worker.Group.Allreduce<float>(high, ReduceOp.Max);
+        worker.Group.Allreduce<float>(low, ReduceOp.Min);
+        var spread = 0.0;
+        for (var i = 0; i < high.Length; i++)
+        {
+            spread = Math.Max(spread, (double)high[i] - low[i]);
+        }
+
+        return spread;
+    }
+
+    private static RunTotals ReduceTotals(Worker worker, double wallSeconds)
+    {
+        var s = worker.Stats;
+        var local = new[] { s.ComputeSeconds, s.CommunicationSeconds, wallSeconds, s.Steps };
+        var max = local.ToArray();
+        worker.Group.Allreduce<double>(max, ReduceOp.Max);
+        var sum = local.ToArray();
+        worker.Group.Allreduce<double>(sum, ReduceOp.Sum);
+        var n = worker.Group.Size;
+        return new RunTotals(
+            CommunicationRounds: s.CommunicationRounds,
+            AllreducePayloadBytesPerRank: s.AllreducePayloadBytes,
+            EstimatedBytesSentPerRank: (long)s.EstimatedBytesSent,
+            ComputeSeconds: sum[0] / n,
+            CommunicationSeconds: sum[1] / n,
+            OtherSeconds: Math.Max(0, sum[2] / n - sum[0] / n - sum[1] / n),
+            MaxComputeSeconds: max[0],
+            Steps: s.Steps);
+    }
+
+    private static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
+    {
+        ["batch"] = o.Batch.ToString(),
+        ["lr"] = o.LearningRate.ToString("R"),
+        ["optimizer"] = o.Optimizer.ToString().ToLowerInvariant(),
+        ["momentum"] = o.Momentum.ToString("R"),
+        ["nesterov"] = o.Nesterov.ToString().ToLowerInvariant(),
+        ["weightDecay"] = o.WeightDecay.ToString("R"),
+        ["tau"] = o.Tau.ToString(),
+        ["redundancy"] = o.Redundancy.ToString(),
+        ["split"] = o.EffectiveSplit.ToString().ToLowerInvariant(),
+        ["seed"] = o.Seed.ToString(),
+        ["threadsPerRank"] = threads.ToString(),
+        ["device"] = o.Device,
+        ["stepsPerEpoch"] = stepsPerEpoch.ToString(),
+        ["totalSteps"] = totalSteps.ToString(),
+        ["failRank"] = o.FailRank?.ToString() ?? "",
+        ["failStep"] = o.FailStep?.ToString() ?? "",
+    };
+
+    /// <summary>Cores of this node divided among the ranks on it (at least 1 thread each).</summary>
+    private static int DefaultThreads(Communicator world)
+    {
+        var node = world.SplitShared(world.Rank);
+        var ranksOnNode = node.Size;
+        node.Free();
+        return Math.Max(1, Environment.ProcessorCount / ranksOnNode);
+    }
+
+    private static void WriteParameters(string path, ReadOnlySpan<float> parameters)
+    {
+        var temporary = path + ".tmp";
+        using (var file = File.Create(temporary))
+        {
+            file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(parameters));
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+}

@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using MpiPipeline.Data;
+using MpiPipeline.Mpi;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Training;
+
+/// <summary>Counters one worker keeps: what the results JSON reports per rank.</summary>
+internal sealed class TrainingStats
+{
+    public long Steps { get; set; }
+    public long CommunicationRounds { get; set; }
+
+    /// <summary>Bytes this rank handed to Allreduce (the payload; what a ring moves per rank is 2(n-1)/n of it).</summary>
+    public long AllreducePayloadBytes { get; set; }
+
+    /// <summary>Bytes a ring Allreduce sends per rank for that payload: 2(n-1)/n * S per round.</summary>
+    public double EstimatedBytesSent { get; set; }
+
+    public double ComputeSeconds { get; set; }
+    public double CommunicationSeconds { get; set; }
+}
+
+/// <summary>
+/// One data-parallel worker j: its model replica x_j (a whole-model <see cref="Stage"/>), its optimizer, its data
+/// sampler and the group it averages with. The algorithms are written in terms of these few operations.
+/// </summary>
+internal sealed class Worker : IDisposable
+{
+    private readonly Dataset train;
+    private readonly float[] batchImages;
+    private readonly int[] batchLabels;
+    private readonly int[] batchIndices;
+    private readonly TrainOptions options;
+
+    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler)
+    {
+        this.options = options;
+        this.train = train;
+        Id = world.Rank;
+        Group = world;
+        Sampler = sampler;
+        var layers = ModelZoo.Build(options.Model);
+        Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
+        Optimizer = options.Optimizer == OptimizerKind.Adam
+            ? Optimizer.Adam(Stage, options.LearningRate, weightDecay: options.WeightDecay)
+            : Optimizer.Sgd(Stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
+        batchImages = new float[sampler.Batch * train.SampleSize];
+        batchLabels = new int[sampler.Batch];
+        batchIndices = new int[sampler.Batch];
+    }
+
+    /// <summary>j: the worker's id, its rank in MPI_COMM_WORLD (chunk assignment and seeds follow it).</summary>
+    public int Id { get; }
+
+    /// <summary>The workers that average together: the world, or the survivors after a failure.</summary>
+    public Communicator Group { get; private set; }
+
+    public Stage Stage { get; }
+    public Optimizer Optimizer { get; }
+    public IBatchSampler Sampler { get; }
+    public TrainingStats Stats { get; } = new();
+
+    /// <summary>g_j = grad f(x_j; xi_j^(t)): the mean cross-entropy gradient of this worker's mini-batch at step t.</summary>
+    public LossResult ComputeGradient(long t)
+    {
+        var clock = Stopwatch.StartNew();
+        Sampler.Indices(t, batchIndices);
+        train.CopyBatch(batchIndices, batchImages, batchLabels);
+        TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));
+        Stage.ZeroGradients();
+        var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
+        Stage.PullGradients();
+        Stats.Steps++;
+        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+        return result;
+    }
+
+    /// <summary>x_j &lt;- x_j - eta * update(g_j): the optimizer's step on the flat buffers.</summary>
+    public void OptimizerStep()
+    {
+        var clock = Stopwatch.StartNew();
+        Optimizer.Step();
+        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>g_j &lt;- (1/p) sum_j g_j: one Allreduce over the flat gradient buffer.</summary>
+    public void AverageGradients()
+    {
+        AverageInPlace(Stage.Gradients, countAsRound: true);
+        Stage.PushGradients();
+    }
+
+    /// <summary>x_j &lt;- (1/p) sum_j x_j: one Allreduce over the flat parameter buffer (the averaging step).</summary>
+    public void AverageModels()
+    {
+        Stage.PullParameters();
+        AverageInPlace(Stage.Parameters, countAsRound: true);
+        Stage.PushParameters();
+    }
+
+    /// <summary>Every replica starts from rank 0's parameters.</summary>
+    public void BroadcastParameters()
+    {
+        Stage.PullParameters();
+        Group.Bcast(Stage.Parameters, 0);
+        Stage.PushParameters();
+    }
+
+    /// <summary>The average model without touching the replica: for evaluation, not counted as a training round.</summary>
+    public float[] AverageModelCopy()
+    {
+        Stage.PullParameters();
+        var copy = Stage.Parameters.ToArray();
+        AverageInPlace(copy, countAsRound: false);
+        return copy;
+    }
+
+    /// <summary>After a failure the survivors continue in a new communicator; the old one is freed by every member.</summary>
+    public void ReplaceGroup(Communicator? survivors)
+    {
+        if (!Group.IsPredefined)
+        {
+            Group.Free();
+        }
+
+        Group = survivors!;
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Stage.Dispose();
+    }
+
+    private void AverageInPlace(Span<float> buffer, bool countAsRound)
+    {
+        var clock = Stopwatch.StartNew();
+        Group.Allreduce(buffer, ReduceOp.Sum);
+        Scale(buffer, 1f / Group.Size);
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (countAsRound)
+        {
+            var bytes = (long)buffer.Length * sizeof(float);
+            Stats.CommunicationRounds++;
+            Stats.AllreducePayloadBytes += bytes;
+            Stats.EstimatedBytesSent += 2.0 * (Group.Size - 1) / Group.Size * bytes;
+            Stats.CommunicationSeconds += seconds;
+        }
+    }
+
+    internal static void Scale(Span<float> buffer, float factor)
+    {
+        var vectors = MemoryMarshal.Cast<float, Vector<float>>(buffer);
+        var f = new Vector<float>(factor);
+        for (var i = 0; i < vectors.Length; i++)
+        {
+            vectors[i] *= f;
+        }
+
+        for (var i = vectors.Length * Vector<float>.Count; i < buffer.Length; i++)
+        {
+            buffer[i] *= factor;
+        }
+    }
+}

@@ -1,0 +1,170 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace MpiPipeline.RankTests;
+
+/// <summary>
+/// Data-parallel training under a real mpiexec: the algorithms against each other and against single-rank training
+/// (final flat parameters compared), replica consistency, RI-SGD's emulated failure, and bad input.
+/// </summary>
+[TestFixture]
+[Parallelizable(ParallelScope.None)]
+public sealed class DataParallelTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
+
+    /// <summary>A small, quick run: the MLP, 1536 training samples, a handful of steps, one thread per rank.</summary>
+    private static readonly string[] Small =
+    [
+        "--model", "mlp", "--train-samples", "1536", "--test-samples", "300", "--threads", "1", "--lr", "0.1",
+    ];
+
+    private string workDirectory = "";
+
+    [OneTimeSetUp]
+    public void CreateWorkDirectory() =>
+        workDirectory = Directory.CreateTempSubdirectory("mpipipe-dp-").FullName;
+
+    [OneTimeTearDown]
+    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
+
+    public static IEnumerable<TestCaseData> PsgdCases() =>
+        from flavor in MpiFlavor.All
+        from ranks in new[] { 2, 4 }
+        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
+
+    /// <summary>PSGD on n ranks with b = B/n per rank equals one rank with batch B on the same samples.</summary>
+    [TestCaseSource(nameof(PsgdCases))]
+    public void PsgdEqualsSingleRankTrainingWithTheGlobalBatch(MpiFlavor flavor, int ranks)
+    {
+        string[] common = [.. Small, "--batch", "64", "--max-steps", "8", "--momentum", "0.9"];
+        var single = Train(flavor, 1, "single", [.. common, "--algo", "single"]);
+        var parallel = Train(flavor, ranks, $"psgd{ranks}", [.. common, "--algo", "psgd"]);
+        Assert.That(MaxDifference(single.Parameters, parallel.Parameters), Is.LessThan(2e-5));
+        Assert.That(MaxDifference(single.Parameters, Train(flavor, 1, "init", [.. common, "--algo", "single", "--max-steps", "1", "--lr", "1e-9"]).Parameters),
+            Is.GreaterThan(1e-3), "training must have moved the parameters");
+        Assert.That(parallel.Json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(8));
+    }
+
+    /// <summary>Local SGD with tau = 1 and plain SGD is PSGD: averaging models after each step = averaging gradients.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void LocalSgdWithTauOneEqualsPsgd(MpiFlavor flavor)
+    {
+        string[] common = [.. Small, "--batch", "48", "--max-steps", "10", "--momentum", "0"];
+        var psgd = Train(flavor, 3, "psgd", [.. common, "--algo", "psgd"]);
+        var local = Train(flavor, 3, "local", [.. common, "--algo", "local-sgd", "--tau", "1"]);
+        Assert.That(MaxDifference(psgd.Parameters, local.Parameters), Is.LessThan(1e-5));
+    }
+
+    /// <summary>RI-SGD with q = 1 is local SGD on disjoint chunks.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void RiSgdWithOneChunkEqualsLocalSgdOnChunks(MpiFlavor flavor)
+    {
+        string[] common = [.. Small, "--batch", "64", "--max-steps", "12", "--tau", "4"];
+        var local = Train(flavor, 4, "local", [.. common, "--algo", "local-sgd", "--split", "chunks"]);
+        var ri = Train(flavor, 4, "ri", [.. common, "--algo", "ri-sgd", "--redundancy", "1"]);
+        Assert.That(MaxDifference(local.Parameters, ri.Parameters), Is.EqualTo(0));
+        var withRedundancy = Train(flavor, 4, "ri2", [.. common, "--algo", "ri-sgd", "--redundancy", "2"]);
+        Assert.That(MaxDifference(local.Parameters, withRedundancy.Parameters), Is.GreaterThan(1e-4), "q = 2 samples other data");
+    }
+
+    /// <summary>Every replica starts identical and is identical after each averaging round (max difference 0).</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void ReplicasAreIdenticalAtStartAndAfterAveraging(MpiFlavor flavor)
+    {
+        var run = Train(flavor, 3, "replicas", [.. Small, "--batch", "48", "--max-steps", "7", "--tau", "3", "--algo", "local-sgd"]);
+        Assert.That(run.Json.GetProperty("initialReplicaSpread").GetDouble(), Is.EqualTo(0));
+        Assert.That(run.Json.GetProperty("finalReplicaSpread").GetDouble(), Is.EqualTo(0));
+        // 7 steps with tau = 3: averagings after steps 3 and 6, and one last round so the run ends with one model.
+        Assert.That(run.Json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(3));
+    }
+
+    /// <summary>The same run twice gives the same parameters, bit for bit.</summary>
+    [Test]
+    public void SameRunTwiceGivesTheSameParameters()
+    {
+        string[] args = [.. Small, "--batch", "64", "--max-steps", "6", "--algo", "ri-sgd", "--redundancy", "2", "--tau", "2"];
+        var first = Train(MpiFlavor.Mpich, 2, "first", args);
+        var second = Train(MpiFlavor.Mpich, 2, "second", args);
+        Assert.That(second.Parameters, Is.EqualTo(first.Parameters));
+    }
+
+    /// <summary>RI-SGD with q = 2 survives a failed worker: the others go on, every chunk still covered.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void RiSgdWithRedundancyTwoSurvivesAFailedWorker(MpiFlavor flavor)
+    {
+        var run = Train(flavor, 4, "fail-q2", [.. Small, "--batch", "64", "--max-steps", "20", "--tau", "4",
+            "--algo", "ri-sgd", "--redundancy", "2", "--fail-rank", "2", "--fail-step", "6"]);
+        Assert.That(run.Output, Does.Contain("worker 2 failed at step 6; 3 survivors (0, 1, 3)"));
+        Assert.That(run.Output, Does.Contain("every chunk is still covered (q = 2)"));
+        Assert.That(run.Output, Does.Contain("worker 2 left the run"));
+        Assert.That(run.Json.GetProperty("finalReplicaSpread").GetDouble(), Is.EqualTo(0));
+        Assert.That(run.Json.GetProperty("finalTestAccuracy").GetDouble(), Is.GreaterThan(0.3));
+    }
+
+    /// <summary>With q = 1 the failed worker's chunk is gone, and the run says which.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void RiSgdWithoutRedundancyReportsTheLostChunk(MpiFlavor flavor)
+    {
+        var run = Train(flavor, 4, "fail-q1", [.. Small, "--batch", "64", "--max-steps", "12", "--tau", "4",
+            "--algo", "ri-sgd", "--redundancy", "1", "--fail-rank", "1", "--fail-step", "5"]);
+        Assert.That(run.Output, Does.Contain("chunks lost with the failed worker (q = 1): 1;"));
+    }
+
+    public static IEnumerable<TestCaseData> BadInputs()
+    {
+        foreach (var flavor in MpiFlavor.All)
+        {
+            yield return Case(flavor, "redundancy > ranks", ["--algo", "ri-sgd", "--redundancy", "4"], "--redundancy 4 is out of range");
+            yield return Case(flavor, "tau < 1", ["--algo", "local-sgd", "--tau", "0"], "--tau must be >= 1");
+            yield return Case(flavor, "batch not divisible", ["--batch", "100"], "must be divisible by the 3 workers");
+            yield return Case(flavor, "data missing", ["--data", "/nonexistent/fmnist"], "/nonexistent/fmnist");
+        }
+
+        static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>
+            new TestCaseData(flavor, args, message).SetArgDisplayNames(flavor.Name, name);
+    }
+
+    /// <summary>Bad input: one clear message, from rank 0, every rank exits non-zero promptly, no results file.</summary>
+    [TestCaseSource(nameof(BadInputs))]
+    public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, string[] args, string message)
+    {
+        var output = Path.Combine(workDirectory, $"bad-{Guid.NewGuid():N}.json");
+        var result = MpiLauncher.Launch(flavor, 3, MpiLauncher.Mpipipe, ["train", .. Small, "--batch", "48", .. args, "--output", output], TimeSpan.FromSeconds(60));
+        Assert.That(result.TimedOut, Is.False, result.ToString());
+        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
+        Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), result.ToString());
+        Assert.That(result.Output, Does.Contain(message), result.ToString());
+        Assert.That(MpiLauncher.Count(result.Output, "rank 0: "), Is.EqualTo(1), "reported once, by rank 0: " + result);
+        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(result.Output, "rank [1-9][0-9]*: "), Is.False, "only rank 0 reports: " + result);
+        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace: " + result);
+        Assert.That(File.Exists(output), Is.False, "no results file from a failed run");
+    }
+
+    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
+
+    private sealed record TrainRun(float[] Parameters, JsonElement Json, string Output);
+
+    private TrainRun Train(MpiFlavor flavor, int ranks, string name, string[] args)
+    {
+        var stem = Path.Combine(workDirectory, $"{flavor.Name}-{name}-n{ranks}-{Guid.NewGuid():N}");
+        var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe,
+            ["train", .. args, "--output", stem + ".json", "--save-parameters", stem + ".bin"], Limit);
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        var parameters = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(stem + ".bin")).ToArray();
+        using var json = JsonDocument.Parse(File.ReadAllText(stem + ".json"));
+        return new TrainRun(parameters, json.RootElement.Clone(), result.Output);
+    }
+
+    private static double MaxDifference(float[] a, float[] b)
+    {
+        Assert.That(b, Has.Length.EqualTo(a.Length));
+        var max = 0.0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
+        }
+
+        return max;
+    }
+}
