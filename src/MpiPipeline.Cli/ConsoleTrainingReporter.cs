@@ -131,9 +131,9 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
 
         AnsiConsole.Write(table);
         var t = run.Totals;
-        var busy = t.ComputeSeconds + t.CommunicationSeconds + t.OtherSeconds;
+        var busy = t.StepSeconds;
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"final test accuracy {100 * run.FinalTestAccuracy:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.EstimatedBytesSentPerRank)} sent per rank (ring estimate); time per rank: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, other {Share(t.OtherSeconds, busy)}"));
+            $"final test accuracy {100 * run.FinalTestAccuracy:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.BytesSentPerRank)} sent per rank (ring estimate); training time per rank {t.StepSeconds:F1} s: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, loop overhead {Share(t.LoopOverheadSeconds, busy)}; evaluation {t.EvaluationSeconds:F1} s"));
         foreach (var note in run.Notes)
         {
             Console.Out.WriteLine($"note: {note}");

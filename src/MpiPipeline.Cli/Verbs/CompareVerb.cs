@@ -83,7 +83,7 @@ internal static class CompareVerb
             table.AddRow(label,
                 (100 * r.FinalTestAccuracy).ToString("F2", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationRounds.ToString(CultureInfo.InvariantCulture),
-                ConsoleTrainingReporter.Bytes(r.Totals.EstimatedBytesSentPerRank),
+                ConsoleTrainingReporter.Bytes(r.Totals.BytesSentPerRank),
                 r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture),
                 r.Totals.ComputeSeconds.ToString("F1", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationSeconds.ToString("F1", CultureInfo.InvariantCulture));
@@ -111,11 +111,11 @@ internal static class CompareVerb
         var byTime = new SvgPlot("Training loss vs wall time", "wall time (s)", "training loss") { LogY = true };
         foreach (var (label, r) in results)
         {
-            byRounds.AddSeries(label, r.Curve.Select(p => ((double)p.CommunicationRounds, p.Loss)));
-            byTime.AddSeries(label, r.Curve.Select(p => (p.WallSeconds, p.Loss)));
+            byRounds.Add(label, r.LossCurve.Select(p => ((double)p.CommunicationRounds, p.Loss)));
+            byTime.Add(label, r.LossCurve.Select(p => (p.WallSeconds, p.Loss)));
         }
 
-        byRounds.Save(Path.Combine(directory, "compare-loss-vs-rounds.svg"));
-        byTime.Save(Path.Combine(directory, "compare-loss-vs-time.svg"));
+        byRounds.Write(Path.Combine(directory, "compare-loss-vs-rounds.svg"));
+        byTime.Write(Path.Combine(directory, "compare-loss-vs-time.svg"));
     }
 }

@@ -28,20 +28,37 @@ internal sealed record EpochRecord(
 /// rounds and <see cref="WallSeconds"/> since the start, the mean training loss was <see cref="Loss"/>.</summary>
 internal sealed record LossPoint(long Step, long CommunicationRounds, double WallSeconds, double Loss);
 
-/// <summary>Totals over a whole run.</summary>
+/// <summary>Totals over a whole run; times are per rank, averaged over the ranks.</summary>
+/// <param name="Steps">Optimizer steps of one worker.</param>
+/// <param name="Samples">Training samples of all ranks together.</param>
+/// <param name="AllreducePayloadBytesPerRank">Bytes one rank handed to Allreduce in training rounds.</param>
+/// <param name="BytesSentPerRank">What a ring Allreduce sends per rank for that payload: 2(n-1)/n of it.</param>
+/// <param name="ComputeSeconds">Inside the bridge: forward, backward, optimizer steps.</param>
+/// <param name="CommunicationSeconds">Inside MPI calls of the training rounds (and the averaging arithmetic).</param>
+/// <param name="DataSeconds">Gathering mini-batches from the data set.</param>
+/// <param name="EvaluationSeconds">Test-set evaluation (and its averaging).</param>
+/// <param name="StepSeconds">Wall time of the training steps, all included.</param>
+/// <param name="LoopOverheadSeconds">StepSeconds less compute and communication: the loop's own cost (data included).</param>
 internal sealed record RunTotals(
     long Steps,
     long Samples,
     long CommunicationRounds,
+    long AllreducePayloadBytesPerRank,
     long BytesSentPerRank,
     double ComputeSeconds,
-    double CommunicationSeconds);
+    double CommunicationSeconds,
+    double DataSeconds,
+    double EvaluationSeconds,
+    double StepSeconds,
+    double LoopOverheadSeconds);
 
 /// <summary>Everything a run reports, as written to its JSON results file by <see cref="ResultsJson"/>.</summary>
 /// <param name="Algorithm">e.g. "psgd", "local-sgd", "ri-sgd", "single".</param>
 /// <param name="Options">The settings that define the run (batch, lr, tau, q, seed, ...), as given on the command line.</param>
 /// <param name="FinalTestAccuracy">Test accuracy after the last epoch, a fraction in [0, 1].</param>
 /// <param name="WallSeconds">Wall time of the whole run, loading excluded.</param>
+/// <param name="InitialReplicaSpread">max over parameters of (max - min over replicas) before the start broadcast.</param>
+/// <param name="FinalReplicaSpread">The same at the end of the run: 0 when every replica holds the same model.</param>
 /// <param name="Notes">Events worth keeping with the numbers (a worker failed at step s; chunks still covered).</param>
 internal sealed record RunResult(
     string Algorithm,
@@ -53,4 +70,6 @@ internal sealed record RunResult(
     double FinalTestAccuracy,
     double WallSeconds,
     IReadOnlyList<LossPoint> LossCurve,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes,
+    double InitialReplicaSpread = 0,
+    double FinalReplicaSpread = 0);

@@ -53,11 +53,7 @@ internal sealed class ChunkSampler : IBatchSampler
     {
         Batch = batch;
         Chunks = RedundantChunks.ChunksOf(worker, p, q);
-        held = [.. Chunks.SelectMany(chunk =>
-        {
-            var (start, end) = RedundantChunks.ChunkRange(chunk, sampleCount, p);
-            return Enumerable.Range(start, end - start);
-        })];
+        held = RedundantChunks.HeldSamples(worker, sampleCount, p, q);
         workerSeed = Shuffle.SeedFor(seed, worker, 0);
     }
 

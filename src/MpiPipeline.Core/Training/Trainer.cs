@@ -48,12 +48,12 @@ internal static class Trainer
         var test = FashionMnist.Load(options.DataDirectory, train: false);
         if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
         {
-            train = train.Subset(trainLimit);
+            train = train.Take(trainLimit);
         }
 
         if (options.TestSamples is int testLimit && testLimit < test.Count)
         {
-            test = test.Subset(testLimit);
+            test = test.Take(testLimit);
         }
 
         var stepsPerEpoch = train.Count / options.Batch;
@@ -76,7 +76,7 @@ internal static class Trainer
             worker.Stage.ParameterCount, threads, options.EffectiveSplit.ToString().ToLowerInvariant()));
 
         var epochs = new List<EpochRecord>();
-        var curve = new List<CurvePoint>();
+        var curve = new List<LossPoint>();
         var curveLoss = 0.0;
         var curveCount = 0;
         var notesShown = 0;
@@ -89,7 +89,9 @@ internal static class Trainer
             var last = Math.Min(first + stepsPerEpoch, totalSteps);
             for (var t = first; t < last; t++)
             {
+                var stepClock = Stopwatch.StartNew();
                 var result = algorithm.Step(t, worker);
+                worker.Stats.StepSeconds += stepClock.Elapsed.TotalSeconds;
                 if (algorithm.Stopped)
                 {
                     break;
@@ -102,7 +104,7 @@ internal static class Trainer
                 curveCount++;
                 if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
                 {
-                    curve.Add(new CurvePoint(t + 1, worker.Stats.CommunicationRounds, wall.Elapsed.TotalSeconds, curveLoss / curveCount));
+                    curve.Add(new LossPoint(t + 1, worker.Stats.CommunicationRounds, wall.Elapsed.TotalSeconds, curveLoss / curveCount));
                     curveLoss = 0;
                     curveCount = 0;
                 }
@@ -150,25 +152,24 @@ internal static class Trainer
 
         if (algorithm.Stopped)
         {
-            worker.ReplaceGroup(null);
             return null;
         }
 
         var finalSpread = ReplicaSpread(worker);
-        var totals = ReduceTotals(worker, wall.Elapsed.TotalSeconds);
-        var run = new RunResult
-        {
-            Algorithm = algorithm.Name,
-            Model = options.Model,
-            Ranks = world.Size,
-            Options = DescribeOptions(options, threads, stepsPerEpoch, totalSteps),
-            Epochs = epochs,
-            Curve = curve,
-            Totals = totals,
-            Notes = [.. algorithm.Notes, $"replica spread before the broadcast: {initialSpread:G3}; at the end: {finalSpread:G3}"],
-            FinalTestAccuracy = epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
-            WallSeconds = wall.Elapsed.TotalSeconds,
-        };
+        var totals = ReduceTotals(worker);
+        var run = new RunResult(
+            Algorithm: algorithm.Name,
+            Model: options.Model,
+            Ranks: world.Size,
+            Options: DescribeOptions(options, threads, stepsPerEpoch, totalSteps),
+            Epochs: epochs,
+            Totals: totals,
+            FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
+            WallSeconds: wall.Elapsed.TotalSeconds,
+            LossCurve: curve,
+            Notes: [.. algorithm.Notes],
+            InitialReplicaSpread: initialSpread,
+            FinalReplicaSpread: finalSpread);
 
         if (options.ParametersPath is { } parametersPath && world.Rank == 0)
         {
@@ -193,6 +194,7 @@ internal static class Trainer
     /// <summary>Test loss and accuracy of the average model, the test set split over the group's ranks.</summary>
     private static (double Loss, double Accuracy) Evaluate(Worker worker, IDataParallelAlgorithm algorithm, Dataset test)
     {
+        var clock = Stopwatch.StartNew();
         var stage = worker.Stage;
         float[]? saved = null;
         if (!algorithm.ReplicasIdentical)
@@ -211,7 +213,6 @@ internal static class Trainer
         var labels = new int[EvaluationBatch];
         var indices = new int[EvaluationBatch];
         var sums = new double[3];
-        var clock = Stopwatch.StartNew();
         stage.Training = false;
         for (var at = start; at < end; at += EvaluationBatch)
         {
@@ -229,13 +230,14 @@ internal static class Trainer
         }
 
         stage.Training = true;
-        worker.Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
         group.Allreduce<double>(sums, ReduceOp.Sum);
         if (saved is not null)
         {
             saved.CopyTo(stage.Parameters);
             stage.PushParameters();
         }
+
+        worker.Stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
 
         return (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
     }
@@ -258,24 +260,24 @@ internal static class Trainer
         return spread;
     }
 
-    private static RunTotals ReduceTotals(Worker worker, double wallSeconds)
+    private static RunTotals ReduceTotals(Worker worker)
     {
         var s = worker.Stats;
-        var local = new[] { s.ComputeSeconds, s.CommunicationSeconds, wallSeconds, s.Steps };
-        var max = local.ToArray();
-        worker.Group.Allreduce<double>(max, ReduceOp.Max);
-        var sum = local.ToArray();
-        worker.Group.Allreduce<double>(sum, ReduceOp.Sum);
+        double[] sums = [s.ComputeSeconds, s.CommunicationSeconds, s.DataSeconds, s.EvaluationSeconds, s.StepSeconds, s.Samples];
+        worker.Group.Allreduce<double>(sums, ReduceOp.Sum);
         var n = worker.Group.Size;
         return new RunTotals(
+            Steps: s.Steps,
+            Samples: (long)sums[5],
             CommunicationRounds: s.CommunicationRounds,
             AllreducePayloadBytesPerRank: s.AllreducePayloadBytes,
-            EstimatedBytesSentPerRank: (long)s.EstimatedBytesSent,
-            ComputeSeconds: sum[0] / n,
-            CommunicationSeconds: sum[1] / n,
-            OtherSeconds: Math.Max(0, sum[2] / n - sum[0] / n - sum[1] / n),
-            MaxComputeSeconds: max[0],
-            Steps: s.Steps);
+            BytesSentPerRank: (long)s.EstimatedBytesSent,
+            ComputeSeconds: sums[0] / n,
+            CommunicationSeconds: sums[1] / n,
+            DataSeconds: sums[2] / n,
+            EvaluationSeconds: sums[3] / n,
+            StepSeconds: sums[4] / n,
+            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
     }
 
     private static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()

@@ -21,6 +21,13 @@ internal sealed class TrainingStats
 
     public double ComputeSeconds { get; set; }
     public double CommunicationSeconds { get; set; }
+    public double DataSeconds { get; set; }
+    public double EvaluationSeconds { get; set; }
+
+    /// <summary>Wall time of whole training steps (the loop measures it around each algorithm step).</summary>
+    public double StepSeconds { get; set; }
+
+    public long Samples { get; set; }
 }
 
 /// <summary>
@@ -34,13 +41,14 @@ internal sealed class Worker : IDisposable
     private readonly int[] batchLabels;
     private readonly int[] batchIndices;
     private readonly TrainOptions options;
+    private Communicator? group;
 
     public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler)
     {
         this.options = options;
         this.train = train;
         Id = world.Rank;
-        Group = world;
+        group = world;
         Sampler = sampler;
         var layers = ModelZoo.Build(options.Model);
         Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
@@ -56,7 +64,7 @@ internal sealed class Worker : IDisposable
     public int Id { get; }
 
     /// <summary>The workers that average together: the world, or the survivors after a failure.</summary>
-    public Communicator Group { get; private set; }
+    public Communicator Group => group ?? throw new InvalidOperationException($"worker {Id} has left the run");
 
     public Stage Stage { get; }
     public Optimizer Optimizer { get; }
@@ -69,11 +77,14 @@ internal sealed class Worker : IDisposable
         var clock = Stopwatch.StartNew();
         Sampler.Indices(t, batchIndices);
         train.CopyBatch(batchIndices, batchImages, batchLabels);
+        Stats.DataSeconds += clock.Elapsed.TotalSeconds;
+        clock.Restart();
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));
         Stage.ZeroGradients();
         var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
         Stage.PullGradients();
         Stats.Steps++;
+        Stats.Samples += result.Count;
         Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
         return result;
     }
@@ -118,15 +129,18 @@ internal sealed class Worker : IDisposable
         return copy;
     }
 
-    /// <summary>After a failure the survivors continue in a new communicator; the old one is freed by every member.</summary>
+    /// <summary>
+    /// After a failure the survivors continue in a new communicator (null on the worker that left); the old one is
+    /// freed by every member, collectively, right after the split.
+    /// </summary>
     public void ReplaceGroup(Communicator? survivors)
     {
-        if (!Group.IsPredefined)
+        if (group is { IsPredefined: false })
         {
-            Group.Free();
+            group.Free();
         }
 
-        Group = survivors!;
+        group = survivors;
     }
 
     public void Dispose()

@@ -25,7 +25,7 @@ public sealed class ResultsJsonTests
             new EpochRecord(1, 0.61, 0.78, 0.45, 0.84, 5120.5, 11.7, 234, 1_234_567, 9.1, 2.2),
             new EpochRecord(2, 0.38, 0.86, double.NaN, 0.87, 5301.25, 11.3, 468, 2_469_134, 8.9, 2.1),
         ],
-        Totals: new RunTotals(468, 119_808, 468, 2_469_134, 18.0, 4.3),
+        Totals: new RunTotals(468, 119_808, 468, 3_292_178, 2_469_134, 18.0, 4.3, 0.5, 1.2, 23.0, 0.7),
         FinalTestAccuracy: 0.87,
         WallSeconds: 23.0,
         LossCurve: [new LossPoint(0, 0, 0.0, 2.30), new LossPoint(16, 1, 0.8, 1.10), new LossPoint(32, 2, 1.6, double.PositiveInfinity)],
