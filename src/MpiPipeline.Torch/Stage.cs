@@ -1,0 +1,255 @@
+using System.Runtime.InteropServices;
+
+namespace MpiPipeline.Torch;
+
+/// <summary>Loss and accuracy of one batch: <see cref="Loss"/> is the mean cross-entropy over the batch.</summary>
+public readonly record struct LossResult(float Loss, int Correct, int Count);
+
+/// <summary>
+/// A slice of a model on one device (a pipeline stage, or the whole model). All parameters live in one flat float
+/// tensor and all gradients in one flat gradient tensor: <see cref="Parameters"/> and <see cref="Gradients"/> are
+/// their memory (on CUDA, host mirrors moved with Pull/Push), so one span goes to MPI_Allreduce.
+/// Several micro-batches can be in flight: <see cref="Forward"/> keeps the graph of a slot until <see cref="Backward"/>
+/// for that slot. Gradients accumulate until <see cref="ZeroGradients"/>. One thread at a time.
+/// </summary>
+public sealed class Stage : IDisposable
+{
+    private readonly StageHandle handle;
+    private readonly nint parameters;
+    private readonly nint gradients;
+    private readonly int flatLength;
+    private bool training = true;
+
+    private Stage(StageHandle handle, string device)
+    {
+        this.handle = handle;
+        Device = device;
+        unsafe
+        {
+            long count = 0;
+            TorchException.Check(NativeMethods.mpp_stage_parameter_count(handle, &count));
+            ParameterCount = count;
+            flatLength = count <= int.MaxValue ? (int)count : -1;
+            float* p = null, g = null;
+            TorchException.Check(NativeMethods.mpp_stage_parameters(handle, &p));
+            TorchException.Check(NativeMethods.mpp_stage_gradients(handle, &g));
+            parameters = (nint)p;
+            gradients = (nint)g;
+        }
+
+        SampleInputShape = Shape(0);
+        SampleOutputShape = Shape(1);
+        SampleInputSize = Product(SampleInputShape);
+        SampleOutputSize = Product(SampleOutputShape);
+    }
+
+    /// <summary>
+    /// Builds the layers for samples of <paramref name="sampleInputShape"/> (batch dimension excluded) on
+    /// <paramref name="device"/> ("cpu" or "cuda:N"), parameters initialized as libtorch does from <paramref name="seed"/>
+    /// (the same on every device). A layer that does not fit the shape it receives throws, naming the layer.
+    /// </summary>
+    public static unsafe Stage Create(IReadOnlyList<LayerSpec> layers, ReadOnlySpan<int> sampleInputShape, string device = "cpu", long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(device);
+        LayerSpec.Validate(layers);
+        BridgeLibrary.EnsureLoaded();
+        var shape = new long[sampleInputShape.Length];
+        for (var i = 0; i < shape.Length; i++)
+        {
+            shape[i] = sampleInputShape[i];
+        }
+
+        fixed (long* s = shape)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_create(LayerSpec.Format(layers), s, shape.Length, device, seed, out var handle));
+            return new Stage(handle, device);
+        }
+    }
+
+    public long ParameterCount { get; }
+
+    public int[] SampleInputShape { get; }
+
+    public int[] SampleOutputShape { get; }
+
+    public int SampleInputSize { get; }
+
+    public int SampleOutputSize { get; }
+
+    public string Device { get; }
+
+    public bool IsCuda => Device.StartsWith("cuda", StringComparison.Ordinal);
+
+    /// <summary>CPU: the flat parameter tensor's own memory (writes change the model). CUDA: the host mirror.</summary>
+    public unsafe Span<float> Parameters => new((void*)Pointer(parameters), FlatLength);
+
+    /// <summary>CPU: the flat gradient tensor's own memory. CUDA: the host mirror.</summary>
+    public unsafe Span<float> Gradients => new((void*)Pointer(gradients), FlatLength);
+
+    /// <summary>Train mode (dropout active, batchnorm on batch statistics) for Forward and ForwardLossBackward; default true.
+    /// Evaluate and Infer always run in eval mode.</summary>
+    public bool Training
+    {
+        get => training;
+        set
+        {
+            TorchException.Check(NativeMethods.mpp_stage_set_training(Handle, value ? 1 : 0));
+            training = value;
+        }
+    }
+
+    /// <summary>Graphs currently held (micro-batches forwarded and not yet backwarded).</summary>
+    public unsafe int LiveSlots
+    {
+        get
+        {
+            var count = 0;
+            TorchException.Check(NativeMethods.mpp_stage_live_slots(Handle, &count));
+            return count;
+        }
+    }
+
+    /// <summary>One line per layer: output shape per sample and parameter count.</summary>
+    public unsafe string Summary
+    {
+        get
+        {
+            nint text = 0;
+            TorchException.Check(NativeMethods.mpp_stage_summary(Handle, &text));
+            return Marshal.PtrToStringUTF8(text) ?? "";
+        }
+    }
+
+    internal StageHandle Handle
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(handle.IsClosed, this);
+            return handle;
+        }
+    }
+
+    /// <summary>Device to host mirror (no-op on CPU).</summary>
+    public void PullParameters() => TorchException.Check(NativeMethods.mpp_stage_pull_parameters(Handle));
+
+    /// <summary>Host mirror to device (no-op on CPU).</summary>
+    public void PushParameters() => TorchException.Check(NativeMethods.mpp_stage_push_parameters(Handle));
+
+    public void PullGradients() => TorchException.Check(NativeMethods.mpp_stage_pull_gradients(Handle));
+
+    public void PushGradients() => TorchException.Check(NativeMethods.mpp_stage_push_gradients(Handle));
+
+    /// <summary>Zeroes the flat gradient tensor (and its host mirror on CUDA).</summary>
+    public void ZeroGradients() => TorchException.Check(NativeMethods.mpp_stage_zero_gradients(Handle));
+
+    /// <summary>
+    /// Forward of <paramref name="batch"/> samples (input: batch x SampleInputSize floats, copied) into
+    /// <paramref name="output"/> (batch x SampleOutputSize); the graph stays in <paramref name="slot"/> (which must be
+    /// free) until <see cref="Backward"/>. Ask for <paramref name="requireInputGradient"/> to get the input gradient there.
+    /// </summary>
+    public unsafe void Forward(int slot, ReadOnlySpan<float> input, int batch, Span<float> output, bool requireInputGradient = false)
+    {
+        fixed (float* x = input)
+        fixed (float* y = output)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_forward(Handle, slot, x, input.Length, batch, y, output.Length,
+                requireInputGradient ? 1 : 0));
+        }
+    }
+
+    /// <summary>
+    /// Backward of the graph in <paramref name="slot"/> with the gradient of its output; accumulates into
+    /// <see cref="Gradients"/> and frees the slot. <paramref name="inputGradient"/> may be empty (not wanted).
+    /// </summary>
+    public unsafe void Backward(int slot, ReadOnlySpan<float> outputGradient, Span<float> inputGradient)
+    {
+        fixed (float* gy = outputGradient)
+        fixed (float* gx = inputGradient)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_backward(Handle, slot, gy, outputGradient.Length, gx, inputGradient.Length));
+        }
+    }
+
+    /// <summary>
+    /// Last stage: forward, cross-entropy (mean over the batch) times <paramref name="lossScale"/>, backward; gradients
+    /// accumulate into <see cref="Gradients"/>. Returns the unscaled mean loss. <paramref name="inputGradient"/> (of the
+    /// scaled loss) may be empty. With M micro-batches per mini-batch, lossScale = 1/M gives the mini-batch mean.
+    /// </summary>
+    public unsafe LossResult ForwardLossBackward(ReadOnlySpan<float> input, int batch, ReadOnlySpan<int> labels, float lossScale, Span<float> inputGradient)
+    {
+        float loss = 0;
+        var correct = 0;
+        fixed (float* x = input)
+        fixed (int* t = labels)
+        fixed (float* gx = inputGradient)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_forward_loss_backward(Handle, x, input.Length, batch, t, labels.Length,
+                lossScale, gx, inputGradient.Length, &loss, &correct));
+        }
+
+        return new LossResult(loss, correct, batch);
+    }
+
+    /// <summary>Loss (mean over the batch) and correct count, without a graph, in eval mode.</summary>
+    public unsafe LossResult Evaluate(ReadOnlySpan<float> input, int batch, ReadOnlySpan<int> labels)
+    {
+        float loss = 0;
+        var correct = 0;
+        fixed (float* x = input)
+        fixed (int* t = labels)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_evaluate(Handle, x, input.Length, batch, t, labels.Length, &loss, &correct));
+        }
+
+        return new LossResult(loss, correct, batch);
+    }
+
+    /// <summary>Output only, without a graph, in eval mode (middle stages of a pipeline evaluation).</summary>
+    public unsafe void Infer(ReadOnlySpan<float> input, int batch, Span<float> output)
+    {
+        fixed (float* x = input)
+        fixed (float* y = output)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_infer(Handle, x, input.Length, batch, y, output.Length));
+        }
+    }
+
+    /// <summary>Frees the native stage (its tensors and any graphs still held). Spans taken from it become invalid.</summary>
+    public void Dispose() => handle.Dispose();
+
+    private unsafe int[] Shape(int which)
+    {
+        var dims = stackalloc long[16];
+        var rank = 0;
+        TorchException.Check(NativeMethods.mpp_stage_sample_shape(handle, which, dims, 16, &rank));
+        var shape = new int[rank];
+        for (var i = 0; i < rank; i++)
+        {
+            shape[i] = checked((int)dims[i]);
+        }
+
+        return shape;
+    }
+
+    private static int Product(int[] shape)
+    {
+        var product = 1L;
+        foreach (var d in shape)
+        {
+            product *= d;
+        }
+
+        return checked((int)product);
+    }
+
+    private int FlatLength => flatLength >= 0 ? flatLength
+        : throw new TorchException("Stage", BridgeStatus.InvalidArgument,
+            $"{ParameterCount} parameters do not fit one span (at most {int.MaxValue}); split the model into more stages");
+
+    private nint Pointer(nint pointer)
+    {
+        ObjectDisposedException.ThrowIf(handle.IsClosed, this);
+        return pointer;
+    }
+}

@@ -1,0 +1,120 @@
+/*
+ * mpp_bridge.h - the C ABI of the MpiPipeline libtorch bridge (libmpp_bridge.so).
+ *
+ * Every function but mpp_bridge_version and mpp_last_error returns a status: MPP_OK (0) or one of the MPP_E*
+ * codes; on failure mpp_last_error() returns the message (thread-local, valid until the next failing call on the
+ * same thread). No C++ exception ever leaves the library.
+ *
+ * Objects: a stage (a slice of a model, its flat parameter and gradient buffers, the graphs of the micro-batches
+ * in flight) and an optimizer (state on the stage's flat buffers). Both are freed with their *_destroy function.
+ * Counts are element counts; every buffer comes with its length and the library checks it before reading or
+ * writing. The library is not thread-safe per object: one thread at a time per stage/optimizer.
+ *
+ * Bump MPP_BRIDGE_VERSION whenever a signature or a meaning changes; the C# side refuses another version.
+ */
+#ifndef MPP_BRIDGE_H
+#define MPP_BRIDGE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPP_BRIDGE_VERSION 1
+
+#if defined(MPP_BUILDING_BRIDGE)
+#define MPP_API __attribute__((visibility("default")))
+#else
+#define MPP_API
+#endif
+
+enum mpp_status {
+    MPP_OK = 0,
+    MPP_EINVALID = 1,  /* bad argument: layer spec, shape, size, slot, device, optimizer setting */
+    MPP_ETORCH = 2,    /* libtorch raised c10::Error */
+    MPP_ENOMEM = 3,    /* out of (host or device) memory */
+    MPP_EINTERNAL = 4  /* any other C++ exception */
+};
+
+typedef struct mpp_stage mpp_stage;
+typedef struct mpp_optimizer mpp_optimizer;
+
+/* ---- library ---- */
+MPP_API int mpp_bridge_version(void);
+MPP_API const char* mpp_last_error(void);
+
+/* ---- runtime ---- */
+/* Once per process, before anything else: tunes glibc malloc (mmap/trim thresholds, unless the MALLOC_*_ variables
+ * are set) and sets the intra-op thread count (threads <= 0: leave libtorch's default). */
+MPP_API int mpp_runtime_init(int threads);
+/* *applied_mmap_threshold: the mmap threshold in bytes set by mpp_runtime_init (0 when left to the environment). */
+MPP_API int mpp_runtime_malloc_tuning(int64_t* applied_mmap_threshold, int64_t* applied_trim_threshold);
+MPP_API int mpp_runtime_torch_version(const char** version);
+MPP_API int mpp_runtime_cuda_device_count(int* count);   /* 0 for a CPU-only libtorch or no visible GPU */
+MPP_API int mpp_runtime_cuda_compiled(int* compiled);     /* 1 when this libtorch has CUDA support */
+MPP_API int mpp_runtime_set_threads(int threads);
+MPP_API int mpp_runtime_get_threads(int* threads);
+MPP_API int mpp_runtime_manual_seed(int64_t seed);
+MPP_API int mpp_runtime_parallel_info(const char** text); /* at::get_parallel_info(); static storage */
+
+/* ---- stage ---- */
+/* spec: layers separated by ';', each "kind a b c" (decimal arguments), a residual block as "residual{...}" with its
+ * body inside the braces. sample_shape: the shape of one input sample (batch dimension excluded).
+ * device: "cpu" or "cuda:N". Parameters are initialized deterministically from seed (the global generator is
+ * left as it was). */
+MPP_API int mpp_stage_create(const char* spec, const int64_t* sample_shape, int sample_rank, const char* device,
+                             int64_t seed, mpp_stage** stage);
+MPP_API int mpp_stage_destroy(mpp_stage* stage);
+MPP_API int mpp_stage_parameter_count(mpp_stage* stage, int64_t* count);
+/* Writes up to capacity dimensions, *rank = the true rank. which: 0 = input sample, 1 = output sample. */
+MPP_API int mpp_stage_sample_shape(mpp_stage* stage, int which, int64_t* dims, int capacity, int* rank);
+/* Host memory of the flat buffers: on CPU the flat tensors themselves, on CUDA pinned host mirrors. */
+MPP_API int mpp_stage_parameters(mpp_stage* stage, float** data);
+MPP_API int mpp_stage_gradients(mpp_stage* stage, float** data);
+/* Device <-> host mirror copies (no-ops on CPU). pull: device -> host, push: host -> device. */
+MPP_API int mpp_stage_pull_parameters(mpp_stage* stage);
+MPP_API int mpp_stage_push_parameters(mpp_stage* stage);
+MPP_API int mpp_stage_pull_gradients(mpp_stage* stage);
+MPP_API int mpp_stage_push_gradients(mpp_stage* stage);
+MPP_API int mpp_stage_zero_gradients(mpp_stage* stage);
+MPP_API int mpp_stage_set_training(mpp_stage* stage, int training);
+MPP_API int mpp_stage_live_slots(mpp_stage* stage, int* count);
+/* A text summary, one line per layer: kind, output shape per sample, parameter count. Valid while the stage lives. */
+MPP_API int mpp_stage_summary(mpp_stage* stage, const char** text);
+
+/* Forward of one micro-batch; keeps its graph in slot (a free slot) until mpp_stage_backward for that slot.
+ * input: batch * input sample size floats; output: batch * output sample size floats. */
+MPP_API int mpp_stage_forward(mpp_stage* stage, int slot, const float* input, int64_t input_count, int batch,
+                              float* output, int64_t output_count, int require_input_grad);
+/* Backward of the slot's graph with the gradient of its output; accumulates into the flat gradients and frees
+ * the slot. input_grad may be NULL (not wanted); otherwise the slot must have been forwarded with
+ * require_input_grad. */
+MPP_API int mpp_stage_backward(mpp_stage* stage, int slot, const float* output_grad, int64_t output_grad_count,
+                               float* input_grad, int64_t input_grad_count);
+/* Last stage: forward, cross-entropy (mean over the batch) times loss_scale, backward (accumulating into the flat
+ * gradients), all without a slot. *loss: the unscaled mean loss; *correct: arg-max predictions equal to labels. */
+MPP_API int mpp_stage_forward_loss_backward(mpp_stage* stage, const float* input, int64_t input_count, int batch,
+                                            const int32_t* labels, int64_t label_count, float loss_scale,
+                                            float* input_grad, int64_t input_grad_count, float* loss, int* correct);
+/* No graph, evaluation mode (dropout off, batchnorm running statistics): mean loss and correct count. */
+MPP_API int mpp_stage_evaluate(mpp_stage* stage, const float* input, int64_t input_count, int batch,
+                               const int32_t* labels, int64_t label_count, float* loss, int* correct);
+/* No graph, evaluation mode: the output only. */
+MPP_API int mpp_stage_infer(mpp_stage* stage, const float* input, int64_t input_count, int batch, float* output,
+                            int64_t output_count);
+
+/* ---- optimizer (updates the stage's device flat parameters from its device flat gradients) ---- */
+MPP_API int mpp_optimizer_create_sgd(mpp_stage* stage, double lr, double momentum, double dampening, int nesterov,
+                                     double weight_decay, mpp_optimizer** optimizer);
+MPP_API int mpp_optimizer_create_adam(mpp_stage* stage, double lr, double beta1, double beta2, double eps,
+                                      double weight_decay, mpp_optimizer** optimizer);
+MPP_API int mpp_optimizer_set_lr(mpp_optimizer* optimizer, double lr);
+MPP_API int mpp_optimizer_step(mpp_optimizer* optimizer);
+MPP_API int mpp_optimizer_destroy(mpp_optimizer* optimizer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPP_BRIDGE_H */

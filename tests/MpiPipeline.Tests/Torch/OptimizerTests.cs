@@ -1,0 +1,150 @@
+using MpiPipeline.Torch;
+using static MpiPipeline.Tests.Torch.TorchTestData;
+
+namespace MpiPipeline.Tests.Torch;
+
+/// <summary>SGD and Adam on the flat buffers against torch.optim's formulas computed here, in double, over several steps.</summary>
+[TestFixture]
+public sealed class OptimizerTests
+{
+    private const int Steps = 5;
+
+    private static Stage TinyStage(out double[] theta)
+    {
+        var stage = Stage.Create([new("linear", 4, 3)], [4], seed: 9);
+        theta = stage.Parameters.ToArray().Select(v => (double)v).ToArray();
+        return stage;
+    }
+
+    /// <summary>The gradient of step t, written straight into the flat gradient span (the optimizer reads it from there).</summary>
+    private static double[] SetGradient(Stage stage, int step)
+    {
+        var g = Uniform(stage.Gradients.Length, 50 + step, 0.5f);
+        g.CopyTo(stage.Gradients);
+        return g.Select(v => (double)v).ToArray();
+    }
+
+    [TestCase(0.0, 0.0, false, 0.0, TestName = "Sgd_Plain")]
+    [TestCase(0.9, 0.0, false, 0.0, TestName = "Sgd_Momentum")]
+    [TestCase(0.9, 0.3, false, 0.0, TestName = "Sgd_MomentumDampening")]
+    [TestCase(0.8, 0.0, true, 0.0, TestName = "Sgd_Nesterov")]
+    [TestCase(0.9, 0.1, false, 0.01, TestName = "Sgd_MomentumWeightDecay")]
+    [TestCase(0.7, 0.0, true, 0.05, TestName = "Sgd_NesterovWeightDecay")]
+    public void SgdMatchesTorchOptimSgd(double momentum, double dampening, bool nesterov, double weightDecay)
+    {
+        using var stage = TinyStage(out var theta);
+        var lr = 0.1;
+        using var sgd = Optimizer.Sgd(stage, lr, momentum, dampening, nesterov, weightDecay);
+        double[]? buffer = null;
+        for (var t = 0; t < Steps; t++)
+        {
+            if (t == 3)
+            {
+                lr = 0.05;
+                sgd.LearningRate = lr;
+            }
+
+            var g = SetGradient(stage, t);
+            var d = g.Select((gi, i) => gi + weightDecay * theta[i]).ToArray();
+            if (momentum != 0)
+            {
+                buffer = buffer is null ? [.. d] : buffer.Select((b, i) => momentum * b + (1 - dampening) * d[i]).ToArray();
+                d = nesterov ? d.Select((di, i) => di + momentum * buffer[i]).ToArray() : [.. buffer];
+            }
+
+            theta = theta.Select((p, i) => p - lr * d[i]).ToArray();
+            sgd.Step();
+            AssertClose(stage.Parameters, theta, 1e-6, $"parameters after step {t + 1}");
+        }
+
+        Assert.That(sgd.LearningRate, Is.EqualTo(0.05));
+    }
+
+    [TestCase(0.9, 0.999, 1e-8, 0.0, TestName = "Adam_Defaults")]
+    [TestCase(0.8, 0.99, 1e-3, 0.1, TestName = "Adam_WeightDecay")]
+    public void AdamMatchesTorchOptimAdam(double beta1, double beta2, double eps, double weightDecay)
+    {
+        using var stage = TinyStage(out var theta);
+        var lr = 0.01;
+        using var adam = Optimizer.Adam(stage, lr, beta1, beta2, eps, weightDecay);
+        var m = new double[theta.Length];
+        var v = new double[theta.Length];
+        for (var t = 1; t <= Steps; t++)
+        {
+            if (t == 4)
+            {
+                lr = 0.003;
+                adam.LearningRate = lr;
+            }
+
+            var g = SetGradient(stage, t);
+            for (var i = 0; i < theta.Length; i++)
+            {
+                var gi = g[i] + weightDecay * theta[i];
+                m[i] = beta1 * m[i] + (1 - beta1) * gi;
+                v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+                var denominator = Math.Sqrt(v[i]) / Math.Sqrt(1 - Math.Pow(beta2, t)) + eps;
+                theta[i] -= lr / (1 - Math.Pow(beta1, t)) * m[i] / denominator;
+            }
+
+            adam.Step();
+            AssertClose(stage.Parameters, theta, 1e-6, $"parameters after step {t}");
+        }
+    }
+
+    [Test]
+    public void StepDoesNotTouchTheGradients()
+    {
+        using var stage = TinyStage(out _);
+        using var sgd = Optimizer.Sgd(stage, 0.1, momentum: 0.5);
+        var g = SetGradient(stage, 0);
+        sgd.Step();
+        AssertClose(stage.Gradients, g, 0, "gradients after a step");
+    }
+
+    [Test]
+    public void TrainingReducesTheLoss()
+    {
+        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 1);
+        using var adam = Optimizer.Adam(stage, 1e-3);
+        var x = Uniform(16 * 784, 1);
+        var labels = Labels(16, 10, 2);
+        var before = stage.Evaluate(x, 16, labels).Loss;
+        for (var step = 0; step < 20; step++)
+        {
+            stage.ZeroGradients();
+            stage.ForwardLossBackward(x, 16, labels, 1f, []);
+            adam.Step();
+        }
+
+        var after = stage.Evaluate(x, 16, labels);
+        Assert.That(after.Loss, Is.LessThan(before * 0.5), "20 Adam steps on one batch");
+        Assert.That(after.Correct, Is.EqualTo(16), "memorized");
+    }
+
+    [Test]
+    public void BadSettingsAreRefusedWithTheReason()
+    {
+        using var stage = TinyStage(out _);
+        Assert.That(() => Optimizer.Sgd(stage, 0.1, nesterov: true),
+            Throws.TypeOf<TorchException>().With.Message.Contains("Nesterov momentum requires a momentum > 0"));
+        Assert.That(() => Optimizer.Sgd(stage, -1),
+            Throws.TypeOf<TorchException>().With.Message.Contains("learning rate must be a finite number >= 0"));
+        Assert.That(() => Optimizer.Adam(stage, 0.1, beta1: 1.0),
+            Throws.TypeOf<TorchException>().With.Message.Contains("beta1 must be in [0, 1)"));
+        using var sgd = Optimizer.Sgd(stage, 0.1);
+        Assert.That(() => sgd.LearningRate = double.NaN, Throws.TypeOf<TorchException>());
+        Assert.That(sgd.LearningRate, Is.EqualTo(0.1), "a refused learning rate leaves the old one");
+    }
+
+    [Test]
+    public void StepWithGraphsInFlightIsRefused()
+    {
+        using var stage = TinyStage(out _);
+        using var sgd = Optimizer.Sgd(stage, 0.1);
+        stage.Forward(0, new float[4], 1, new float[3]);
+        Assert.That(() => sgd.Step(), Throws.TypeOf<TorchException>().With.Message.Contains("still holds 1 forward graph"));
+        stage.Backward(0, new float[3], []);
+        Assert.That(() => sgd.Step(), Throws.Nothing);
+    }
+}
