@@ -1,0 +1,115 @@
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Data;
+
+/// <summary>
+/// A labelled data set in memory: <see cref="Count"/> samples of <see cref="SampleShape"/> floats each (already
+/// normalized), stored back to back in <see cref="Images"/>, and one class index per sample in <see cref="Labels"/>.
+/// </summary>
+internal sealed class Dataset
+{
+    private readonly int[] sampleShape;
+
+    public Dataset(string name, float[] images, int[] labels, ReadOnlySpan<int> sampleShape, int classes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(classes, 1);
+        this.sampleShape = sampleShape.ToArray();
+        SampleSize = 1;
+        foreach (var dimension in this.sampleShape)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1, nameof(sampleShape));
+            SampleSize *= dimension;
+        }
+
+        if (images.Length != (long)labels.Length * SampleSize)
+        {
+            throw new ArgumentException(
+                $"{labels.Length} labels need {(long)labels.Length * SampleSize} image values, got {images.Length}.", nameof(images));
+        }
+
+        Name = name;
+        Images = images;
+        Labels = labels;
+        Classes = classes;
+    }
+
+    /// <summary>What it is, for messages and reports, e.g. "Fashion-MNIST train".</summary>
+    public string Name { get; }
+
+    public int Count => Labels.Length;
+
+    /// <summary>The shape of one sample, e.g. {1, 28, 28} (channels, rows, columns); a copy.</summary>
+    public int[] SampleShape => (int[])sampleShape.Clone();
+
+    /// <summary>Floats per sample: the product of <see cref="SampleShape"/>.</summary>
+    public int SampleSize { get; }
+
+    /// <summary>All samples back to back, <see cref="Count"/> * <see cref="SampleSize"/> normalized values.</summary>
+    public float[] Images { get; }
+
+    /// <summary>Class index (0 .. <see cref="Classes"/> - 1) of each sample.</summary>
+    public int[] Labels { get; }
+
+    public int Classes { get; }
+
+    /// <summary>The values of sample <paramref name="index"/>.</summary>
+    public ReadOnlySpan<float> Sample(int index) => Images.AsSpan(checked(index * SampleSize), SampleSize);
+
+    /// <summary>
+    /// Gathers the samples at <paramref name="indices"/> into a mini-batch: <paramref name="images"/> receives
+    /// indices.Length * <see cref="SampleSize"/> values, <paramref name="labels"/> indices.Length labels.
+    /// </summary>
+    public void CopyBatch(ReadOnlySpan<int> indices, Span<float> images, Span<int> labels)
+    {
+        if (images.Length < (long)indices.Length * SampleSize || labels.Length < indices.Length)
+        {
+            throw new ArgumentException(
+                $"a batch of {indices.Length} samples needs {(long)indices.Length * SampleSize} image values and " +
+                $"{indices.Length} labels; the buffers hold {images.Length} and {labels.Length}.");
+        }
+
+        var source = Images.AsSpan();
+        for (var i = 0; i < indices.Length; i++)
+        {
+            var index = indices[i];
+            if ((uint)index >= (uint)Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(indices), $"sample index {index} is outside 0..{Count - 1}.");
+            }
+
+            source.Slice(index * SampleSize, SampleSize).CopyTo(images.Slice(i * SampleSize, SampleSize));
+            labels[i] = Labels[index];
+        }
+    }
+
+    /// <summary>The first <paramref name="count"/> samples (for small runs and tests); the whole set when count >= Count.</summary>
+    public Dataset Take(int count)
+    {
+        if (count < 1)
+        {
+            throw new InputException($"{Name}: cannot take {count} samples; the number must be at least 1.");
+        }
+
+        if (count >= Count)
+        {
+            return this;
+        }
+
+        return new Dataset(
+            $"{Name} (first {count})", Images.AsSpan(0, count * SampleSize).ToArray(), Labels.AsSpan(0, count).ToArray(),
+            sampleShape, Classes);
+    }
+
+    /// <summary>Fails with an <see cref="InputException"/> unless samples have the shape <paramref name="model"/> takes.</summary>
+    public void RequireSampleShape(ReadOnlySpan<int> expected, string model)
+    {
+        if (!expected.SequenceEqual(sampleShape))
+        {
+            throw new InputException(
+                $"{Name}: samples are {FormatShape(sampleShape)} but the model '{model}' takes {FormatShape(expected)} inputs.");
+        }
+    }
+
+    /// <summary>A shape written as 1x28x28.</summary>
+    public static string FormatShape(ReadOnlySpan<int> shape) => string.Join("x", shape.ToArray());
+}

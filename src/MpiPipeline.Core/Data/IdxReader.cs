@@ -1,0 +1,189 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Data;
+
+/// <summary>Images of an IDX3 file: <see cref="Count"/> images of <see cref="Rows"/> x <see cref="Columns"/> bytes.</summary>
+/// <param name="Pixels">Count * Rows * Columns bytes, image after image, row after row.</param>
+internal sealed record IdxImages(string Path, int Count, int Rows, int Columns, ReadOnlyMemory<byte> Pixels)
+{
+    public int PixelsPerImage => Rows * Columns;
+}
+
+/// <summary>
+/// Reads the IDX files of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/): a big-endian header - magic
+/// <c>0x0000_TT_DD</c> (TT = element type, 0x08 for unsigned bytes; DD = number of dimensions), then one 32-bit size
+/// per dimension - followed by the data. Files may be gzip-compressed (detected by the magic bytes 1f 8b, not by the
+/// name). Every problem with a file is an <see cref="InputException"/> naming the file and saying what is wrong; a
+/// data file is the same on every rank, so rank 0 alone reports it.
+/// </summary>
+internal static class IdxReader
+{
+    /// <summary>Unsigned bytes, 3 dimensions (count, rows, columns).</summary>
+    public const int ImagesMagic = 0x00000803;
+
+    /// <summary>Unsigned bytes, 1 dimension (count).</summary>
+    public const int LabelsMagic = 0x00000801;
+
+    private const int ImagesHeaderBytes = 16;
+    private const int LabelsHeaderBytes = 8;
+
+    public static IdxImages ReadImages(string path)
+    {
+        var file = ReadDecompressed(path);
+        var header = RequireHeader(path, file, ImagesHeaderBytes, "images (idx3)");
+        RequireMagic(path, header, ImagesMagic, "images (idx3, unsigned bytes)");
+        var count = ReadDimension(path, header, 1, "image count");
+        var rows = ReadDimension(path, header, 2, "row count");
+        var columns = ReadDimension(path, header, 3, "column count");
+        var pixels = RequireDataLength(path, file[ImagesHeaderBytes..], (long)count * rows * columns,
+            $"{count} images of {rows}x{columns}");
+        return new IdxImages(path, count, rows, columns, pixels);
+    }
+
+    public static byte[] ReadLabels(string path)
+    {
+        var file = ReadDecompressed(path);
+        var header = RequireHeader(path, file, LabelsHeaderBytes, "labels (idx1)");
+        RequireMagic(path, header, LabelsMagic, "labels (idx1, unsigned bytes)");
+        var count = ReadDimension(path, header, 1, "label count");
+        return RequireDataLength(path, file[LabelsHeaderBytes..], count, $"{count} labels").ToArray();
+    }
+
+    /// <summary>The whole file, decompressed when it starts with the gzip magic 1f 8b.</summary>
+    internal static ReadOnlyMemory<byte> ReadDecompressed(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InputException($"{path}: file not found.");
+        }
+
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            Span<byte> start = stackalloc byte[2];
+            var startLength = file.ReadAtLeast(start, 2, throwOnEndOfStream: false);
+            file.Position = 0;
+            if (startLength < 2 || start[0] != 0x1f || start[1] != 0x8b)
+            {
+                return ReadToEnd(file, file.Length);
+            }
+
+            var sizeHint = GzipSizeHint(file);
+            using var gzip = new GZipStream(file, CompressionMode.Decompress);
+            return ReadToEnd(gzip, sizeHint);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InputException($"{path}: not a valid gzip file ({ex.Message}); it may be truncated or corrupt.");
+        }
+        catch (IOException ex)
+        {
+            throw new InputException($"{path}: cannot be read: {ex.Message}");
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new InputException($"{path}: cannot be read: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Reads until the end into one array, growing it if needed: the allocation follows the bytes that are really
+    /// there, never a size claimed by a (possibly corrupt) header.
+    /// </summary>
+    private static ReadOnlyMemory<byte> ReadToEnd(Stream stream, long sizeHint)
+    {
+        // One byte beyond the hint, so a correct hint ends in a single pass with the end-of-stream read.
+        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(sizeHint + 1, 1 << 12, Array.MaxLength));
+        var length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length == Array.MaxLength)
+                {
+                    throw new InvalidDataException($"larger than {Array.MaxLength} bytes");
+                }
+
+                Array.Resize(ref buffer, (int)Math.Min(2L * buffer.Length, Array.MaxLength));
+            }
+
+            var read = stream.Read(buffer, length, buffer.Length - length);
+            if (read == 0)
+            {
+                return buffer.AsMemory(0, length);
+            }
+
+            length += read;
+        }
+    }
+
+    /// <summary>The gzip trailer's ISIZE (uncompressed size mod 2^32): only a hint, as a truncated file has no trailer.</summary>
+    private static long GzipSizeHint(FileStream file)
+    {
+        const long fallbackRatio = 4;
+        if (file.Length < 18)
+        {
+            return 0;
+        }
+
+        Span<byte> trailer = stackalloc byte[4];
+        file.Position = file.Length - 4;
+        file.ReadExactly(trailer);
+        file.Position = 0;
+        long isize = BinaryPrimitives.ReadUInt32LittleEndian(trailer);
+        return isize >= file.Length / 2 && isize <= 64 * file.Length ? isize : fallbackRatio * file.Length;
+    }
+
+    private static ReadOnlySpan<byte> RequireHeader(string path, ReadOnlyMemory<byte> file, int headerBytes, string kind)
+    {
+        if (file.Length < headerBytes)
+        {
+            throw new InputException(
+                $"{path}: truncated IDX {kind} file: expected a {headerBytes}-byte header, found {file.Length} bytes.");
+        }
+
+        return file.Span[..headerBytes];
+    }
+
+    private static void RequireMagic(string path, ReadOnlySpan<byte> header, int expected, string kind)
+    {
+        var found = BinaryPrimitives.ReadInt32BigEndian(header);
+        if (found != expected)
+        {
+            throw new InputException(
+                $"{path}: wrong magic number for IDX {kind}: expected 0x{expected:X8}, found 0x{found:X8}." +
+                (found == LabelsMagic || found == ImagesMagic ? " Images and labels files may be swapped." : ""));
+        }
+    }
+
+    private static int ReadDimension(string path, ReadOnlySpan<byte> header, int index, string what)
+    {
+        var value = BinaryPrimitives.ReadInt32BigEndian(header[(4 * index)..]);
+        if (value < 0)
+        {
+            throw new InputException($"{path}: corrupt IDX header: {what} is {(uint)value}, larger than {int.MaxValue}.");
+        }
+
+        return value;
+    }
+
+    private static ReadOnlyMemory<byte> RequireDataLength(string path, ReadOnlyMemory<byte> data, long expected, string what)
+    {
+        if (data.Length < expected)
+        {
+            throw new InputException(
+                $"{path}: truncated file: the header announces {what}, expected {expected} bytes of data, found {data.Length}.");
+        }
+
+        if (data.Length > expected)
+        {
+            throw new InputException(
+                $"{path}: the header announces {what}, expected {expected} bytes of data, found {data.Length} " +
+                $"({data.Length - expected} bytes too many); the file is corrupt or not an IDX file.");
+        }
+
+        return data;
+    }
+}

@@ -1,0 +1,143 @@
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Data;
+
+/// <summary>Which of the p chunks the surviving workers still hold.</summary>
+/// <param name="Covered">Chunks held by at least one alive worker, ascending.</param>
+/// <param name="Missing">Chunks no alive worker holds, ascending: their samples are lost to training.</param>
+internal sealed record ChunkCoverage(IReadOnlyList<int> Covered, IReadOnlyList<int> Missing)
+{
+    public bool Complete => Missing.Count == 0;
+}
+
+/// <summary>
+/// The data placement of redundancy-infused local SGD, RI-SGD (Haddadpour, Kamani, Mahdavi, Cadambe, ICML 2019,
+/// "Trading redundancy for communication"): the data set D = D_0 u ... u D_{p-1} is cut into p chunks, one per
+/// worker, and worker j holds q of them, D_j, D_{j+1}, ..., D_{j+q-1} (indices mod p). The redundancy is mu = q / p;
+/// q = 1 is plain local SGD on disjoint shards, q = p gives every worker the whole data set. Every chunk is held by
+/// exactly q workers (j - q + 1 .. j), so any q - 1 workers can fail without losing data.
+/// <para>
+/// Chunks are contiguous ranges of sample indices, each of floor(count / p) samples (the last count mod p samples
+/// are in no chunk, so every worker holds the same number of samples and runs the same number of steps).
+/// Worker j draws its mini-batches from all it holds, in the order <see cref="EpochOrder"/>: a permutation of its
+/// held samples seeded by (seed, j, epoch).
+/// </para>
+/// </summary>
+internal static class RedundantChunks
+{
+    private const ulong WorkerEpochTag = 0x5249534744; // "RISGD"
+
+    /// <summary>Fails with an <see cref="InputException"/> unless 1 &lt;= q &lt;= p.</summary>
+    public static void Validate(int p, int q)
+    {
+        if (p < 1)
+        {
+            throw new InputException($"RI-SGD needs at least one worker; got p = {p}.");
+        }
+
+        if (q < 1 || q > p)
+        {
+            throw new InputException(
+                $"redundancy q = {q} is invalid for p = {p} workers: each worker holds q of the p data chunks, " +
+                $"so q must be between 1 and {p}.");
+        }
+    }
+
+    /// <summary>The chunks worker <paramref name="worker"/> holds: j, j+1, ..., j+q-1 (mod p).</summary>
+    public static int[] ChunksOf(int worker, int p, int q)
+    {
+        Validate(p, q);
+        CheckWorker(worker, p);
+        var chunks = new int[q];
+        for (var k = 0; k < q; k++)
+        {
+            chunks[k] = (worker + k) % p;
+        }
+
+        return chunks;
+    }
+
+    /// <summary>Samples per chunk: floor(count / p).</summary>
+    public static int ChunkSize(int count, int p)
+    {
+        if (p < 1 || count < p)
+        {
+            throw new InputException($"{count} samples cannot be cut into {p} non-empty chunks, one per worker.");
+        }
+
+        return count / p;
+    }
+
+    /// <summary>The sample range [Start, End) of chunk <paramref name="chunk"/> when <paramref name="count"/> samples are cut into p chunks.</summary>
+    public static (int Start, int End) ChunkRange(int chunk, int count, int p)
+    {
+        var size = ChunkSize(count, p);
+        if ((uint)chunk >= (uint)p)
+        {
+            throw new ArgumentOutOfRangeException(nameof(chunk), $"chunk {chunk} is outside 0..{p - 1}.");
+        }
+
+        return (chunk * size, (chunk + 1) * size);
+    }
+
+    /// <summary>The sample indices worker <paramref name="worker"/> holds: its chunks' ranges, in chunk order.</summary>
+    public static int[] HeldSamples(int worker, int count, int p, int q)
+    {
+        var chunks = ChunksOf(worker, p, q);
+        var size = ChunkSize(count, p);
+        var held = new int[chunks.Length * size];
+        var next = 0;
+        foreach (var chunk in chunks)
+        {
+            var (start, end) = ChunkRange(chunk, count, p);
+            for (var sample = start; sample < end; sample++)
+            {
+                held[next++] = sample;
+            }
+        }
+
+        return held;
+    }
+
+    /// <summary>
+    /// The order in which worker <paramref name="worker"/> visits its held samples in epoch <paramref name="epoch"/>:
+    /// <see cref="HeldSamples"/> shuffled by Fisher-Yates with a seed derived from (seed, worker, epoch).
+    /// </summary>
+    public static int[] EpochOrder(int worker, int count, int p, int q, long seed, int epoch)
+    {
+        var order = HeldSamples(worker, count, p, q);
+        Shuffle.Permute<int>(order, Shuffle.DeriveTagged(seed, WorkerEpochTag, worker, epoch));
+        return order;
+    }
+
+    /// <summary>Which chunks the workers in <paramref name="aliveWorkers"/> still hold, and which no one holds.</summary>
+    public static ChunkCoverage Covered(IEnumerable<int> aliveWorkers, int p, int q)
+    {
+        Validate(p, q);
+        var held = new bool[p];
+        foreach (var worker in aliveWorkers)
+        {
+            foreach (var chunk in ChunksOf(worker, p, q))
+            {
+                held[chunk] = true;
+            }
+        }
+
+        var covered = new List<int>();
+        var missing = new List<int>();
+        for (var chunk = 0; chunk < p; chunk++)
+        {
+            (held[chunk] ? covered : missing).Add(chunk);
+        }
+
+        return new ChunkCoverage(covered, missing);
+    }
+
+    private static void CheckWorker(int worker, int p)
+    {
+        if ((uint)worker >= (uint)p)
+        {
+            throw new ArgumentOutOfRangeException(nameof(worker), $"worker {worker} is outside 0..{p - 1}.");
+        }
+    }
+}

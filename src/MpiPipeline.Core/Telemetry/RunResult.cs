@@ -1,0 +1,56 @@
+namespace MpiPipeline.Telemetry;
+
+/// <summary>
+/// One epoch of a run as rank 0 saw it. Accuracies are fractions in [0, 1]; losses are mean cross-entropy per sample
+/// (NaN when not measured); the communication figures count from the start of the run, so the last epoch's are totals.
+/// </summary>
+/// <param name="Epoch">1 for the first epoch.</param>
+/// <param name="SamplesPerSecond">Training samples of all ranks together per second of this epoch.</param>
+/// <param name="Seconds">Wall time of this epoch.</param>
+/// <param name="CommunicationRounds">Collective averaging rounds (Allreduce of gradients or models) so far.</param>
+/// <param name="BytesSentPerRank">Bytes one rank has handed to MPI so far.</param>
+/// <param name="ComputeSeconds">This epoch's time in forward, backward and optimizer steps.</param>
+/// <param name="CommunicationSeconds">This epoch's time inside MPI calls.</param>
+internal sealed record EpochRecord(
+    int Epoch,
+    double TrainLoss,
+    double TrainAccuracy,
+    double TestLoss,
+    double TestAccuracy,
+    double SamplesPerSecond,
+    double Seconds,
+    long CommunicationRounds,
+    long BytesSentPerRank,
+    double ComputeSeconds,
+    double CommunicationSeconds);
+
+/// <summary>A point of the training-loss curve: after <see cref="Step"/> steps, <see cref="CommunicationRounds"/>
+/// rounds and <see cref="WallSeconds"/> since the start, the mean training loss was <see cref="Loss"/>.</summary>
+internal sealed record LossPoint(long Step, long CommunicationRounds, double WallSeconds, double Loss);
+
+/// <summary>Totals over a whole run.</summary>
+internal sealed record RunTotals(
+    long Steps,
+    long Samples,
+    long CommunicationRounds,
+    long BytesSentPerRank,
+    double ComputeSeconds,
+    double CommunicationSeconds);
+
+/// <summary>Everything a run reports, as written to its JSON results file by <see cref="ResultsJson"/>.</summary>
+/// <param name="Algorithm">e.g. "psgd", "local-sgd", "ri-sgd", "single".</param>
+/// <param name="Options">The settings that define the run (batch, lr, tau, q, seed, ...), as given on the command line.</param>
+/// <param name="FinalTestAccuracy">Test accuracy after the last epoch, a fraction in [0, 1].</param>
+/// <param name="WallSeconds">Wall time of the whole run, loading excluded.</param>
+/// <param name="Notes">Events worth keeping with the numbers (a worker failed at step s; chunks still covered).</param>
+internal sealed record RunResult(
+    string Algorithm,
+    string Model,
+    int Ranks,
+    IReadOnlyDictionary<string, string> Options,
+    IReadOnlyList<EpochRecord> Epochs,
+    RunTotals Totals,
+    double FinalTestAccuracy,
+    double WallSeconds,
+    IReadOnlyList<LossPoint> LossCurve,
+    IReadOnlyList<string> Notes);
