@@ -11,6 +11,12 @@ root.Subcommands.Add(TrainVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
 // root.Subcommands.Add(BenchVerb.Create());
 
+// Tables written to a log file (or through mpiexec's pipes) get a fixed width instead of a truncating 80 columns.
+if (Console.IsOutputRedirected)
+{
+    Spectre.Console.AnsiConsole.Profile.Width = 160;
+}
+
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
