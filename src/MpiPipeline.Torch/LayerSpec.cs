@@ -24,6 +24,27 @@ public sealed record LayerSpec(string Kind, params long[] Args)
     /// <summary>A residual block <c>x + body(x)</c>.</summary>
     public static LayerSpec Residual(params LayerSpec[] body) => new("residual") { Body = body };
 
+    /// <summary>Equal kind, arguments and body (by content: a record would compare the arrays by reference).</summary>
+    public bool Equals(LayerSpec? other) =>
+        other is not null && Kind == other.Kind && Args.AsSpan().SequenceEqual(other.Args) && Body.SequenceEqual(other.Body);
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(Kind);
+        foreach (var arg in Args)
+        {
+            hash.Add(arg);
+        }
+
+        foreach (var layer in Body)
+        {
+            hash.Add(layer);
+        }
+
+        return hash.ToHashCode();
+    }
+
     public override string ToString()
     {
         var text = new StringBuilder();

@@ -85,6 +85,17 @@ public sealed class LayerTests
         Assert.That(new LayerSpec("conv2d", 1, 32, 3, 1, 1).ToString(), Is.EqualTo("conv2d 1 32 3 1 1"));
     }
 
+    [Test]
+    public void SpecsCompareByContent()
+    {
+        Assert.That(new LayerSpec("conv2d", 1, 16, 3), Is.EqualTo(new LayerSpec("conv2d", 1, 16, 3)));
+        Assert.That(new LayerSpec("conv2d", 1, 16, 3), Is.Not.EqualTo(new LayerSpec("conv2d", 1, 16, 5)));
+        Assert.That(LayerSpec.Residual(new("relu"), new("tanh")), Is.EqualTo(LayerSpec.Residual(new("relu"), new("tanh"))));
+        Assert.That(LayerSpec.Residual(new("relu"), new("tanh")), Is.Not.EqualTo(LayerSpec.Residual(new("tanh"), new("relu"))));
+        Assert.That(ModelZoo.Build("cnn"), Is.EqualTo(ModelZoo.Build("cnn")));
+        Assert.That(new LayerSpec("linear", 2, 3).GetHashCode(), Is.EqualTo(new LayerSpec("linear", 2, 3).GetHashCode()));
+    }
+
     /// <summary>A conv layer's parameter gradients against central finite differences of f = sum(w * y).</summary>
     [Test]
     public void ConvGradientsMatchFiniteDifferences()
