@@ -7,7 +7,7 @@ using MpiPipeline.Mpi;
 // a usage error is printed once (by the launcher's rank 0) and every rank exits with code 2.
 var root = new RootCommand("MpiPipeline: distributed training and distributed optimization over MPI and libtorch.");
 root.Subcommands.Add(InfoVerb.Create());
-// root.Subcommands.Add(BenchVerb.Create());
+root.Subcommands.Add(BenchVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = root.Parse(args);
