@@ -9,7 +9,7 @@ var root = new RootCommand("MpiPipeline: distributed training and distributed op
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(TrainVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
-// root.Subcommands.Add(BenchVerb.Create());
+root.Subcommands.Add(BenchVerb.Create());
 
 // Tables written to a log file (or through mpiexec's pipes) get a fixed width instead of a truncating 80 columns.
 if (Console.IsOutputRedirected)
