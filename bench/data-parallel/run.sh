@@ -41,7 +41,8 @@ cores=$(nproc)
     done
     echo
     echo "Compute = time inside bridge calls (forward, backward, optimizer step); communication = time inside the"
-    echo "gradient Allreduce and the 1/n scaling; loop overhead = step wall time less both (batch gathering from the data"
+    echo "gradient Allreduce and the 1/n scaling, which includes waiting for the slowest rank (on a loaded or oversubscribed"
+    echo "machine most of it is waiting, not transfer: compare \`bench/results/mpi.md\` for the Allreduce cost itself); loop overhead = step wall time less both (batch gathering from the data"
     echo "set included). Times are per rank, averaged over the ranks. The raw results JSON are in \`$WORK/\`."
 } > "$OUT"
 echo "wrote $OUT"
