@@ -29,8 +29,20 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
             "ri-sgd" => $"ri-sgd (tau = {o.Tau}, q = {o.Redundancy}, mu = {o.Redundancy}/{plan.Workers})",
             _ => o.Algorithm,
         };
-        Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {plan.Workers} worker(s) x {plan.ThreadsPerRank} thread(s), device {o.Device}");
+        var ranks = plan.Pipeline is { } grid
+            ? $"{grid.Stages * grid.Replicas} ranks (S = {grid.Stages} stages x D = {grid.Replicas} replicas)"
+            : $"{plan.Workers} worker(s)";
+        Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {ranks} x {plan.ThreadsPerRank} thread(s), device {o.Device}");
         Console.Out.WriteLine($"data: {plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
+        if (plan.Pipeline is { } p)
+        {
+            Console.Out.WriteLine($"pipeline: {p.Schedule}, M = {p.MicroBatches} micro-batches of {p.MicroBatchSize} per mini-batch; partition by {p.Partition}: balance {string.Join(',', p.Balance)}");
+            for (var s = 0; s < p.Stages; s++)
+            {
+                Console.Out.WriteLine($"  stage {s}: {p.StageLayers[s]} ({p.ParametersPerStage[s]:N0} parameters)");
+            }
+        }
+
         Console.Out.WriteLine($"optimizer: {o.Optimizer.ToString().ToLowerInvariant()}, lr {o.LearningRate}{(o.Optimizer == OptimizerKind.Sgd ? $", momentum {o.Momentum}{(o.Nesterov ? " (Nesterov)" : "")}" : "")}{(o.WeightDecay > 0 ? $", weight decay {o.WeightDecay}" : "")}; seed {o.Seed}");
         Console.Out.Flush();
         if (interactive)
@@ -61,7 +73,7 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
             {
                 if (bar is not null)
                 {
-                    bar.Description = $"epoch {epoch + 1}/{totalEpochs}  loss {loss:F4}";
+                    bar.Description = float.IsNaN(loss) ? $"epoch {epoch + 1}/{totalEpochs}" : $"epoch {epoch + 1}/{totalEpochs}  loss {loss:F4}";
                     bar.MaxValue = stepsPerEpoch;
                     bar.Value = stepInEpoch;
                 }
@@ -73,7 +85,7 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
         var quarter = (int)(4 * stepInEpoch / stepsPerEpoch);
         if (quarter != lastQuarter && quarter is > 0 and < 4)
         {
-            Console.Out.WriteLine($"  epoch {epoch + 1}/{totalEpochs}: {25 * quarter}% ({stepInEpoch}/{stepsPerEpoch} steps), loss {loss:F4}");
+            Console.Out.WriteLine($"  epoch {epoch + 1}/{totalEpochs}: {25 * quarter}% ({stepInEpoch}/{stepsPerEpoch} steps){(float.IsNaN(loss) ? "" : $", loss {loss:F4}")}");
             Console.Out.Flush();
         }
 
@@ -134,6 +146,12 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
         var busy = t.StepSeconds;
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"final test accuracy {100 * run.FinalTestAccuracy:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.BytesSentPerRank)} sent per rank (ring estimate); training time per rank {t.StepSeconds:F1} s: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, loop overhead {Share(t.LoopOverheadSeconds, busy)}; evaluation {t.EvaluationSeconds:F1} s"));
+        if (run.Pipeline is { } p)
+        {
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"pipeline: {1000 * p.SecondsPerMiniBatch:F1} ms per mini-batch, ideal {1000 * p.IdealSecondsPerMiniBatch:F1} ms (bubble (S-1)/(M+S-1) = {100 * p.BubbleFraction:F1}%; ideal/measured {p.EfficiencyVsIdeal:F2}); per stage t_f + t_b {string.Join(", ", p.ForwardSecondsPerMicroBatch.Zip(p.BackwardSecondsPerMicroBatch, (f, b) => $"{1000 * (f + b):F2}"))} ms, measured bubble {string.Join(", ", p.MeasuredBubblePerStage.Select(b => $"{100 * b:F0}%"))}, peak activations {string.Join(", ", p.PeakActivationsPerStage)}"));
+        }
+
         foreach (var note in run.Notes)
         {
             Console.Out.WriteLine($"note: {note}");

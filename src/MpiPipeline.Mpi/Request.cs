@@ -40,6 +40,35 @@ public sealed class Request
         return Complete(ReadStatus(status));
     }
 
+    /// <summary>
+    /// Blocks until the operation completes, polling with MPI_Test and giving the core away (sched_yield) between
+    /// polls after the first few. MPI_Wait busy-polls: with more ranks than cores (or a loaded node) a rank waiting for
+    /// its neighbour takes the core the neighbour needs to produce the message. Watched by the stall watchdog.
+    /// </summary>
+    public Status WaitYielding()
+    {
+        if (completed is { } done)
+        {
+            return done;
+        }
+
+        const int pollsBeforeYield = 20;
+        var polls = 0;
+        using (Watchdog.Enter("MPI_Test (yielding wait)"))
+        {
+            Status status;
+            while (!Test(out status))
+            {
+                if (++polls > pollsBeforeYield)
+                {
+                    Thread.Yield();
+                }
+            }
+
+            return status;
+        }
+    }
+
     /// <summary>True (with the status) when the operation has completed; never blocks.</summary>
     public unsafe bool Test(out Status result)
     {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
 namespace MpiPipeline.Cli.Verbs;
@@ -6,7 +7,7 @@ namespace MpiPipeline.Cli.Verbs;
 /// <summary>The training options shared by <c>train</c> and <c>compare</c>; parsed into one <see cref="TrainOptions"/>.</summary>
 internal sealed class TrainOptionSet
 {
-    private readonly Option<string> algorithm = new("--algo") { Description = "single | psgd | local-sgd | ri-sgd", DefaultValueFactory = _ => "psgd" };
+    private readonly Option<string> algorithm = new("--algo") { Description = "single | psgd | local-sgd | ri-sgd | pipeline", DefaultValueFactory = _ => "psgd" };
     private readonly Option<string> model = new("--model") { Description = "mlp | cnn | deep-mlp:N", DefaultValueFactory = _ => "cnn" };
     private readonly Option<int> epochs = new("--epochs") { Description = "Passes over the training set.", DefaultValueFactory = _ => 2 };
     private readonly Option<int> batch = new("--batch") { Description = "Global mini-batch, summed over workers (each takes batch / workers).", DefaultValueFactory = _ => 128 };
@@ -27,6 +28,13 @@ internal sealed class TrainOptionSet
     private readonly Option<int?> trainSamples = new("--train-samples") { Description = "Use only the first N training samples." };
     private readonly Option<int?> testSamples = new("--test-samples") { Description = "Use only the first N test samples." };
     private readonly Option<long?> maxSteps = new("--max-steps") { Description = "Stop after this many steps in total." };
+    private readonly Option<int?> stages = new("--stages", "--pipeline") { Description = "pipeline: S, stages (default: world size / D)." };
+    private readonly Option<int?> replicas = new("--data-parallel", "--replicas") { Description = "pipeline: D, data-parallel replicas of each stage; S * D = world size (default: world size / S)." };
+    private readonly Option<int?> microBatches = new("--micro-batches") { Description = $"pipeline: M, micro-batches per mini-batch (each replica's batch / M samples each; default {TrainOptions.DefaultMicroBatches})." };
+    private readonly Option<string?> schedule = new("--schedule") { Description = "pipeline: gpipe | 1f1b (default 1f1b)." };
+    private readonly Option<string?> balance = new("--balance") { Description = "pipeline: layers per stage, e.g. 3,2,2 (default: automatic partition)." };
+    private readonly Option<string?> partition = new("--partition") { Description = "pipeline: automatic partition by measured layer 'time' (default) or by 'parameters'." };
+    private readonly Option<string?> trace = new("--trace") { Description = "pipeline: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file." };
     private readonly Option<int> curveEvery = new("--curve-every") { Description = "Steps between two points of the loss curve.", DefaultValueFactory = _ => 10 };
 
     public TrainOptionSet(bool includeAlgorithm)
@@ -34,6 +42,8 @@ internal sealed class TrainOptionSet
         algorithm.AcceptOnlyFromAmong([.. TrainOptions.Algorithms]);
         optimizer.AcceptOnlyFromAmong("sgd", "adam");
         split.AcceptOnlyFromAmong("shuffle", "chunks");
+        schedule.AcceptOnlyFromAmong("gpipe", "1f1b");
+        partition.AcceptOnlyFromAmong("time", "parameters");
         IncludeAlgorithm = includeAlgorithm;
     }
 
@@ -50,9 +60,12 @@ internal sealed class TrainOptionSet
                  {
                      model, epochs, batch, learningRate, optimizer, momentum, nesterov, weightDecay, tau, redundancy, split,
                      failRank, failStep, seed, threads, device, data, trainSamples, testSamples, maxSteps, curveEvery,
+                     stages, replicas, microBatches, schedule, balance, partition, trace,
                  })
         {
-            if (!IncludeAlgorithm && (option == tau || option == redundancy || option == split || option == failRank || option == failStep))
+            if (!IncludeAlgorithm && (option == tau || option == redundancy || option == split || option == failRank || option == failStep
+                                      || option == stages || option == replicas || option == microBatches || option == schedule
+                                      || option == balance || option == partition || option == trace))
             {
                 continue;
             }
@@ -90,5 +103,17 @@ internal sealed class TrainOptionSet
         TestSamples = parse.GetValue(testSamples),
         MaxSteps = parse.GetValue(maxSteps),
         CurveEvery = parse.GetValue(curveEvery),
+        Stages = IncludeAlgorithm ? parse.GetValue(stages) : null,
+        Replicas = IncludeAlgorithm ? parse.GetValue(replicas) : null,
+        MicroBatches = IncludeAlgorithm ? parse.GetValue(microBatches) : null,
+        Schedule = IncludeAlgorithm && parse.GetValue(schedule) is { } kind ? Pipeline.Schedule.ParseKind(kind) : null,
+        Balance = IncludeAlgorithm ? parse.GetValue(balance) : null,
+        PartitionBy = IncludeAlgorithm ? parse.GetValue(partition) switch
+        {
+            "time" => PartitionCost.Time,
+            "parameters" => PartitionCost.Parameters,
+            _ => null,
+        } : null,
+        TracePath = IncludeAlgorithm ? parse.GetValue(trace) : null,
     };
 }

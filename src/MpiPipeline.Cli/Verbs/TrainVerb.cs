@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MpiPipeline.Mpi;
+using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
 namespace MpiPipeline.Cli.Verbs;
@@ -12,20 +13,29 @@ internal static class TrainVerb
         var set = new TrainOptionSet(includeAlgorithm: true);
         var output = new Option<string?>("--output") { Description = "Write the results as JSON to this file (rank 0)." };
         var saveParameters = new Option<string?>("--save-parameters") { Description = "Write the final flat parameters (float32) to this file (rank 0)." };
-        var command = new Command("train", "Train a model on Fashion-MNIST: one rank (single) or data-parallel (psgd, local-sgd, ri-sgd).");
+        var saveFirstGradients = new Option<string?>("--save-first-gradients") { Description = "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file (rank 0; single, psgd, pipeline)." };
+        var command = new Command("train", "Train a model on Fashion-MNIST: one rank (single), data-parallel (psgd, local-sgd, ri-sgd) or pipelined (pipeline, with --stages/--data-parallel/--micro-batches/--schedule).");
         set.AddTo(command);
         command.Options.Add(output);
         command.Options.Add(saveParameters);
+        command.Options.Add(saveFirstGradients);
         command.SetAction(parse =>
         {
             var options = set.Read(parse) with
             {
                 OutputPath = parse.GetValue(output),
                 ParametersPath = parse.GetValue(saveParameters),
+                FirstGradientsPath = parse.GetValue(saveFirstGradients),
             };
             return MpiRuntime.Run(world =>
             {
                 var reporter = new ConsoleTrainingReporter();
+                if (options.IsPipeline)
+                {
+                    PipelineTrainer.Run(world, options, reporter);
+                    return 0;
+                }
+
                 var result = Trainer.Run(world, options, reporter);
                 if (result is null)
                 {

@@ -60,6 +60,7 @@ internal sealed record RunTotals(
 /// <param name="InitialReplicaSpread">max over parameters of (max - min over replicas) before the start broadcast.</param>
 /// <param name="FinalReplicaSpread">The same at the end of the run: 0 when every replica holds the same model.</param>
 /// <param name="Notes">Events worth keeping with the numbers (a worker failed at step s; chunks still covered).</param>
+/// <param name="Pipeline">The pipeline's own figures (<c>--algo pipeline</c>; null otherwise).</param>
 internal sealed record RunResult(
     string Algorithm,
     string Model,
@@ -72,4 +73,5 @@ internal sealed record RunResult(
     IReadOnlyList<LossPoint> LossCurve,
     IReadOnlyList<string> Notes,
     double InitialReplicaSpread = 0,
-    double FinalReplicaSpread = 0);
+    double FinalReplicaSpread = 0,
+    PipelineSummary? Pipeline = null);

@@ -1,4 +1,5 @@
 using MpiPipeline.Mpi;
+using MpiPipeline.Pipeline;
 
 namespace MpiPipeline.Training;
 
@@ -10,6 +11,16 @@ internal enum DataSplit
 
     /// <summary>The set cut into p chunks; worker j holds q of them (j..j+q-1 mod p) and samples only from those.</summary>
     Chunks,
+}
+
+/// <summary>What a layer costs for the automatic pipeline partition (<see cref="Partition.ByCost"/>).</summary>
+internal enum PartitionCost
+{
+    /// <summary>Forward + backward time of the layer on one micro-batch, measured at start-up.</summary>
+    Time,
+
+    /// <summary>Parameter count (layers without parameters cost 0): deterministic, no measurement.</summary>
+    Parameters,
 }
 
 internal enum OptimizerKind
@@ -70,9 +81,78 @@ internal sealed record TrainOptions
 
     public bool EvaluateEachEpoch { get; init; } = true;
 
+    // ---- --algo pipeline ----
+
+    /// <summary>S, pipeline stages (--stages / --pipeline); null: the world size over the replicas.</summary>
+    public int? Stages { get; init; }
+
+    /// <summary>D, data-parallel replicas of each stage (--data-parallel); null: the world size over the stages.</summary>
+    public int? Replicas { get; init; }
+
+    /// <summary>M, micro-batches per mini-batch; each replica's share B / D is cut into M equal micro-batches.</summary>
+    public int? MicroBatches { get; init; }
+
+    public ScheduleKind? Schedule { get; init; }
+
+    /// <summary>Layers per stage, "3,2,2" (torchgpipe's balance); null: partitioned automatically.</summary>
+    public string? Balance { get; init; }
+
+    /// <summary>Cost of a layer for the automatic partition: measured forward + backward time, or parameter count.</summary>
+    public PartitionCost? PartitionBy { get; init; }
+
+    /// <summary>Chrome trace of the run (one row per rank), written by rank 0.</summary>
+    public string? TracePath { get; init; }
+
+    /// <summary>The averaged flat gradient of the first mini-batch (at the initial parameters), written by rank 0.</summary>
+    public string? FirstGradientsPath { get; init; }
+
+    public const int DefaultMicroBatches = 4;
+
+    public int EffectiveMicroBatches => MicroBatches ?? DefaultMicroBatches;
+
+    public ScheduleKind EffectiveSchedule => Schedule ?? ScheduleKind.OneFOneB;
+
+    public PartitionCost EffectivePartitionBy => PartitionBy ?? PartitionCost.Time;
+
+    public bool IsPipeline => Algorithm == "pipeline";
+
+    /// <summary>
+    /// The pipeline x data-parallel grid for a world of <paramref name="worldSize"/> ranks: (S, D) with S * D = world
+    /// size; whichever of --stages and --data-parallel is missing follows from the other (both missing: S = world, D = 1).
+    /// </summary>
+    public (int Stages, int Replicas) GridShape(int worldSize)
+    {
+        static InputException Bad(string message) => new(message);
+        if (Stages is < 1)
+        {
+            throw Bad($"--stages must be >= 1 (got {Stages})");
+        }
+
+        if (Replicas is < 1)
+        {
+            throw Bad($"--data-parallel must be >= 1 (got {Replicas})");
+        }
+
+        var stages = Stages ?? (Replicas is int d ? worldSize / d : worldSize);
+        var replicas = Replicas ?? Math.Max(1, worldSize / Math.Max(1, stages));
+        if (stages < 1 || (long)stages * replicas != worldSize)
+        {
+            var given = (Stages, Replicas) switch
+            {
+                (int s, int r) => $"--stages {s} x --data-parallel {r} = {(long)s * r} ranks",
+                (int s, null) => $"--stages {s} does not divide the world size",
+                _ => $"--data-parallel {Replicas} does not divide the world size",
+            };
+            throw Bad($"the pipeline grid needs S x D = world size, but the job has {worldSize} ranks and {given}; " +
+                "start the job with S * D ranks (mpiexec -n S*D) or change --stages / --data-parallel");
+        }
+
+        return (stages, replicas);
+    }
+
     public DataSplit EffectiveSplit => Split ?? (Algorithm == "ri-sgd" ? DataSplit.Chunks : DataSplit.Shuffle);
 
-    public static IReadOnlyList<string> Algorithms { get; } = ["single", "psgd", "local-sgd", "ri-sgd"];
+    public static IReadOnlyList<string> Algorithms { get; } = ["single", "psgd", "local-sgd", "ri-sgd", "pipeline"];
 
     /// <summary>Checks the options against the world size; every rank sees the same, so rank 0 alone reports.</summary>
     public void Validate(int workers)
@@ -98,7 +178,16 @@ internal sealed record TrainOptions
             throw Bad($"--batch must be >= 1 (got {Batch})");
         }
 
-        if (Batch % workers != 0)
+        if (IsPipeline)
+        {
+            ValidatePipeline(workers);
+        }
+        else if (Stages is not null || Replicas is not null || MicroBatches is not null || Schedule is not null || Balance is not null
+                 || PartitionBy is not null || TracePath is not null)
+        {
+            throw Bad($"--stages, --data-parallel, --micro-batches, --schedule, --balance, --partition and --trace apply to --algo pipeline only (got --algo {Algorithm})");
+        }
+        else if (Batch % workers != 0)
         {
             throw Bad($"--batch {Batch} is the global mini-batch and must be divisible by the {workers} workers (each takes batch / workers); try --batch {Batch / workers * workers + workers}");
         }
@@ -179,6 +268,49 @@ internal sealed record TrainOptions
         if (Device != "cpu" && !Device.StartsWith("cuda", StringComparison.Ordinal))
         {
             throw Bad($"--device must be cpu, cuda or cuda:N (got '{Device}')");
+        }
+    }
+
+    /// <summary>The pipeline's own checks: the grid, micro-batches that cut each replica's batch evenly, the balance's form.</summary>
+    private void ValidatePipeline(int workers)
+    {
+        static InputException Bad(string message) => new(message);
+        var (stages, replicas) = GridShape(workers);
+        if (Batch % replicas != 0)
+        {
+            throw Bad($"--batch {Batch} is the global mini-batch and must be divisible by the D = {replicas} data-parallel replicas; try --batch {(Batch / replicas + 1) * replicas}");
+        }
+
+        var m = EffectiveMicroBatches;
+        if (m < 1)
+        {
+            throw Bad($"--micro-batches must be >= 1 (got {m})");
+        }
+
+        var perReplica = Batch / replicas;
+        if (perReplica % m != 0)
+        {
+            throw Bad($"--micro-batches {m} does not divide the per-replica batch {perReplica} (--batch {Batch} / D = {replicas}): " +
+                $"each mini-batch is cut into M equal micro-batches; try --batch {(perReplica / m + 1) * m * replicas} or --micro-batches that divides {perReplica}");
+        }
+
+        if (Balance is { } balance)
+        {
+            var counts = Partition.ParseBalance(balance);
+            if (counts.Length != stages)
+            {
+                throw Bad($"--balance {balance} gives {counts.Length} stages but the pipeline has S = {stages}: give one layer count per stage");
+            }
+
+            if (PartitionBy is not null)
+            {
+                throw Bad("--balance gives the partition explicitly; --partition chooses the automatic one: use one of them");
+            }
+        }
+
+        if (Tau != 1 || Redundancy != 1 || Split is not null)
+        {
+            throw Bad("--tau, --redundancy and --split do not apply to --algo pipeline (it averages gradients every step)");
         }
     }
 }

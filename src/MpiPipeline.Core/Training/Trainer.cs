@@ -7,10 +7,16 @@ using MpiPipeline.Torch;
 
 namespace MpiPipeline.Training;
 
-/// <summary>What a run is about to do, for the reporter's header.</summary>
+/// <summary>What a run is about to do, for the reporter's header. <see cref="Pipeline"/> only for --algo pipeline.</summary>
 internal sealed record TrainingPlan(
     TrainOptions Options, int Workers, int TrainSamples, int TestSamples, long StepsPerEpoch, long TotalSteps,
-    long Parameters, int ThreadsPerRank, string Split);
+    long Parameters, int ThreadsPerRank, string Split, PipelinePlan? Pipeline = null);
+
+/// <summary>A pipeline's grid and partition, for the reporter's header.</summary>
+/// <param name="StageLayers">Per stage, its layers as text (e.g. "[0, 3) flatten, linear 784 256, relu").</param>
+internal sealed record PipelinePlan(
+    string Schedule, int Stages, int Replicas, int MicroBatches, int MicroBatchSize, string Partition,
+    IReadOnlyList<int> Balance, IReadOnlyList<long> ParametersPerStage, IReadOnlyList<string> StageLayers);
 
 /// <summary>Progress and results; only rank 0 of the run receives calls. Core never prints: the CLI renders.</summary>
 internal interface ITrainingReporter
@@ -44,25 +50,8 @@ internal static class Trainer
 
         var threads = options.Threads ?? DefaultThreads(world);
         TorchRuntime.Threads = threads;
-        var train = FashionMnist.Load(options.DataDirectory, train: true);
-        var test = FashionMnist.Load(options.DataDirectory, train: false);
-        if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
-        {
-            train = train.Take(trainLimit);
-        }
-
-        if (options.TestSamples is int testLimit && testLimit < test.Count)
-        {
-            test = test.Take(testLimit);
-        }
-
-        var stepsPerEpoch = train.Count / options.Batch;
-        if (stepsPerEpoch < 1)
-        {
-            throw new InputException($"--batch {options.Batch} is larger than the {train.Count} training samples");
-        }
-
-        var totalSteps = Math.Min((long)stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue);
+        var (train, test) = LoadData(options);
+        var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
         var perWorkerBatch = options.Batch / world.Size;
         IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
@@ -107,6 +96,12 @@ internal static class Trainer
                     curve.Add(new LossPoint(t + 1, worker.Stats.CommunicationRounds, wall.Elapsed.TotalSeconds, curveLoss / curveCount));
                     curveLoss = 0;
                     curveCount = 0;
+                }
+
+                if (t == 0 && options.FirstGradientsPath is { } gradientsPath && isRoot)
+                {
+                    worker.Stage.PullGradients();
+                    WriteParameters(gradientsPath, worker.Stage.Gradients);
                 }
 
                 reporter?.StepCompleted(epoch, t - first + 1, last - first, result.Loss);
@@ -189,6 +184,36 @@ internal static class Trainer
         }
 
         return run;
+    }
+
+    /// <summary>The training and test sets, cut to --train-samples / --test-samples; every rank loads them the same way.</summary>
+    internal static (Dataset Train, Dataset Test) LoadData(TrainOptions options)
+    {
+        var train = FashionMnist.Load(options.DataDirectory, train: true);
+        var test = FashionMnist.Load(options.DataDirectory, train: false);
+        if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
+        {
+            train = train.Take(trainLimit);
+        }
+
+        if (options.TestSamples is int testLimit && testLimit < test.Count)
+        {
+            test = test.Take(testLimit);
+        }
+
+        return (train, test);
+    }
+
+    /// <summary>Steps per epoch (the last partial global batch dropped) and in the whole run.</summary>
+    internal static (int StepsPerEpoch, long TotalSteps) CountSteps(TrainOptions options, int trainSamples)
+    {
+        var stepsPerEpoch = trainSamples / options.Batch;
+        if (stepsPerEpoch < 1)
+        {
+            throw new InputException($"--batch {options.Batch} is larger than the {trainSamples} training samples");
+        }
+
+        return (stepsPerEpoch, Math.Min((long)stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue));
     }
 
     /// <summary>Test loss and accuracy of the average model, the test set split over the group's ranks.</summary>
@@ -280,7 +305,7 @@ internal static class Trainer
             LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
     }
 
-    private static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
+    internal static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
     {
         ["batch"] = o.Batch.ToString(),
         ["lr"] = o.LearningRate.ToString("R"),
@@ -301,7 +326,7 @@ internal static class Trainer
     };
 
     /// <summary>Cores of this node divided among the ranks on it (at least 1 thread each).</summary>
-    private static int DefaultThreads(Communicator world)
+    internal static int DefaultThreads(Communicator world)
     {
         var node = world.SplitShared(world.Rank);
         var ranksOnNode = node.Size;
@@ -309,7 +334,7 @@ internal static class Trainer
         return Math.Max(1, Environment.ProcessorCount / ranksOnNode);
     }
 
-    private static void WriteParameters(string path, ReadOnlySpan<float> parameters)
+    internal static void WriteParameters(string path, ReadOnlySpan<float> parameters)
     {
         var temporary = path + ".tmp";
         using (var file = File.Create(temporary))

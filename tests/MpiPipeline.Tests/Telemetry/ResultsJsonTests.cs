@@ -32,6 +32,23 @@ public sealed class ResultsJsonTests
         Notes: ["worker 2 stopped at step 300; chunks covered: 0, 1, 2, 3"]);
 
     [Test]
+    public void PipelineFiguresRoundTrip()
+    {
+        var summary = new PipelineSummary("1f1b", 2, 1, 4, 16, "time", [1, 3], [0.001, 0.002, 0.0001, 0.0005], [0, 203_530], [2, 1], [2, 1],
+            [0.0003, 0.0007], [0.0002, 0.0006], 0.012, 0.0065, 0.0058, 0.2, [0.4, 0.3], [0.002, 0.001], [200_704, 200_704]);
+        var written = Sample() with { Algorithm = "pipeline", Pipeline = summary };
+        var json = ResultsJson.Serialize(written);
+        Assert.That(json, Does.Contain("\"peakActivationsPerStage\""));
+        Assert.That(json, Does.Contain("\"efficiencyVsIdeal\""));
+        var read = ResultsJson.Deserialize(json, "test");
+        Assert.That(read.Pipeline, Is.Not.Null);
+        Assert.That(read.Pipeline!.PeakActivationsPerStage, Is.EqualTo(new[] { 2, 1 }));
+        Assert.That(read.Pipeline.EfficiencyVsIdeal, Is.EqualTo(0.0065 / 0.012).Within(1e-12));
+        Assert.That(ResultsJson.Serialize(read), Is.EqualTo(json));
+        Assert.That(ResultsJson.Deserialize(ResultsJson.Serialize(Sample()), "test").Pipeline, Is.Null, "absent for other algorithms");
+    }
+
+    [Test]
     public void RoundTripsThroughAFile()
     {
         var path = Path.Combine(directory, "nested", "run.json");
