@@ -77,11 +77,11 @@ internal static class ScalingSweep
         return new ScalingData(runs, allreduce, pingPong, notes);
     }
 
-    /// <summary>The largest benchmark message: the gradient rounded up onto the 8 B x 4^k grid, 64 KiB to 64 MiB.</summary>
+    /// <summary>The largest benchmark message: the gradient (at least 64 KiB) rounded up onto the 8 B x 4^k grid, at most 64 MiB.</summary>
     public static long BenchMaxBytes(long payload)
     {
         long size = 8;
-        while (size < Math.Clamp(payload, 64 << 10, 64 << 20))
+        while (size < Math.Max(payload, 64 << 10) && size * 4 <= 64 << 20)
         {
             size *= 4;
         }
