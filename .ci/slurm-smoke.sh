@@ -23,7 +23,7 @@ job_timeout=${SLURM_SMOKE_JOB_TIMEOUT:-300}
 if [ "$(id -u)" != 0 ]; then
     if sudo -n true 2>/dev/null; then
         echo "slurm smoke: not root; re-running through sudo"
-        exec sudo -n --preserve-env=PATH,DOTNET_ROOT,HOME "$0" "$results"
+        exec sudo -n --preserve-env=PATH,DOTNET_ROOT,HOME bash "$repo/.ci/slurm-smoke.sh" "$results"
     fi
     echo "slurm smoke: NOT RUN - starting a test Slurm needs root or passwordless sudo, and this is $(id -un) without" \
          "either. The Slurm smoke tests are not counted in the closing line. Run 'sudo make slurm-smoke' to run them."
@@ -47,11 +47,12 @@ done
 # ---- a throw-away cluster: its own scratch dir and free ports, so it cannot meet another Slurm on this machine ----
 export SLURM_BASE
 SLURM_BASE=$(mktemp -d /tmp/mpipipe-slurm.XXXXXX)
+# A TCP port nobody on this machine uses (looked up in /proc/net/tcp*, so no ss/netstat is needed).
 free_port() {
-    local port
+    local port hex
     for _ in $(seq 50); do
-        port=$((20000 + RANDOM % 20000))
-        ss -Hltn "sport = :$port" 2>/dev/null | grep -q . || { echo "$port"; return; }
+        port=$((20000 + RANDOM % 20000)); hex=$(printf ':%04X ' "$port")
+        grep -qi -- "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null || { echo "$port"; return; }
     done
     echo 6817
 }
@@ -68,6 +69,8 @@ stop_slurm() {
     mkdir -p "$results/slurm-daemon-logs"
     cp "$SLURM_BASE"/log/* "$results/slurm-daemon-logs/" 2>/dev/null || true
     [ "${SLURM_SMOKE_KEEP:-0}" = 1 ] || rm -rf "$SLURM_BASE"
+    # run through sudo: hand what we wrote back to the user, so that the next `make test` can remove it
+    if [ -n "${SUDO_UID:-}" ]; then chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$results" 2>/dev/null || true; fi
     exit "$rc"
 }
 trap stop_slurm EXIT

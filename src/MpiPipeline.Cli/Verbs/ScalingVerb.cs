@@ -35,7 +35,7 @@ internal static class ScalingVerb
         var srunMpi = new Option<string?>("--srun-mpi") { Description = "srun's --mpi plugin (default pmi2 for mpich, pmix for openmpi)." };
         var hostfile = new Option<string?>("--hostfile") { Description = "mpiexec hostfile (see hostfiles/; hostfiles/from-slurm.sh makes one from an allocation)." };
         var noBench = new Option<bool>("--no-bench") { Description = "Skip the MPI benchmark runs (and so the performance model)." };
-        var benchRanks = new Option<string?>("--bench-ranks") { Description = "Rank counts for the Allreduce benchmark (default: every sweep rank count >= 2)." };
+        var benchRanks = new Option<string?>("--bench-ranks") { Description = "Rank counts for the Allreduce benchmark (default: every sweep rank count >= 2 within the cores)." };
         var benchMax = new Option<string?>("--bench-max-size") { Description = "Largest benchmark message (default: the gradient, rounded up)." };
         var benchSamples = new Option<int>("--bench-samples") { Description = "Timed samples per benchmark message size.", DefaultValueFactory = _ => defaults.BenchSamples };
         var project = new Option<string>("--project") { Description = "Rank counts the model projects to.", DefaultValueFactory = _ => string.Join(',', defaults.ProjectRanks) };

@@ -62,7 +62,7 @@ internal sealed record ScalingOptions
     /// <summary>Measure Allreduce (every bench rank count) and ping-pong (2 ranks) with `mpipipe bench mpi` for the model.</summary>
     public bool Bench { get; init; } = true;
 
-    /// <summary>Rank counts to benchmark at; null: every sweep rank count >= 2.</summary>
+    /// <summary>Rank counts to benchmark at; null: every sweep rank count >= 2 that does not oversubscribe the cores.</summary>
     public IReadOnlyList<int>? BenchRanks { get; init; }
 
     /// <summary>Largest benchmark message; null: the gradient size rounded up to a power of two (at least 64 KiB).</summary>
@@ -104,8 +104,6 @@ internal sealed record ScalingOptions
 
     /// <summary>The global batch of a run at <paramref name="ranks"/> ranks.</summary>
     public int GlobalBatchAt(ScalingMode mode, int ranks) => mode == ScalingMode.Strong ? GlobalBatch : PerRankBatch * ranks;
-
-    public IReadOnlyList<int> EffectiveBenchRanks => BenchRanks ?? [.. Ranks.Where(n => n >= 2)];
 
     public void Validate()
     {

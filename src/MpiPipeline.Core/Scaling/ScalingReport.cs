@@ -109,6 +109,11 @@ internal static class ScalingReport
         md.AppendLine($"Jobs started with {machine.Launcher}; {o.Steps} steps per run of which the first {o.WarmupSteps} are warm-up (not timed); {o.Repetitions} repetition(s) per point, repetitions outermost; {o.ThreadsPerRank} libtorch thread(s) per rank.");
         md.AppendLine("Throughput = global batch / steady step time (rank 0's wall clock over the timed steps); compute, communication and other are per step, averaged over all steps and ranks;");
         md.AppendLine($"speedup = throughput / throughput at {lowest} rank(s), ideal = ranks / {lowest}, efficiency = speedup / ideal; spread = (max - min) / median of the throughput over the repetitions.");
+        if (o.Reuse)
+        {
+            md.AppendLine($"Jobs whose results were already in `{o.EffectiveWorkDirectory}` were not run again (--reuse): the date and load average above are this analysis', not necessarily the runs'.");
+        }
+
         foreach (var note in data.Notes)
         {
             md.AppendLine();
@@ -219,9 +224,12 @@ internal static class ScalingReport
             md.AppendLine($"Communication: median |error| {Pct(ScalingMath.Median(commErrors))}, max {Pct(commErrors.Max())}. The measured time inside Allreduce includes waiting for the slowest rank (load imbalance, a busy core), which the alpha-beta model does not have; where the points are oversubscribed that waiting dominates.");
         }
 
-        var trust = stepErrors.Max() <= 0.25 ? "within 25% at every measured point" : "off by more than 25% at some measured point";
+        var judged = fair.Count > 0 ? fair : stepErrors;
+        var verdict = judged.Max() <= 0.25
+            ? $"within 25% of the measured step time at every point{(fair.Count > 0 && fair.Count < validation.Count ? " that is not oversubscribed (it has no term for ranks sharing a core, so those points are off by more)" : "")}"
+            : "off by more than 25% at some point that is not oversubscribed: trust the projections less";
         md.AppendLine();
-        md.AppendLine($"The model is {trust}; the projections below extrapolate from {highest} to {o.ProjectRanks.Max()} ranks and carry at least that error, plus whatever the network at scale does differently from the one measured here.");
+        md.AppendLine($"Verdict: the model is {verdict}. Its communication term is the alpha-beta transfer time alone; the waiting measured inside the Allreduce is not in it. The projections below extrapolate from {highest} to {o.ProjectRanks.Max()} ranks and carry at least the error above, plus whatever a network at scale does differently from the one measured here.");
 
         md.AppendLine();
         md.AppendLine("### Projections with the fitted parameters");

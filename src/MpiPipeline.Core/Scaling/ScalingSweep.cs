@@ -58,11 +58,12 @@ internal static class ScalingSweep
         var allreduce = new List<TimingSample>();
         var pingPong = new List<TimingSample>();
         var payload = runs.Select(r => r.PayloadBytes).DefaultIfEmpty(0).Max();
-        if (options.Bench && options.EffectiveBenchRanks.Count > 0)
+        var benchRanks = BenchRanks(options, launcher.Cores, notes);
+        if (options.Bench && benchRanks.Count > 0)
         {
             var maxBytes = options.BenchMaxBytes ?? BenchMaxBytes(payload);
-            var pingPongAt = options.EffectiveBenchRanks.Min();
-            foreach (var ranks in options.EffectiveBenchRanks)
+            var pingPongAt = benchRanks.Min();
+            foreach (var ranks in benchRanks)
             {
                 var (a, p) = Bench(options, launcher, reporter, ranks, maxBytes, withPingPong: ranks == pingPongAt);
                 allreduce.AddRange(a);
@@ -75,6 +76,37 @@ internal static class ScalingSweep
         }
 
         return new ScalingData(runs, allreduce, pingPong, notes);
+    }
+
+    /// <summary>
+    /// Where to benchmark: --bench-ranks, or every sweep rank count >= 2 that fits the cores (busy-polling MPI ranks
+    /// sharing a core make each message wait for a time slice: such timings measure the scheduler, and take long).
+    /// </summary>
+    private static IReadOnlyList<int> BenchRanks(ScalingOptions options, int cores, List<string> notes)
+    {
+        if (options.BenchRanks is { } chosen || !options.Bench)
+        {
+            return options.BenchRanks ?? [];
+        }
+
+        var candidates = options.Ranks.Where(n => n >= 2).Order().ToList();
+        var fitting = candidates.Where(n => !ScalingMath.Oversubscribed(n, 1, cores)).ToList();
+        if (fitting.Count < candidates.Count)
+        {
+            var left = candidates.Except(fitting).ToList();
+            if (fitting.Count == 0 && candidates.Count > 0)
+            {
+                fitting.Add(candidates[0]);
+                left.Remove(candidates[0]);
+            }
+
+            if (left.Count > 0)
+            {
+                notes.Add($"the MPI benchmark ran at {string.Join(", ", fitting)} ranks, not at {string.Join(", ", left)}: more ranks than the {cores} cores (--bench-ranks to insist)");
+            }
+        }
+
+        return fitting;
     }
 
     /// <summary>The largest benchmark message: the gradient (at least 64 KiB) rounded up onto the 8 B x 4^k grid, at most 64 MiB.</summary>
