@@ -17,6 +17,7 @@ DEB_PACKAGES += $(DEB_PACKAGES_EXTRA)
 
 # Native pieces built before the solution; fragments in mk/ add theirs (e.g. the libtorch bridge).
 NATIVE_TARGETS :=
+TEST_SUITES    :=
 -include $(sort $(wildcard mk/*.mk))
 
 .PHONY: deps build native run test bench compare clean help
@@ -27,15 +28,22 @@ help:
 	@echo "make bench  - benchmarks against their limits; tables in bench/results/"
 	@echo "make compare - PSGD vs local SGD vs RI-SGD on $(RANKS) ranks; table and plots in bench/results/"
 	@echo "make deps   - only install the missing Debian packages"
+	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
+	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+# $(call install-missing,TARGET,PACKAGES): apt-get installs those of PACKAGES that are not installed (nothing if none).
+define install-missing
+	@missing=$$(for p in $(2); do \
 	    dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' || echo "$$p"; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "make deps: installing" $$missing; \
+	    echo "make $(1): installing" $$missing; \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install-missing,deps,$(DEB_PACKAGES))
 
 native: deps $(NATIVE_TARGETS)
 
@@ -53,7 +61,9 @@ COMPARE_EPOCHS ?= 3
 compare: build
 	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) compare --model cnn --epochs $(COMPARE_EPOCHS) --out bench/results
 
-# Every test project, with TRX results; .ci/summarize-tests prints the closing 'N passed, N failed' line.
+# Every test project, with TRX results, then the suites fragments add to TEST_SUITES (scripts called with the results
+# directory that write NAME.counts, e.g. the Slurm smoke tests); .ci/summarize-tests prints the closing
+# 'N passed, N failed' line over all of them.
 TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests
 TEST_RESULTS  := $(REPO)/build/test-results
 test: build
@@ -63,6 +73,7 @@ test: build
 	        --logger "trx;LogFileName=$$(basename $$p).trx" --logger "console;verbosity=normal" \
 	        --results-directory $(TEST_RESULTS) || status=1; \
 	done; \
+	for suite in $(TEST_SUITES); do bash $$suite $(TEST_RESULTS) || status=1; done; \
 	bash .ci/summarize-tests $(TEST_RESULTS) && exit $$status
 
 bench: build $(BENCH_TARGETS)

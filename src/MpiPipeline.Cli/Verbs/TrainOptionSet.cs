@@ -23,7 +23,7 @@ internal sealed class TrainOptionSet
     private readonly Option<long?> failStep = new("--fail-step") { Description = "... at this step." };
     private readonly Option<long> seed = new("--seed") { Description = "Seed of initialization, shuffling and dropout (with rank and step).", DefaultValueFactory = _ => 1 };
     private readonly Option<int?> threads = new("--threads") { Description = "libtorch threads per rank (default: cores on the node / ranks on the node)." };
-    private readonly Option<string> device = new("--device") { Description = "cpu | cuda | cuda:N", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<string> device = new("--device") { Description = "cpu | cuda (one GPU per rank: cuda:<node-local rank mod GPUs>) | cuda:N | auto (cuda where usable, else cpu)", DefaultValueFactory = _ => "cpu" };
     private readonly Option<string?> data = new("--data") { Description = "Directory of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)." };
     private readonly Option<int?> trainSamples = new("--train-samples") { Description = "Use only the first N training samples." };
     private readonly Option<int?> testSamples = new("--test-samples") { Description = "Use only the first N test samples." };

@@ -40,6 +40,7 @@ internal static class PipelineTrainer
     {
         var wall = Stopwatch.StartNew();
         options.Validate(world.Size);
+        options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
         var (stages, replicas) = options.GridShape(world.Size);
         var microBatches = options.EffectiveMicroBatches;
         var isRoot = world.Rank == 0;

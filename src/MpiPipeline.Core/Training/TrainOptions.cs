@@ -265,9 +265,9 @@ internal sealed record TrainOptions
             throw Bad("--curve-every must be >= 1");
         }
 
-        if (Device != "cpu" && !Device.StartsWith("cuda", StringComparison.Ordinal))
+        if (Device is not ("cpu" or "auto" or "cuda") && !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), out var index) && index >= 0))
         {
-            throw Bad($"--device must be cpu, cuda or cuda:N (got '{Device}')");
+            throw Bad($"--device must be cpu, cuda, cuda:N or auto (got '{Device}')");
         }
     }
 

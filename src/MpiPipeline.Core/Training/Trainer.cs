@@ -45,6 +45,7 @@ internal static class Trainer
     {
         var wall = Stopwatch.StartNew();
         options.Validate(world.Size);
+        options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
         var isRoot = world.Rank == 0;
         reporter = isRoot ? reporter : null;
 

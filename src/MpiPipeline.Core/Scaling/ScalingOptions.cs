@@ -1,0 +1,244 @@
+using System.Globalization;
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Scaling;
+
+/// <summary>Strong scaling keeps the global batch fixed (more ranks, fewer samples each); weak keeps the per-rank batch.</summary>
+internal enum ScalingMode
+{
+    Strong,
+    Weak,
+}
+
+/// <summary>How the sweep starts each job.</summary>
+internal enum LauncherKind
+{
+    /// <summary>srun inside a Slurm allocation (SLURM_JOB_ID set), mpiexec elsewhere.</summary>
+    Auto,
+    Mpiexec,
+    Srun,
+}
+
+/// <summary>The MPI installation the jobs use (launcher and library belong together).</summary>
+internal enum MpiFlavor
+{
+    Mpich,
+    OpenMpi,
+}
+
+/// <summary>Everything a scaling sweep needs; <see cref="Validate"/> says what is wrong in one message.</summary>
+internal sealed record ScalingOptions
+{
+    public IReadOnlyList<int> Ranks { get; init; } = [1, 2, 4];
+    public IReadOnlyList<ScalingMode> Modes { get; init; } = [ScalingMode.Strong, ScalingMode.Weak];
+    public int Repetitions { get; init; } = 3;
+    public string Algorithm { get; init; } = "psgd";
+    public string Model { get; init; } = "mlp";
+
+    /// <summary>Strong scaling: the global batch at every rank count (must divide by each).</summary>
+    public int GlobalBatch { get; init; } = 256;
+
+    /// <summary>Weak scaling: each rank's batch; the global batch is this times the ranks.</summary>
+    public int PerRankBatch { get; init; } = 32;
+
+    /// <summary>Training steps per run, of which the first <see cref="WarmupSteps"/> are not timed.</summary>
+    public int Steps { get; init; } = 20;
+
+    public int WarmupSteps { get; init; } = 3;
+    public int ThreadsPerRank { get; init; } = 1;
+    public int Tau { get; init; } = 16;
+
+    /// <summary>Further `mpipipe train` arguments, passed as given (e.g. --device cuda, --lr 0.1).</summary>
+    public IReadOnlyList<string> TrainArguments { get; init; } = [];
+
+    public LauncherKind Launcher { get; init; } = LauncherKind.Auto;
+    public MpiFlavor Mpi { get; init; } = MpiFlavor.Mpich;
+
+    /// <summary>srun's --mpi plugin; null: pmi2 for MPICH, pmix for Open MPI.</summary>
+    public string? SrunMpi { get; init; }
+
+    public string? Hostfile { get; init; }
+
+    /// <summary>Measure Allreduce (every bench rank count) and ping-pong (2 ranks) with `mpipipe bench mpi` for the model.</summary>
+    public bool Bench { get; init; } = true;
+
+    /// <summary>Rank counts to benchmark at; null: every sweep rank count >= 2 that does not oversubscribe the cores.</summary>
+    public IReadOnlyList<int>? BenchRanks { get; init; }
+
+    /// <summary>Largest benchmark message; null: the gradient size rounded up to a power of two (at least 64 KiB).</summary>
+    public long? BenchMaxBytes { get; init; }
+
+    public int BenchSamples { get; init; } = 9;
+
+    /// <summary>Rank counts the model projects to.</summary>
+    public IReadOnlyList<int> ProjectRanks { get; init; } = [16, 32, 64, 128, 256, 512, 1024];
+
+    /// <summary>Pipeline projection: stages, micro-batches per mini-batch, activation bytes per sample at a stage boundary.</summary>
+    public int PipelineStages { get; init; } = 4;
+
+    public int MicroBatches { get; init; } = 8;
+    public long ActivationBytesPerSample { get; init; } = 1024;
+
+    /// <summary>An assumed network (latency s, bandwidth B/s) for a second set of projections; null: only the measured fit.</summary>
+    public (double Alpha, double Bandwidth)? AssumedNetwork { get; init; }
+
+    public string OutputDirectory { get; init; } = "results/scaling";
+
+    /// <summary>Raw runs (JSON, logs, bench JSON); null: OutputDirectory/runs.</summary>
+    public string? WorkDirectory { get; init; }
+
+    /// <summary>Reuse a run's results JSON already in the work directory instead of running it again.</summary>
+    public bool Reuse { get; init; }
+
+    public TimeSpan RunTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How the table's header names the command that made it.</summary>
+    public string? CommandLine { get; init; }
+
+    public string EffectiveWorkDirectory => WorkDirectory ?? Path.Combine(OutputDirectory, "runs");
+
+    public static IReadOnlyList<string> Algorithms { get; } = ["psgd", "local-sgd", "ri-sgd"];
+
+    /// <summary>Fashion-MNIST's training set: every timed step must fall in the first epoch (no evaluation inside).</summary>
+    public const int TrainingSamples = 60000;
+
+    /// <summary>The global batch of a run at <paramref name="ranks"/> ranks.</summary>
+    public int GlobalBatchAt(ScalingMode mode, int ranks) => mode == ScalingMode.Strong ? GlobalBatch : PerRankBatch * ranks;
+
+    public void Validate()
+    {
+        static InputException Bad(string message) => new(message);
+        if (Ranks.Count == 0 || Ranks.Any(n => n < 1))
+        {
+            throw Bad("--ranks needs one or more rank counts >= 1, e.g. 1,2,4");
+        }
+
+        if (Ranks.Distinct().Count() != Ranks.Count)
+        {
+            throw Bad($"--ranks names a rank count twice ({Join(Ranks)})");
+        }
+
+        if (Modes.Count == 0)
+        {
+            throw Bad("--mode needs strong, weak or both");
+        }
+
+        if (Repetitions < 1)
+        {
+            throw Bad($"--repetitions must be >= 1 (got {Repetitions})");
+        }
+
+        if (!Algorithms.Contains(Algorithm))
+        {
+            throw Bad($"--algo {Algorithm} cannot be swept; known: {string.Join(", ", Algorithms)}");
+        }
+
+        if (Modes.Contains(ScalingMode.Strong))
+        {
+            if (GlobalBatch < 1)
+            {
+                throw Bad($"--global-batch must be >= 1 (got {GlobalBatch})");
+            }
+
+            var misfits = Ranks.Where(n => GlobalBatch % n != 0).ToList();
+            if (misfits.Count > 0)
+            {
+                throw Bad($"strong scaling: --global-batch {GlobalBatch} must be divisible by every rank count; it is not by {Join(misfits)}");
+            }
+        }
+
+        if (PerRankBatch < 1)
+        {
+            throw Bad($"--per-rank-batch must be >= 1 (got {PerRankBatch})");
+        }
+
+        if (Steps < 2 || WarmupSteps < 0 || WarmupSteps >= Steps)
+        {
+            throw Bad($"--steps {Steps} and --warmup-steps {WarmupSteps}: need steps >= 2 and 0 <= warmup < steps (the timed steps are steps - warmup)");
+        }
+
+        var largestBatch = Modes.Max(mode => Ranks.Max(n => (long)GlobalBatchAt(mode, n)));
+        if (Steps * largestBatch > TrainingSamples)
+        {
+            throw Bad($"--steps {Steps} x the largest global batch {largestBatch} = {Steps * largestBatch} samples is more than one epoch ({TrainingSamples}): every timed step must be in the first epoch; lower --steps or the batch");
+        }
+
+        if (ThreadsPerRank < 1)
+        {
+            throw Bad($"--threads must be >= 1 (got {ThreadsPerRank})");
+        }
+
+        if (Tau < 1)
+        {
+            throw Bad($"--tau must be >= 1 (got {Tau})");
+        }
+
+        var reserved = new[] { "--algo", "--model", "--batch", "--max-steps", "--epochs", "--threads", "--output", "--curve-every", "--tau" };
+        if (TrainArguments.FirstOrDefault(a => reserved.Contains(a.Split('=')[0])) is { } clash)
+        {
+            throw Bad($"--train-args must not set {clash.Split('=')[0]}: the sweep sets it (use the scaling option instead)");
+        }
+
+        if (BenchRanks is { } benchRanks && benchRanks.Any(n => n < 2))
+        {
+            throw Bad("--bench-ranks: Allreduce and ping-pong need rank counts >= 2");
+        }
+
+        if (BenchSamples < 1)
+        {
+            throw Bad("--bench-samples must be >= 1");
+        }
+
+        if (ProjectRanks.Count == 0 || ProjectRanks.Any(n => n < 2))
+        {
+            throw Bad("--project needs rank counts >= 2");
+        }
+
+        if (PipelineStages < 2 || MicroBatches < 1 || ActivationBytesPerSample < 0)
+        {
+            throw Bad("--stages must be >= 2, --micro-batches >= 1 and --activation-bytes >= 0");
+        }
+
+        if (ProjectRanks.FirstOrDefault(n => n % PipelineStages != 0) is var odd and > 0)
+        {
+            throw Bad($"--project {odd}: the pipeline projection needs rank counts divisible by --stages {PipelineStages}");
+        }
+
+        if (AssumedNetwork is { } net && (!(net.Alpha >= 0) || !(net.Bandwidth > 0)))
+        {
+            throw Bad("--assume-network needs a latency >= 0 us and a bandwidth > 0 GB/s, e.g. 2,12.5");
+        }
+
+        if (RunTimeout <= TimeSpan.Zero)
+        {
+            throw Bad("--timeout must be > 0 seconds");
+        }
+    }
+
+    /// <summary>Parses "1,2,4" (or "1 2 4"); null with <paramref name="error"/> set when it is not a list of integers.</summary>
+    public static IReadOnlyList<int>? ParseIntList(string? text, string option, out string error)
+    {
+        error = "";
+        var values = new List<int>();
+        foreach (var word in (text ?? "").Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(word, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                error = $"{option}: '{word}' is not an integer (expected a list such as 1,2,4)";
+                return null;
+            }
+
+            values.Add(value);
+        }
+
+        if (values.Count == 0)
+        {
+            error = $"{option}: empty list (expected a list such as 1,2,4)";
+            return null;
+        }
+
+        return values;
+    }
+
+    private static string Join(IEnumerable<int> values) => string.Join(", ", values);
+}

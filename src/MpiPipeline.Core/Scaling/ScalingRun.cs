@@ -1,0 +1,79 @@
+using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
+
+namespace MpiPipeline.Scaling;
+
+/// <summary>
+/// One training run of a sweep, reduced to what scaling needs. Times are seconds per training step.
+/// <see cref="StepSeconds"/> is the steady-state step time: rank 0's wall clock from the end of the warm-up steps to
+/// the end of the last step, divided by the timed steps (from the loss curve, recorded after every step). The
+/// breakdown (compute, communication, other) averages every step over the ranks, from the run's totals.
+/// </summary>
+/// <param name="ComputeSeconds">Inside the bridge: forward, backward, optimizer step.</param>
+/// <param name="CommunicationSeconds">Inside the gradient (or model) Allreduce, waiting for the slowest rank included.</param>
+/// <param name="OtherSeconds">The rest of a step: batch gathering, the loop itself.</param>
+/// <param name="PayloadBytes">Bytes one rank hands to one Allreduce round (the flat gradient or model); 0 on one rank.</param>
+/// <param name="Oversubscribed">More rank threads than cores the job may use.</param>
+internal sealed record ScalingRun(
+    ScalingMode Mode,
+    int Ranks,
+    int Repetition,
+    int GlobalBatch,
+    int Steps,
+    int TimedSteps,
+    double StepSeconds,
+    double ComputeSeconds,
+    double CommunicationSeconds,
+    double OtherSeconds,
+    long CommunicationRounds,
+    long PayloadBytes,
+    int ThreadsPerRank,
+    bool Oversubscribed)
+{
+    public int PerRankBatch => GlobalBatch / Ranks;
+
+    /// <summary>Training samples per second, all ranks together, in the steady state.</summary>
+    public double Throughput => GlobalBatch / StepSeconds;
+
+    /// <summary>Communication's share of a step (from the totals: communication / (compute + communication + other)).</summary>
+    public double CommunicationShare => CommunicationSeconds / (ComputeSeconds + CommunicationSeconds + OtherSeconds);
+
+    /// <summary>Reduces a results file of `mpipipe train --curve-every 1` to a run of the sweep.</summary>
+    public static ScalingRun FromResult(RunResult result, ScalingMode mode, int repetition, int warmupSteps, bool oversubscribed, string source)
+    {
+        var totals = result.Totals;
+        var steps = (int)totals.Steps;
+        var curve = result.LossCurve;
+        if (steps < 2 || curve.Count != steps || curve[^1].Step != steps)
+        {
+            throw new InputException($"{source}: expected one loss-curve point per step (--curve-every 1) and at least 2 steps; got {curve.Count} points for {steps} steps");
+        }
+
+        var warmup = Math.Clamp(warmupSteps, 1, steps - 1);
+        var timed = steps - warmup;
+        var stepSeconds = (curve[^1].WallSeconds - curve[warmup - 1].WallSeconds) / timed;
+        if (!(stepSeconds > 0))
+        {
+            throw new InputException($"{source}: the loss curve's wall clock does not advance over the timed steps");
+        }
+
+        var batch = int.Parse(result.Options["batch"], System.Globalization.CultureInfo.InvariantCulture);
+        var threads = result.Options.TryGetValue("threadsPerRank", out var t) && int.TryParse(t, out var parsed) ? parsed : 1;
+        var rounds = totals.CommunicationRounds;
+        return new ScalingRun(
+            Mode: mode,
+            Ranks: result.Ranks,
+            Repetition: repetition,
+            GlobalBatch: batch,
+            Steps: steps,
+            TimedSteps: timed,
+            StepSeconds: stepSeconds,
+            ComputeSeconds: totals.ComputeSeconds / steps,
+            CommunicationSeconds: totals.CommunicationSeconds / steps,
+            OtherSeconds: Math.Max(0, totals.StepSeconds - totals.ComputeSeconds - totals.CommunicationSeconds) / steps,
+            CommunicationRounds: rounds,
+            PayloadBytes: rounds > 0 ? totals.AllreducePayloadBytesPerRank / rounds : 0,
+            ThreadsPerRank: threads,
+            Oversubscribed: oversubscribed);
+    }
+}
