@@ -41,13 +41,16 @@ internal static class PprsVerb
         var output = new Option<string?>("--output") { Description = "Write the results (every iteration of every run) as JSON to FILE (rank 0)." };
         var csv = new Option<string?>("--csv") { Description = "Write the curves as CSV to FILE (rank 0)." };
         var plot = new Option<string?>("--plot") { Description = "Write f vs time units as SVG to FILE (rank 0)." };
+        var batched = new Option<bool>("--batched") { Description = "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast)." };
+        var monitor = new Option<string>("--monitor") { Description = "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).", DefaultValueFactory = _ => "closed" };
+        monitor.AcceptOnlyFromAmong("closed", "pipeline");
         var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
 
         var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
         foreach (var option in new Option[]
                  {
                      problem, delta, samples, iterations, budget, method, gamma, step, pprsStep, seed, dimension, model, parameters, images, kappa,
-                     lambda, data, threads, checkpoints, output, csv, plot, bounds,
+                     lambda, data, threads, checkpoints, batched, monitor, output, csv, plot, bounds,
                  })
         {
             command.Options.Add(option);
@@ -75,6 +78,8 @@ internal static class PprsVerb
                 Penalty = parse.GetValue(lambda),
                 DataDirectory = parse.GetValue(data),
                 Checkpoints = parse.GetValue(checkpoints),
+                Batched = parse.GetValue(batched),
+                MonitorByForwardPass = parse.GetValue(monitor) == "pipeline",
             };
             options.Validate(world.Size);
             if (options.Problem == "adversarial")
@@ -98,7 +103,9 @@ internal static class PprsVerb
         using var problem = PprsProblem.Create(o);
         var ranges = MpiChainOracle.EvenRanges(problem.Chain.Depth, world.Size);
         RankConsole.Line($"pprs: {problem.Description}");
-        RankConsole.Line($"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, over {world.Size} rank(s), nodes per rank: {string.Join(" ", ranges)}");
+        RankConsole.Line(o.Batched
+            ? $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, one process, K points per node call (--batched)"
+            : $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, pipelined over {world.Size} rank(s), nodes per rank: {string.Join(" ", ranges)}");
         RankConsole.Line($"clock: one node forward or backward = 1 time unit; an evaluation of K points = 2 (K + Delta - 1) (Eq. 14)");
         RankConsole.Line();
 
@@ -169,8 +176,7 @@ internal static class PprsVerb
         {
             table.AddRow(run.Label, run.Iterations.ToString(CultureInfo.InvariantCulture),
                 run.Curve[^1].TimeUnits.ToString(CultureInfo.InvariantCulture), G(run.FinalValue), G(run.BestValue),
-                run.WallSeconds.ToString("F2", CultureInfo.InvariantCulture), run.ComputeSeconds.ToString("F2", CultureInfo.InvariantCulture),
-                run.CommunicationSeconds.ToString("F2", CultureInfo.InvariantCulture));
+                run.WallSeconds.ToString("F2", CultureInfo.InvariantCulture), Seconds(run.ComputeSeconds), Seconds(run.CommunicationSeconds));
         }
 
         return "Summary" + (result.MinimumValue is { } m ? $" (f* = {G(m)})" : "") + ":\n" + table;
@@ -232,6 +238,8 @@ internal static class PprsVerb
             throw new InputException($"cannot write '{path}': {ex.Message}", sameOnEveryRank: false);
         }
     }
+
+    private static string Seconds(double value) => double.IsNaN(value) ? "-" : value.ToString("F2", CultureInfo.InvariantCulture);
 
     private static string G(double value) => value.ToString("G6", CultureInfo.InvariantCulture);
 }

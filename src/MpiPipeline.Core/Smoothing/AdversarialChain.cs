@@ -169,8 +169,12 @@ internal sealed class AdversarialChain : IDisposable
 /// counts one time unit per node backward. Parameter gradients, which the bridge accumulates on every backward, are
 /// never used and are zeroed now and then.
 /// </para>
+/// <para>
+/// As an <see cref="IBatchedChainNode"/> it also maps M inputs at once (M x B samples in one torch call): the same
+/// function, for the one-process <see cref="BatchedChainOracle"/> that simulates the pipeline's clock quickly.
+/// </para>
 /// </summary>
-internal sealed class TorchChainNode : IChainNode, IDisposable
+internal sealed class TorchChainNode : IBatchedChainNode, IDisposable
 {
     private const int Slot = 0;
     private const int ZeroGradientsEvery = 256;
@@ -181,10 +185,13 @@ internal sealed class TorchChainNode : IChainNode, IDisposable
     private readonly int[]? labels; // last node: y_i
     private readonly double kappa;
     private readonly double penalty; // lambda
-    private readonly float[] input;
-    private readonly float[] output;
-    private readonly float[] outputGradient;
-    private readonly float[] inputGradient;
+    private readonly int inSize; // per sample
+    private readonly int outSize;
+    private float[] input = [];
+    private float[] output = [];
+    private float[] outputGradient = [];
+    private float[] inputGradient = [];
+    private double[] carried = [];
     private int backwardsSinceZero;
 
     public TorchChainNode(Stage stage, int batch, float[]? images, int[]? labels, double kappa, double penalty)
@@ -195,33 +202,32 @@ internal sealed class TorchChainNode : IChainNode, IDisposable
         this.labels = labels;
         this.kappa = kappa;
         this.penalty = penalty;
+        inSize = stage.SampleInputSize;
+        outSize = stage.SampleOutputSize;
         if (batch < 1)
         {
             throw new InputException("the adversarial objective needs at least one image");
         }
 
-        if (images is not null && images.Length != batch * stage.SampleInputSize)
+        if (images is not null && images.Length != batch * inSize)
         {
-            throw new ArgumentException($"{images.Length} image values for {batch} images of {stage.SampleInputSize} values", nameof(images));
+            throw new ArgumentException($"{images.Length} image values for {batch} images of {inSize} values", nameof(images));
         }
 
         if (labels is not null)
         {
             foreach (var label in labels)
             {
-                if (label < 0 || label >= stage.SampleOutputSize)
+                if (label < 0 || label >= outSize)
                 {
-                    throw new InputException($"label {label} is not one of the model's {stage.SampleOutputSize} classes");
+                    throw new InputException($"label {label} is not one of the model's {outSize} classes");
                 }
             }
         }
 
-        input = new float[batch * stage.SampleInputSize];
-        output = new float[batch * stage.SampleOutputSize];
-        outputGradient = new float[output.Length];
-        inputGradient = new float[input.Length];
-        InputDimension = IsFirst ? stage.SampleInputSize : batch * stage.SampleInputSize + 1;
-        OutputDimension = IsLast ? 1 : batch * stage.SampleOutputSize + 1;
+        InputDimension = IsFirst ? inSize : batch * inSize + 1;
+        OutputDimension = IsLast ? 1 : batch * outSize + 1;
+        Reserve(1);
     }
 
     public bool IsFirst => images is not null;
@@ -234,130 +240,171 @@ internal sealed class TorchChainNode : IChainNode, IDisposable
 
     public Stage Stage => stage;
 
-    public void Forward(ReadOnlySpan<double> x, Span<double> y)
-    {
-        var carried = LoadInput(x);
-        stage.Infer(input, batch, output);
-        if (IsLast)
-        {
-            y[0] = Margin(output, Span<float>.Empty) + carried;
-        }
-        else
-        {
-            for (var i = 0; i < output.Length; i++)
-            {
-                y[i] = output[i];
-            }
+    public void Forward(ReadOnlySpan<double> x, Span<double> y) => ForwardBatch(x, 1, y);
 
-            y[^1] = carried;
+    public void Backward(ReadOnlySpan<double> x, ReadOnlySpan<double> gy, Span<double> gx) => BackwardBatch(x, gy, 1, gx);
+
+    public void ForwardBatch(ReadOnlySpan<double> xs, int count, Span<double> ys)
+    {
+        Reserve(count);
+        LoadInput(xs, count);
+        var rows = count * batch;
+        stage.Infer(input.AsSpan(0, rows * inSize), rows, output.AsSpan(0, rows * outSize));
+        for (var m = 0; m < count; m++)
+        {
+            var y = ys.Slice(m * OutputDimension, OutputDimension);
+            var z = output.AsSpan(m * batch * outSize, batch * outSize);
+            if (IsLast)
+            {
+                y[0] = Margin(z, Span<float>.Empty) + carried[m];
+            }
+            else
+            {
+                for (var i = 0; i < z.Length; i++)
+                {
+                    y[i] = z[i];
+                }
+
+                y[^1] = carried[m];
+            }
         }
     }
 
-    public void Backward(ReadOnlySpan<double> x, ReadOnlySpan<double> gy, Span<double> gx)
+    public void BackwardBatch(ReadOnlySpan<double> xs, ReadOnlySpan<double> gys, int count, Span<double> gxs)
     {
-        LoadInput(x);
-        stage.Forward(Slot, input, batch, output, requireInputGradient: true); // re-materialize the graph
-        double carriedGradient;
-        if (IsLast)
+        Reserve(count);
+        LoadInput(xs, count);
+        var rows = count * batch;
+        stage.Forward(Slot, input.AsSpan(0, rows * inSize), rows, output.AsSpan(0, rows * outSize), requireInputGradient: true); // re-materialize
+        for (var m = 0; m < count; m++)
         {
-            carriedGradient = gy[0];
-            Margin(output, outputGradient); // d margin / dz, then times gy
-            for (var i = 0; i < outputGradient.Length; i++)
+            var gy = gys.Slice(m * OutputDimension, OutputDimension);
+            var gz = outputGradient.AsSpan(m * batch * outSize, batch * outSize);
+            if (IsLast)
             {
-                outputGradient[i] = (float)(outputGradient[i] * gy[0]);
+                Margin(output.AsSpan(m * batch * outSize, batch * outSize), gz); // d margin / dz, then times gy
+                for (var i = 0; i < gz.Length; i++)
+                {
+                    gz[i] = (float)(gz[i] * gy[0]);
+                }
             }
-        }
-        else
-        {
-            carriedGradient = gy[^1];
-            for (var i = 0; i < outputGradient.Length; i++)
+            else
             {
-                outputGradient[i] = (float)gy[i];
+                for (var i = 0; i < gz.Length; i++)
+                {
+                    gz[i] = (float)gy[i];
+                }
             }
         }
 
-        stage.Backward(Slot, outputGradient, inputGradient);
+        stage.Backward(Slot, outputGradient.AsSpan(0, rows * outSize), inputGradient.AsSpan(0, rows * inSize));
         if (++backwardsSinceZero >= ZeroGradientsEvery)
         {
             stage.ZeroGradients();
             backwardsSinceZero = 0;
         }
 
-        if (IsFirst)
+        for (var m = 0; m < count; m++)
         {
-            // delta is shared by the B images: d f/d delta = sum_i d f/d x_i, plus the penalty's lambda delta.
-            var d = stage.SampleInputSize;
-            for (var p = 0; p < d; p++)
+            var gy = gys.Slice(m * OutputDimension, OutputDimension);
+            var carriedGradient = IsLast ? gy[0] : gy[^1];
+            var gx = gxs.Slice(m * InputDimension, InputDimension);
+            var gin = inputGradient.AsSpan(m * batch * inSize, batch * inSize);
+            if (IsFirst)
             {
-                var sum = 0.0;
-                for (var i = 0; i < batch; i++)
+                // delta is shared by the B images: d f/d delta = sum_i d f/d x_i, plus the penalty's lambda delta.
+                var x = xs.Slice(m * InputDimension, InputDimension);
+                for (var p = 0; p < inSize; p++)
                 {
-                    sum += inputGradient[i * d + p];
+                    var sum = 0.0;
+                    for (var i = 0; i < batch; i++)
+                    {
+                        sum += gin[i * inSize + p];
+                    }
+
+                    gx[p] = sum + carriedGradient * penalty * x[p];
+                }
+            }
+            else
+            {
+                for (var i = 0; i < gin.Length; i++)
+                {
+                    gx[i] = gin[i];
                 }
 
-                gx[p] = sum + carriedGradient * penalty * x[p];
+                gx[^1] = carriedGradient;
             }
-        }
-        else
-        {
-            for (var i = 0; i < inputGradient.Length; i++)
-            {
-                gx[i] = inputGradient[i];
-            }
-
-            gx[^1] = carriedGradient;
         }
     }
 
     public void Dispose() => stage.Dispose();
 
-    /// <summary>Fills the stage's input from x; returns the carried penalty (the first node computes it).</summary>
-    private double LoadInput(ReadOnlySpan<double> x)
+    private void Reserve(int count)
     {
-        if (IsFirst)
+        if (carried.Length >= count)
         {
-            var d = stage.SampleInputSize;
-            var norm = 0.0;
-            for (var p = 0; p < d; p++)
-            {
-                norm += x[p] * x[p];
-            }
+            return;
+        }
 
-            for (var i = 0; i < batch; i++)
+        input = new float[count * batch * inSize];
+        inputGradient = new float[input.Length];
+        output = new float[count * batch * outSize];
+        outputGradient = new float[output.Length];
+        carried = new double[count];
+    }
+
+    /// <summary>Fills the stage's input from the <paramref name="count"/> vectors in xs and <see cref="carried"/> with their penalties (the first node computes them).</summary>
+    private void LoadInput(ReadOnlySpan<double> xs, int count)
+    {
+        for (var m = 0; m < count; m++)
+        {
+            var x = xs.Slice(m * InputDimension, InputDimension);
+            var rows = input.AsSpan(m * batch * inSize, batch * inSize);
+            if (IsFirst)
             {
-                for (var p = 0; p < d; p++)
+                var norm = 0.0;
+                for (var p = 0; p < inSize; p++)
                 {
-                    input[i * d + p] = (float)(images![i * d + p] + x[p]); // x_i + delta
+                    norm += x[p] * x[p];
                 }
+
+                for (var i = 0; i < batch; i++)
+                {
+                    for (var p = 0; p < inSize; p++)
+                    {
+                        rows[i * inSize + p] = (float)(images![i * inSize + p] + x[p]); // x_i + delta
+                    }
+                }
+
+                carried[m] = penalty / 2 * norm; // (lambda/2) ||delta||^2
             }
+            else
+            {
+                for (var i = 0; i < rows.Length; i++)
+                {
+                    rows[i] = (float)x[i];
+                }
 
-            return penalty / 2 * norm; // (lambda/2) ||delta||^2
+                carried[m] = x[^1];
+            }
         }
-
-        for (var i = 0; i < input.Length; i++)
-        {
-            input[i] = (float)x[i];
-        }
-
-        return x[^1];
     }
 
     /// <summary>
-    /// (1/B) sum_i max(z_(y_i) - max_(j != y_i) z_j, -kappa) from the logits; when <paramref name="gradient"/> is not
-    /// empty, also its subgradient with respect to z: for an image above the clip, +1/B at y_i and -1/B at the first
-    /// index j != y_i reaching the max; 0 for a clipped image (the clip's kink at -kappa counts as clipped).
+    /// (1/B) sum_i max(z_(y_i) - max_(j != y_i) z_j, -kappa) from the B images' logits; when <paramref name="gradient"/>
+    /// is not empty, also its subgradient with respect to z: for an image above the clip, +1/B at y_i and -1/B at the
+    /// first index j != y_i reaching the max; 0 for a clipped image (the clip's kink at -kappa counts as clipped).
     /// </summary>
     private double Margin(ReadOnlySpan<float> logits, Span<float> gradient)
     {
-        var classes = stage.SampleOutputSize;
         gradient.Clear();
         var total = 0.0;
         for (var i = 0; i < batch; i++)
         {
-            var z = logits.Slice(i * classes, classes);
+            var z = logits.Slice(i * outSize, outSize);
             var y = labels![i];
             var best = -1;
-            for (var j = 0; j < classes; j++)
+            for (var j = 0; j < outSize; j++)
             {
                 if (j != y && (best < 0 || z[j] > z[best]))
                 {
@@ -371,8 +418,8 @@ internal sealed class TorchChainNode : IChainNode, IDisposable
                 total += margin;
                 if (!gradient.IsEmpty)
                 {
-                    gradient[i * classes + y] = 1f / batch;
-                    gradient[i * classes + best] = -1f / batch;
+                    gradient[i * outSize + y] = 1f / batch;
+                    gradient[i * outSize + best] = -1f / batch;
                 }
             }
             else

@@ -65,6 +65,15 @@ internal sealed record PprsOptions
 
     public string? DataDirectory { get; init; }
 
+    /// <summary>
+    /// One process only: evaluate the K points node by node in one batched call per node (<see cref="BatchedChainOracle"/>)
+    /// instead of micro-batch by micro-batch; same clock, same numbers up to float rounding, much faster.
+    /// </summary>
+    public bool Batched { get; init; }
+
+    /// <summary>Monitor f by a forward pass over the ranks even where a closed form exists (to exercise that path).</summary>
+    public bool MonitorByForwardPass { get; init; }
+
     /// <summary>Evenly spaced iterations at which the console tables show a row.</summary>
     public int Checkpoints { get; init; } = 10;
 
@@ -114,6 +123,11 @@ internal sealed record PprsOptions
         if (Images < 1 || Checkpoints < 1)
         {
             throw new InputException($"--images and --checkpoints must be >= 1; got {Images}, {Checkpoints}");
+        }
+
+        if (Batched && ranks > 1)
+        {
+            throw new InputException($"--batched evaluates the chain in one process; run it on one rank, not {ranks}");
         }
 
         if (ranks > Depth)
@@ -317,13 +331,32 @@ internal sealed class PprsProblem : IDisposable
         var (images, labels, accuracy) = PickImages(layers, test, parameters, hasParameters, o.Images, o.Seed);
         var chain = AdversarialChain.Create(layers, test.SampleShape, o.Depth, o.Model, parameters, hasParameters, images, labels,
             o.Kappa, o.Penalty, o.Seed);
-        var groups = string.Join(" ", chain.LayerGroups.Select(g => g.Count));
+        var groups = RunLengths(chain.LayerGroups.Select(g => g.Count));
         var description =
             $"adversarial perturbation shared by {o.Images} Fashion-MNIST test images of {o.Model} " +
             (hasParameters ? $"(trained: {o.ParametersPath}, {accuracy:P1} on the first 1000 test images)" : "(untrained: initialized from the seed)") +
             $"; f(delta) = mean_i max(z_y - max_(j!=y) z_j, -kappa) + (lambda/2)||delta||^2, kappa = {PprsResult.R(o.Kappa)}, lambda = {PprsResult.R(o.Penalty)}; " +
             $"{chain.Units} parametric layers in Delta = {o.Depth} nodes (layers per node: {groups})";
         return new PprsProblem("adversarial", description, chain.Chain, null, null, 1, 1, AdversarialStep, chain);
+    }
+
+    /// <summary>"2, 1 x 198, 2" for 2, 1, 1, ..., 1, 2.</summary>
+    private static string RunLengths(IEnumerable<int> values)
+    {
+        var runs = new List<(int Value, int Count)>();
+        foreach (var v in values)
+        {
+            if (runs.Count > 0 && runs[^1].Value == v)
+            {
+                runs[^1] = (v, runs[^1].Count + 1);
+            }
+            else
+            {
+                runs.Add((v, 1));
+            }
+        }
+
+        return string.Join(", ", runs.Select(r => r.Count == 1 ? $"{r.Value}" : $"{r.Value} x {r.Count}"));
     }
 
     /// <summary>
@@ -415,7 +448,9 @@ internal static class PprsExperiment
             IReadOnlyList<int> samplesList = method == "pprs" ? (o.Samples.Count > 0 ? o.Samples : [0]) : [1];
             foreach (var requested in samplesList)
             {
-                var oracle = new MpiChainOracle(world, problem.Chain, ranges, problem.ClosedForm);
+                IGradientOracle oracle = o.Batched
+                    ? new BatchedChainOracle(problem.Chain)
+                    : new MpiChainOracle(world, problem.Chain, ranges, o.MonitorByForwardPass ? null : problem.ClosedForm);
                 var timed = new TimedOracle(oracle);
                 PprsMethodRun run;
                 switch (method)
@@ -462,6 +497,7 @@ internal static class PprsExperiment
             ["samples"] = string.Join(",", o.Samples),
             ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
         };
+        options["oracle"] = o.Batched ? "batched (one process)" : $"pipelined over {world.Size} rank(s)";
         if (o.Problem == "adversarial")
         {
             options["model"] = o.Model;
@@ -506,11 +542,13 @@ internal static class PprsExperiment
         problem.DefaultStep > 0 ? problem.DefaultStep : StepSizes.Subgradient(problem.Radius, problem.Lipschitz, Math.Max(1, iterations));
 
     private static PprsMethodRun Summarize(string method, string label, int samples, int iterations, double gamma, double eta, int depth,
-        OptimizationTrace trace, TimedOracle timed, MpiChainOracle oracle)
+        OptimizationTrace trace, TimedOracle timed, IGradientOracle oracle)
     {
         var curve = trace.Records.Select((r, i) => new PprsCurvePoint(r.Iteration, r.ElapsedTimeUnits, r.Value, timed.WallSeconds[i])).ToArray();
+        var mpi = oracle as MpiChainOracle;
         return new PprsMethodRun(method, label, samples, iterations, gamma, eta, TimeUnits.PipelinedEvaluation(samples, depth),
-            trace.Final.Value, trace.BestValue, curve[^1].WallSeconds, oracle.ComputeTime.TotalSeconds, oracle.CommunicationTime.TotalSeconds, curve);
+            trace.Final.Value, trace.BestValue, curve[^1].WallSeconds, mpi?.ComputeTime.TotalSeconds ?? double.NaN,
+            mpi?.CommunicationTime.TotalSeconds ?? double.NaN, curve);
     }
 
     /// <summary>
