@@ -44,13 +44,14 @@ internal static class PprsVerb
         var batched = new Option<bool>("--batched") { Description = "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast)." };
         var monitor = new Option<string>("--monitor") { Description = "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).", DefaultValueFactory = _ => "closed" };
         monitor.AcceptOnlyFromAmong("closed", "pipeline");
+        var summary = new Option<string?>("--summary") { Description = "Write the problem, the runs' parameters and the summary table as Markdown to FILE (rank 0)." };
         var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
 
         var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
         foreach (var option in new Option[]
                  {
                      problem, delta, samples, iterations, budget, method, gamma, step, pprsStep, seed, dimension, model, parameters, images, kappa,
-                     lambda, data, threads, checkpoints, batched, monitor, output, csv, plot, bounds,
+                     lambda, data, threads, checkpoints, batched, monitor, output, csv, plot, summary, bounds,
                  })
         {
             command.Options.Add(option);
@@ -93,12 +94,15 @@ internal static class PprsVerb
                 TorchRuntime.Threads = t;
             }
 
-            return Run(world, options, parse.GetValue(output), parse.GetValue(csv), parse.GetValue(plot), parse.GetValue(bounds));
+            return Run(world, options, new Outputs(parse.GetValue(output), parse.GetValue(csv), parse.GetValue(plot), parse.GetValue(summary)),
+                parse.GetValue(bounds));
         }));
         return command;
     }
 
-    private static int Run(Communicator world, PprsOptions o, string? output, string? csv, string? plot, bool bounds)
+    private sealed record Outputs(string? Json, string? Csv, string? Plot, string? Summary);
+
+    private static int Run(Communicator world, PprsOptions o, Outputs outputs, bool bounds)
     {
         using var problem = PprsProblem.Create(o);
         var ranges = MpiChainOracle.EvenRanges(problem.Chain.Depth, world.Size);
@@ -111,6 +115,8 @@ internal static class PprsVerb
 
         var result = PprsExperiment.Run(world, o, problem, run => Report(run, o.Checkpoints, problem.MinimumValue));
         RankConsole.Line(Summary(result));
+        RankConsole.Line("Relative to this comparison (f_0 to the best f of any run):");
+        RankConsole.Line(result.SummaryTable());
         if (bounds)
         {
             RankConsole.Line("Bounds (supplement) vs measured, one process, on the worst cases built for each t:");
@@ -123,19 +129,24 @@ internal static class PprsVerb
 
         if (world.Rank == 0)
         {
-            if (output is not null)
+            if (outputs.Json is { } json)
             {
-                Write(output, JsonSerializer.Serialize(result, ResultsJson.Options) + "\n");
+                Write(json, JsonSerializer.Serialize(result, ResultsJson.Options) + "\n");
             }
 
-            if (csv is not null)
+            if (outputs.Csv is { } csv)
             {
                 Write(csv, result.ToCsv());
             }
 
-            if (plot is not null)
+            if (outputs.Plot is { } plot)
             {
                 Write(plot, result.ToPlot().ToSvg());
+            }
+
+            if (outputs.Summary is { } summary)
+            {
+                Write(summary, Markdown(result));
             }
         }
 
@@ -167,6 +178,13 @@ internal static class PprsVerb
         }
 
         RankConsole.Line(table.ToString());
+    }
+
+    private static string Markdown(PprsResult result)
+    {
+        var parameters = string.Join("; ", result.Runs.Select(r =>
+            $"{r.Label}: eta = {G(r.StepSize)}" + (r.Method == "pprs" ? $", gamma = {G(r.Gamma)}" : "") + $", {r.TimeUnitsPerIteration} units/iteration"));
+        return $"{result.Description}.\n\nDelta = {result.Depth}, d = {result.Dimension}; {parameters}.\n\n{result.SummaryTable()}";
     }
 
     private static string Summary(PprsResult result)

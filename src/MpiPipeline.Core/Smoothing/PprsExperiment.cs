@@ -188,7 +188,9 @@ internal sealed record PprsResult(
     /// <summary>f vs time units, one line per run.</summary>
     public SvgPlot ToPlot(string? title = null)
     {
-        var plot = new SvgPlot(title ?? $"{Problem}, Delta = {Depth}: f vs time units", "time units (one node forward or backward = 1)", "f (reported iterate)");
+        var steps = Runs.Select(r => r.StepSize).Distinct().ToList();
+        var stepText = steps.Count == 1 ? $", eta = {steps[0].ToString("G4", CultureInfo.InvariantCulture)}" : "";
+        var plot = new SvgPlot(title ?? $"{Problem}, Delta = {Depth}{stepText}: f vs time units", "time units (one node forward or backward = 1)", "f (reported iterate)");
         foreach (var run in Runs)
         {
             plot.Add(run.Label, run.Curve.Select(p => ((double)p.TimeUnits, p.Value)));
@@ -197,8 +199,62 @@ internal sealed record PprsResult(
         return plot;
     }
 
+    /// <summary>
+    /// Per run, how fast and how steadily f went down, relative to this comparison: every run starts from the same
+    /// f_0, and f_best is the least f any run reached. t_50 and t_90 are the first time units at which a run's f is
+    /// within 50% and 10% of the way from f_0 to f_best (null: never); the total increase sums f_(t+1) - f_t over the
+    /// iterations where f went up (0 for a monotone run: a measure of oscillation).
+    /// </summary>
+    public IReadOnlyList<PprsRunSummary> Summaries()
+    {
+        var all = Runs.SelectMany(r => r.Curve).ToList();
+        if (all.Count == 0)
+        {
+            return [];
+        }
+
+        var start = Runs[0].Curve[0].Value;
+        var best = all.Min(p => p.Value);
+        return Runs.Select(run =>
+        {
+            var curve = run.Curve;
+            var increase = 0.0;
+            for (var i = 1; i < curve.Count; i++)
+            {
+                increase += Math.Max(0, curve[i].Value - curve[i - 1].Value);
+            }
+
+            return new PprsRunSummary(run.Label, run.Iterations, curve[^1].TimeUnits, run.FinalValue, run.BestValue,
+                TimeToReach(curve, start - 0.5 * (start - best)), TimeToReach(curve, start - 0.9 * (start - best)), increase, run.WallSeconds);
+        }).ToArray();
+
+        static long? TimeToReach(IReadOnlyList<PprsCurvePoint> curve, double level) =>
+            curve.FirstOrDefault(p => p.Value <= level)?.TimeUnits;
+    }
+
+    /// <summary><see cref="Summaries"/> as a Markdown table.</summary>
+    public string SummaryTable()
+    {
+        var table = new MarkdownTable("run", "T", "time units", "final f", "best f", "t to 50%", "t to 90%", "total increase", "wall s");
+        foreach (var s in Summaries())
+        {
+            table.AddRow(s.Label, s.Iterations.ToString(CultureInfo.InvariantCulture), s.TimeUnits.ToString(CultureInfo.InvariantCulture),
+                G(s.FinalValue), G(s.BestValue), s.TimeToHalf?.ToString(CultureInfo.InvariantCulture) ?? "never",
+                s.TimeToNinety?.ToString(CultureInfo.InvariantCulture) ?? "never", G(s.TotalIncrease),
+                s.WallSeconds.ToString("F2", CultureInfo.InvariantCulture));
+        }
+
+        return table.ToString();
+    }
+
     public static string R(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string G(double value) => value.ToString("G4", CultureInfo.InvariantCulture);
 }
+
+/// <summary>One row of <see cref="PprsResult.Summaries"/>.</summary>
+internal sealed record PprsRunSummary(string Label, int Iterations, long TimeUnits, double FinalValue, double BestValue,
+    long? TimeToHalf, long? TimeToNinety, double TotalIncrease, double WallSeconds);
 
 /// <summary>
 /// A problem for <c>mpipipe pprs</c>: f as a chain, where to start, and the constants the default parameters need.
