@@ -2,8 +2,9 @@
 # `make bench-pprs` (part of `make bench`): the poster's Figure 3 - adversarial example creation on a classifier
 # trained by this project, cut into Delta = 20 and Delta = 200 chain nodes; GD, AGD and PPRS (K = 1, 4, 16, 64)
 # compared as f vs time units at the same step size eta, for a few eta. Writes, per (Delta, eta), a CSV of every
-# iteration and an SVG plot to bench/results/pprs/, and bench/results/pprs/summary.md (every run's summary table);
-# bench/results/pprs.md is the hand-written reading of them.
+# iteration and an SVG plot to $OUT (bench/results/pprs/), and $OUT/summary.md (every run's summary table);
+# bench/results/pprs.md is the hand-written reading of them. PROBLEM_ARGS sets the objective (default: 8 images,
+# kappa = 2, lambda = 0.05); bench/results/pprs/kappa5-lambda0.002/ holds the runs with kappa = 5, lambda = 0.002.
 #
 # The classifiers are trained once (2 epochs of Adam, a minute on 2 cores) and cached in build/bench/pprs/:
 #   deep-mlp:20:32  - 20 linear layers of width 32 (ReLU): one per node at Delta = 20;
@@ -21,11 +22,12 @@ STEPS=${STEPS:-"0.2 1 5"}
 SAMPLES=${SAMPLES:-1,4,16,64}
 SEEDS=${SEEDS:-"1 2"}
 GAMMA=${GAMMA:-0.05}
-PROBLEM_ARGS=${PROBLEM_ARGS:-"--images 8 --kappa 5 --lambda 0.002"}
+PROBLEM_ARGS=${PROBLEM_ARGS:-"--images 8 --kappa 2 --lambda 0.05"}
 COMMAND=${BENCH_COMMAND:-"make bench-pprs"}
 # Delta, model, time budget (100 GD iterations: 100 x 2 Delta time units)
 CONFIGS=${CONFIGS:-"20:deep-mlp:20:32:4000 200:res-mlp:200:16:40000"}
-mkdir -p "$OUT" "$WORK"
+RUNS=$WORK/runs-$(basename "$OUT")
+mkdir -p "$OUT" "$WORK" "$RUNS"
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -39,7 +41,7 @@ train() { # model -> parameters file
     echo "$file"
 }
 
-summary=$WORK/summary.md.tmp
+summary=$RUNS/summary.md.tmp
 {
     echo "# Figure 3 reproduction: every run"
     echo
@@ -63,14 +65,14 @@ for config in $CONFIGS; do
             args="--problem adversarial --model $model --parameters $parameters --delta $depth --budget $budget \
 --samples $samples --method $methods --step $step --gamma $GAMMA $PROBLEM_ARGS --seed $seed --batched"
             # shellcheck disable=SC2086
-            "$MPIPIPE" pprs $args --csv "$OUT/$name.csv" --plot "$OUT/$name.svg" --summary "$WORK/$name.md" \
-                --output "$WORK/$name.json" > "$WORK/$name.log"
+            "$MPIPIPE" pprs $args --csv "$OUT/$name.csv" --plot "$OUT/$name.svg" --summary "$RUNS/$name.md" \
+                --output "$RUNS/$name.json" > "$RUNS/$name.log"
             {
                 echo "## Delta = $depth, eta = $step, seed $seed"
                 echo
                 echo "\`mpipipe pprs ${args//  / }\` ($model: ${accuracy:-see $parameters.log})"
                 echo
-                cat "$WORK/$name.md"
+                cat "$RUNS/$name.md"
                 echo
             } >> "$summary"
         done
