@@ -11,6 +11,7 @@ root.Subcommands.Add(TrainVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(ScalingVerb.Create());
+root.Subcommands.Add(PprsVerb.Create());
 
 // Tables written to a log file (or through mpiexec's pipes) get a fixed width instead of a truncating 80 columns.
 if (Console.IsOutputRedirected)

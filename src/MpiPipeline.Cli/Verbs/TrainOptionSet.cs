@@ -8,7 +8,7 @@ namespace MpiPipeline.Cli.Verbs;
 internal sealed class TrainOptionSet
 {
     private readonly Option<string> algorithm = new("--algo") { Description = "single | psgd | local-sgd | ri-sgd | pipeline", DefaultValueFactory = _ => "psgd" };
-    private readonly Option<string> model = new("--model") { Description = "mlp | cnn | deep-mlp:N", DefaultValueFactory = _ => "cnn" };
+    private readonly Option<string> model = new("--model") { Description = "mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", DefaultValueFactory = _ => "cnn" };
     private readonly Option<int> epochs = new("--epochs") { Description = "Passes over the training set.", DefaultValueFactory = _ => 2 };
     private readonly Option<int> batch = new("--batch") { Description = "Global mini-batch, summed over workers (each takes batch / workers).", DefaultValueFactory = _ => 128 };
     private readonly Option<double> learningRate = new("--lr") { Description = "Learning rate eta.", DefaultValueFactory = _ => 0.05 };

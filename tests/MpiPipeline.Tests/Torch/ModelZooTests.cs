@@ -10,6 +10,8 @@ public sealed class ModelZooTests
     [TestCase("deep-mlp:1", 7850)]
     [TestCase("deep-mlp:3", 784 * 256 + 256 + 256 * 256 + 256 + 2570)]
     [TestCase("deep-mlp:2:32", 784 * 32 + 32 + 330)]
+    [TestCase("res-mlp:2", 784 * 16 + 16 + 170)]
+    [TestCase("res-mlp:4:8", 784 * 8 + 8 + 2 * (8 * 8 + 8) + 90)]
     [TestCase(" CNN ", 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10)]
     public void EveryModelBuildsForFashionMnist(string name, long parameters)
     {
@@ -30,7 +32,7 @@ public sealed class ModelZooTests
     [Test]
     public void NamesAndShape()
     {
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "mlp", "cnn", "deep-mlp:N" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "mlp", "cnn", "deep-mlp:N", "res-mlp:N" }));
         Assert.That(ModelZoo.FashionMnistSampleShape, Is.EqualTo(new[] { 1, 28, 28 }));
     }
 }

@@ -1,0 +1,263 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MpiPipeline.Mpi;
+using MpiPipeline.Smoothing;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Cli.Verbs;
+
+/// <summary>
+/// <c>mpipipe pprs</c>: GD, AGD and PPRS (Colin, Dos Santos, Scaman 2019) on a chain of Delta nodes pipelined over the
+/// ranks of the job (rank r runs a contiguous block of nodes: several virtual stages per rank), on the supplement's
+/// worst-case functions or on the adversarial-example problem of the poster's Figure 3. Rank 0 prints a table per
+/// run at evenly spaced iterations (time units, f, wall time), a summary, and with --bounds the bounds table.
+/// </summary>
+internal static class PprsVerb
+{
+    internal static Command Create()
+    {
+        var problem = new Option<string>("--problem") { Description = "smooth (Eq. 1) | nonconvex (Eq. 6) | nonsmooth (Eq. 8) | adversarial (Figure 3)", DefaultValueFactory = _ => "nonsmooth" };
+        problem.AcceptOnlyFromAmong([.. PprsOptions.Problems]);
+        var delta = new Option<int>("--delta") { Description = "Delta, the depth of the chain (nodes spread evenly over the ranks).", DefaultValueFactory = _ => 20 };
+        var samples = new Option<string?>("--samples") { Description = "K, PPRS's perturbed copies per iteration; a comma-separated list runs PPRS once per K (default: Eq. 13, ceil((T+1)/sqrt d))." };
+        var iterations = new Option<int>("--iterations") { Description = "T, iterations of every method.", DefaultValueFactory = _ => 100 };
+        var budget = new Option<long?>("--budget") { Description = "Instead of T: a budget of time units, each method running the iterations that fit (2 Delta per GD/AGD iteration, 2 (K + Delta - 1) per PPRS iteration)." };
+        var method = new Option<string>("--method") { Description = "gd | agd | pprs | all, or a comma-separated list.", DefaultValueFactory = _ => "all" };
+        var gamma = new Option<double?>("--gamma") { Description = "PPRS's smoothing gamma (default: Eq. 13, R d^(-1/4)/(T+1); adversarial: 0.05)." };
+        var step = new Option<double?>("--step") { Description = "eta of GD and AGD (default: 1/beta for smooth, 1/152 for nonconvex, R/(L sqrt T) for nonsmooth, 0.05 for adversarial)." };
+        var pprsStep = new Option<double?>("--pprs-step") { Description = "eta of PPRS (default: gamma/L for nonsmooth, Eq. 13; otherwise --step)." };
+        var seed = new Option<long>("--seed") { Description = "Seed of the perturbations X_k, drawn by (seed, iteration, k); and of an untrained model.", DefaultValueFactory = _ => 1 };
+        var dimension = new Option<int?>("--dimension") { Description = "d for the worst-case functions (default 101); adversarial: the image size." };
+        var model = new Option<string>("--model") { Description = "adversarial: the classifier (deep-mlp:N[:W], res-mlp:N[:W], ...), cut into Delta nodes.", DefaultValueFactory = _ => "deep-mlp:20:32" };
+        var parameters = new Option<string?>("--parameters") { Description = "adversarial: its trained flat parameters (mpipipe train --save-parameters); without: untrained." };
+        var images = new Option<int>("--images") { Description = "adversarial: B, test images sharing the perturbation.", DefaultValueFactory = _ => 8 };
+        var kappa = new Option<double>("--kappa") { Description = "adversarial: the margin's clip kappa.", DefaultValueFactory = _ => 2 };
+        var lambda = new Option<double>("--lambda") { Description = "adversarial: the penalty weight lambda of (lambda/2)||delta||^2.", DefaultValueFactory = _ => 0.05 };
+        var data = new Option<string?>("--data") { Description = "adversarial: directory of the Fashion-MNIST IDX files." };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads per rank (adversarial; the nodes' tensors are small).", DefaultValueFactory = _ => 1 };
+        var checkpoints = new Option<int>("--checkpoints") { Description = "Rows per run in the console tables.", DefaultValueFactory = _ => 10 };
+        var output = new Option<string?>("--output") { Description = "Write the results (every iteration of every run) as JSON to FILE (rank 0)." };
+        var csv = new Option<string?>("--csv") { Description = "Write the curves as CSV to FILE (rank 0)." };
+        var plot = new Option<string?>("--plot") { Description = "Write f vs time units as SVG to FILE (rank 0)." };
+        var batched = new Option<bool>("--batched") { Description = "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast)." };
+        var monitor = new Option<string>("--monitor") { Description = "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).", DefaultValueFactory = _ => "closed" };
+        monitor.AcceptOnlyFromAmong("closed", "pipeline");
+        var summary = new Option<string?>("--summary") { Description = "Write the problem, the runs' parameters and the summary table as Markdown to FILE (rank 0)." };
+        var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
+
+        var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
+        foreach (var option in new Option[]
+                 {
+                     problem, delta, samples, iterations, budget, method, gamma, step, pprsStep, seed, dimension, model, parameters, images, kappa,
+                     lambda, data, threads, checkpoints, batched, monitor, output, csv, plot, summary, bounds,
+                 })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parse => MpiRuntime.Run(world =>
+        {
+            var options = new PprsOptions
+            {
+                Problem = parse.GetValue(problem)!,
+                Depth = parse.GetValue(delta),
+                Samples = ParseSamples(parse.GetValue(samples)),
+                Iterations = parse.GetValue(iterations),
+                Budget = parse.GetValue(budget),
+                Run = ParseMethods(parse.GetValue(method)!),
+                Gamma = parse.GetValue(gamma),
+                Step = parse.GetValue(step),
+                PprsStep = parse.GetValue(pprsStep),
+                Seed = parse.GetValue(seed),
+                Dimension = parse.GetValue(dimension),
+                Model = parse.GetValue(model)!,
+                ParametersPath = parse.GetValue(parameters),
+                Images = parse.GetValue(images),
+                Kappa = parse.GetValue(kappa),
+                Penalty = parse.GetValue(lambda),
+                DataDirectory = parse.GetValue(data),
+                Checkpoints = parse.GetValue(checkpoints),
+                Batched = parse.GetValue(batched),
+                MonitorByForwardPass = parse.GetValue(monitor) == "pipeline",
+            };
+            options.Validate(world.Size);
+            if (options.Problem == "adversarial")
+            {
+                var t = parse.GetValue(threads);
+                if (t < 1)
+                {
+                    throw new InputException($"--threads {t} must be >= 1");
+                }
+
+                TorchRuntime.Threads = t;
+            }
+
+            return Run(world, options, new Outputs(parse.GetValue(output), parse.GetValue(csv), parse.GetValue(plot), parse.GetValue(summary)),
+                parse.GetValue(bounds));
+        }));
+        return command;
+    }
+
+    private sealed record Outputs(string? Json, string? Csv, string? Plot, string? Summary);
+
+    private static int Run(Communicator world, PprsOptions o, Outputs outputs, bool bounds)
+    {
+        using var problem = PprsProblem.Create(o);
+        var ranges = MpiChainOracle.EvenRanges(problem.Chain.Depth, world.Size);
+        RankConsole.Line($"pprs: {problem.Description}");
+        RankConsole.Line(o.Batched
+            ? $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, one process, K points per node call (--batched)"
+            : $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, pipelined over {world.Size} rank(s), nodes per rank: {string.Join(" ", ranges)}");
+        RankConsole.Line($"clock: one node forward or backward = 1 time unit; an evaluation of K points = 2 (K + Delta - 1) (Eq. 14)");
+        RankConsole.Line();
+
+        var result = PprsExperiment.Run(world, o, problem, run => Report(run, o.Checkpoints, problem.MinimumValue));
+        RankConsole.Line(Summary(result));
+        RankConsole.Line("Relative to this comparison (f_0 to the best f of any run):");
+        RankConsole.Line(result.SummaryTable());
+        if (bounds)
+        {
+            RankConsole.Line("Bounds (supplement) vs measured, one process, on the worst cases built for each t:");
+            if (RankConsole.IsRoot)
+            {
+                var depths = BoundsTable.DefaultDepths.Append(o.Depth).Distinct().Order();
+                RankConsole.Line(BoundsTable.ToMarkdown(BoundsTable.Build(depths, seed: o.Seed)));
+            }
+        }
+
+        if (world.Rank == 0)
+        {
+            if (outputs.Json is { } json)
+            {
+                Write(json, JsonSerializer.Serialize(result, ResultsJson.Options) + "\n");
+            }
+
+            if (outputs.Csv is { } csv)
+            {
+                Write(csv, result.ToCsv());
+            }
+
+            if (outputs.Plot is { } plot)
+            {
+                Write(plot, result.ToPlot().ToSvg());
+            }
+
+            if (outputs.Summary is { } summary)
+            {
+                Write(summary, Markdown(result));
+            }
+        }
+
+        return 0;
+    }
+
+    private static void Report(PprsMethodRun run, int checkpoints, double? minimum)
+    {
+        RankConsole.Line($"== {run.Label}: T = {run.Iterations}, eta = {G(run.StepSize)}" +
+            (run.Method == "pprs" ? $", gamma = {G(run.Gamma)}" : "") +
+            $", {run.TimeUnitsPerIteration} time units per iteration ==");
+        var headers = minimum is null
+            ? new[] { "iteration", "time units", "f", "wall s" }
+            : ["iteration", "time units", "f", "f - f*", "wall s"];
+        var table = new MarkdownTable(headers);
+        var last = run.Curve.Count - 1;
+        var rows = Enumerable.Range(0, checkpoints + 1).Select(c => (int)Math.Round((double)c * last / checkpoints)).Distinct();
+        foreach (var i in rows)
+        {
+            var p = run.Curve[i];
+            var cells = new List<string> { p.Iteration.ToString(CultureInfo.InvariantCulture), p.TimeUnits.ToString(CultureInfo.InvariantCulture), G(p.Value) };
+            if (minimum is { } m)
+            {
+                cells.Add(G(p.Value - m));
+            }
+
+            cells.Add(p.WallSeconds.ToString("F2", CultureInfo.InvariantCulture));
+            table.AddRow([.. cells]);
+        }
+
+        RankConsole.Line(table.ToString());
+    }
+
+    private static string Markdown(PprsResult result)
+    {
+        var parameters = string.Join("; ", result.Runs.Select(r =>
+            $"{r.Label}: eta = {G(r.StepSize)}" + (r.Method == "pprs" ? $", gamma = {G(r.Gamma)}" : "") + $", {r.TimeUnitsPerIteration} units/iteration"));
+        return $"{result.Description}.\n\nDelta = {result.Depth}, d = {result.Dimension}; {parameters}.\n\n{result.SummaryTable()}";
+    }
+
+    private static string Summary(PprsResult result)
+    {
+        var table = new MarkdownTable("run", "T", "time units", "final f", "best f", "wall s", "compute s (rank 0)", "MPI s (rank 0)");
+        foreach (var run in result.Runs)
+        {
+            table.AddRow(run.Label, run.Iterations.ToString(CultureInfo.InvariantCulture),
+                run.Curve[^1].TimeUnits.ToString(CultureInfo.InvariantCulture), G(run.FinalValue), G(run.BestValue),
+                run.WallSeconds.ToString("F2", CultureInfo.InvariantCulture), Seconds(run.ComputeSeconds), Seconds(run.CommunicationSeconds));
+        }
+
+        return "Summary" + (result.MinimumValue is { } m ? $" (f* = {G(m)})" : "") + ":\n" + table;
+    }
+
+    private static IReadOnlyList<int> ParseSamples(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return [];
+        }
+
+        var values = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var k))
+            {
+                throw new InputException($"--samples '{text}': give K as an integer or a comma-separated list of integers, e.g. 1,4,16");
+            }
+
+            if (k < 1)
+            {
+                throw new InputException($"--samples {k}: PPRS needs K >= 1 perturbed copies per iteration");
+            }
+
+            values.Add(k);
+        }
+
+        return values;
+    }
+
+    private static IReadOnlyList<string> ParseMethods(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(p => p.ToLowerInvariant()).ToList();
+        if (parts.Contains("all"))
+        {
+            return PprsOptions.Methods;
+        }
+
+        foreach (var part in parts)
+        {
+            if (!PprsOptions.Methods.Contains(part))
+            {
+                throw new InputException($"--method '{part}': one of gd, agd, pprs, all (or a comma-separated list)");
+            }
+        }
+
+        return parts;
+    }
+
+    private static void Write(string path, string text)
+    {
+        try
+        {
+            AtomicFile.WriteAllText(path, text);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new InputException($"cannot write '{path}': {ex.Message}", sameOnEveryRank: false);
+        }
+    }
+
+    private static string Seconds(double value) => double.IsNaN(value) ? "-" : value.ToString("F2", CultureInfo.InvariantCulture);
+
+    private static string G(double value) => value.ToString("G6", CultureInfo.InvariantCulture);
+}

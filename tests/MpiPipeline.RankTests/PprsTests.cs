@@ -1,0 +1,165 @@
+using System.Text.Json;
+
+namespace MpiPipeline.RankTests;
+
+/// <summary>
+/// <c>mpipipe pprs</c> under a real mpiexec: GD, AGD and PPRS pipelined over 2-4 ranks (the chain's nodes spread over
+/// them) give the one-rank run's numbers exactly, the clock is 2 (K + Delta - 1) time units per iteration, and bad
+/// input stops every rank with one message.
+/// </summary>
+[TestFixture]
+[Parallelizable(ParallelScope.None)]
+public sealed class PprsTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// Eq. 8 on d = 21 through a chain of Delta = 7 nodes; f monitored by forward passes over the ranks (not the closed
+    /// form), so values and gradients both cross the ranks.
+    /// </summary>
+    private static readonly string[] NonSmooth =
+    [
+        "--problem", "nonsmooth", "--delta", "7", "--dimension", "21", "--iterations", "12", "--samples", "1,5", "--method", "all",
+        "--monitor", "pipeline", "--seed", "3",
+    ];
+
+    /// <summary>The Figure 3 problem, small: an untrained res-mlp of 6 layers of width 8, 2 images, Delta = 6.</summary>
+    private static readonly string[] Adversarial =
+    [
+        "--problem", "adversarial", "--model", "res-mlp:6:8", "--delta", "6", "--images", "2", "--iterations", "4", "--samples", "3",
+        "--method", "gd,pprs", "--kappa", "1", "--lambda", "0.1", "--step", "0.1", "--gamma", "0.05",
+    ];
+
+    private readonly Dictionary<string, JsonElement> oneRank = [];
+    private string workDirectory = "";
+
+    [OneTimeSetUp]
+    public void CreateWorkDirectory() => workDirectory = Directory.CreateTempSubdirectory("mpipipe-pprs-").FullName;
+
+    [OneTimeTearDown]
+    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
+
+    public static IEnumerable<TestCaseData> PipelineCases() =>
+        from flavor in MpiFlavor.All
+        from ranks in new[] { 2, 4 }
+        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
+
+    /// <summary>Pipelined over n ranks = one rank, bit for bit, for GD, AGD and PPRS with K = 1 and 5.</summary>
+    [TestCaseSource(nameof(PipelineCases))]
+    public void PipelinedRunEqualsTheOneRankRunExactly(MpiFlavor flavor, int ranks)
+    {
+        var reference = OneRank(flavor, "nonsmooth", NonSmooth);
+        var pipelined = Pprs(flavor, ranks, $"nonsmooth-n{ranks}", NonSmooth);
+        Assert.That(pipelined.GetProperty("ranks").GetInt32(), Is.EqualTo(ranks));
+        Assert.That(pipelined.GetProperty("nodesPerRank").GetArrayLength(), Is.EqualTo(ranks));
+        AssertSameCurves(reference, pipelined, expectedRuns: 4);
+    }
+
+    /// <summary>The clock of the multi-rank run: 2 Delta per GD/AGD iteration, 2 (K + Delta - 1) per PPRS iteration (Eq. 14).</summary>
+    [Test]
+    public void EveryIterationCostsTwoTimesKPlusDeltaMinusOneTimeUnits()
+    {
+        var run = Pprs(MpiFlavor.Mpich, 3, "clock", NonSmooth);
+        const int depth = 7;
+        var samplesSeen = new List<int>();
+        foreach (var method in run.GetProperty("runs").EnumerateArray())
+        {
+            var k = method.GetProperty("samples").GetInt32();
+            samplesSeen.Add(k);
+            Assert.That(method.GetProperty("timeUnitsPerIteration").GetInt64(), Is.EqualTo(2 * (k + depth - 1)));
+            var curve = method.GetProperty("curve").EnumerateArray().ToList();
+            Assert.That(curve, Has.Count.EqualTo(13));
+            foreach (var point in curve)
+            {
+                Assert.That(point.GetProperty("timeUnits").GetInt64(), Is.EqualTo(point.GetProperty("iteration").GetInt64() * 2 * (k + depth - 1)));
+            }
+        }
+
+        Assert.That(samplesSeen, Is.EqualTo(new[] { 1, 1, 1, 5 }), "GD, AGD, PPRS K = 1, PPRS K = 5");
+    }
+
+    /// <summary>The adversarial problem's torch-backed nodes, pipelined over 3 ranks (2 nodes each), equal the one-rank run.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void PipelinedAdversarialRunEqualsTheOneRankRunExactly(MpiFlavor flavor)
+    {
+        var reference = OneRank(flavor, "adversarial", Adversarial);
+        var pipelined = Pprs(flavor, 3, "adversarial-n3", Adversarial);
+        AssertSameCurves(reference, pipelined, expectedRuns: 2);
+    }
+
+    public static IEnumerable<TestCaseData> BadInputs()
+    {
+        foreach (var flavor in MpiFlavor.All)
+        {
+            yield return Case(flavor, "delta < 1", ["--delta", "0"], "--delta 0: the depth Delta of the chain must be >= 1");
+            yield return Case(flavor, "K < 1", ["--samples", "4,0"], "--samples 0: PPRS needs K >= 1");
+            yield return Case(flavor, "more ranks than nodes", ["--delta", "2"], "3 ranks for a chain of Delta = 2 nodes");
+            yield return Case(flavor, "unknown problem", ["--problem", "rosenbrock"], "rosenbrock");
+        }
+
+        static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>
+            new TestCaseData(flavor, args, message).SetArgDisplayNames(flavor.Name, name);
+    }
+
+    /// <summary>Bad input: one clear message from rank 0, every rank exits non-zero within seconds, no results file.</summary>
+    [TestCaseSource(nameof(BadInputs))]
+    public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, string[] args, string message)
+    {
+        var output = Path.Combine(workDirectory, $"bad-{Guid.NewGuid():N}.json");
+        var result = MpiLauncher.Launch(flavor, 3, MpiLauncher.Mpipipe, ["pprs", "--iterations", "3", .. args, "--output", output], TimeSpan.FromSeconds(60));
+        Assert.That(result.TimedOut, Is.False, result.ToString());
+        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
+        Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), result.ToString());
+        Assert.That(MpiLauncher.Count(result.Output, message), Is.EqualTo(1), "one message: " + result);
+        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(result.Output, "rank [1-9][0-9]*: "), Is.False, "only rank 0 reports: " + result);
+        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace: " + result);
+        Assert.That(File.Exists(output), Is.False, "no results file from a failed run");
+    }
+
+    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
+
+    private static void AssertSameCurves(JsonElement reference, JsonElement pipelined, int expectedRuns)
+    {
+        var a = reference.GetProperty("runs").EnumerateArray().ToList();
+        var b = pipelined.GetProperty("runs").EnumerateArray().ToList();
+        Assert.That(b, Has.Count.EqualTo(a.Count).And.Count.EqualTo(expectedRuns));
+        for (var r = 0; r < a.Count; r++)
+        {
+            var label = a[r].GetProperty("label").GetString();
+            Assert.That(b[r].GetProperty("label").GetString(), Is.EqualTo(label));
+            var ca = a[r].GetProperty("curve").EnumerateArray().ToList();
+            var cb = b[r].GetProperty("curve").EnumerateArray().ToList();
+            Assert.That(cb, Has.Count.EqualTo(ca.Count), label);
+            for (var i = 0; i < ca.Count; i++)
+            {
+                Assert.That(cb[i].GetProperty("value").GetDouble(), Is.EqualTo(ca[i].GetProperty("value").GetDouble()), $"{label}, iteration {i}: f must be bit-identical");
+                Assert.That(cb[i].GetProperty("timeUnits").GetInt64(), Is.EqualTo(ca[i].GetProperty("timeUnits").GetInt64()), $"{label}, iteration {i}");
+            }
+
+            var first = ca[0].GetProperty("value").GetDouble();
+            Assert.That(ca.Select(p => p.GetProperty("value").GetDouble()), Has.Some.Not.EqualTo(first), $"{label}: the run must move f");
+        }
+    }
+
+    private JsonElement OneRank(MpiFlavor flavor, string name, string[] args)
+    {
+        var key = $"{flavor.Name}-{name}";
+        if (!oneRank.TryGetValue(key, out var json))
+        {
+            json = Pprs(flavor, 1, $"{name}-n1", args);
+            oneRank[key] = json;
+        }
+
+        return json;
+    }
+
+    private JsonElement Pprs(MpiFlavor flavor, int ranks, string name, string[] args)
+    {
+        var path = Path.Combine(workDirectory, $"{flavor.Name}-{name}-{Guid.NewGuid():N}.json");
+        var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe, ["pprs", .. args, "--output", path], Limit,
+            [("MPIPIPE_TORCH_THREADS", "1")]);
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        using var document = JsonDocument.Parse(File.ReadAllText(path));
+        return document.RootElement.Clone();
+    }
+}
