@@ -94,6 +94,7 @@ configs=(
     "train-openmpi-srun-pmix|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=openmpi steps=10 |^LAUNCH launcher=srun mpi=openmpi srun_mpi=pmix mpiexec=mpirun.openmpi mpi_lib=libmpi.so.40 "
     "train-mpich-mpiexec-local-sgd|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=mpiexec|ok|^RESULT train ok algo=local-sgd ranks=2 device=cpu launcher=mpiexec mpi=mpich steps=10 "
     "train-bad-batch-fails|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|fail|must be divisible by the 2 workers|^RESULT train failed "
+    "pprs-openmpi-srun-pmix|pprs.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT pprs ok problem=nonsmooth delta=20 ranks=2 launcher=srun mpi=openmpi runs=4 "
     "scaling-mpich-srun|scaling.sbatch|-N 1 -n 2 -t 8 --export=ALL,SMOKE=1,MPI=mpich|ok|^RESULT scaling ok |^RESULT scaling point mode=strong ranks=1 |^RESULT scaling point mode=strong ranks=2 |^RESULT scaling point mode=weak ranks=2 |^RESULT scaling model Allreduce alpha "
 )
 # Extra arguments for the script itself (after the script name), and extra environment (reaching the job through
