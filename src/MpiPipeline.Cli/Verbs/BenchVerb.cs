@@ -17,6 +17,7 @@ internal static class BenchVerb
     {
         var command = new Command("bench", "Benchmarks, each comparable with its C/C++ baseline under bench/ (make bench).");
         command.Subcommands.Add(CreateMpi());
+        command.Subcommands.Add(BenchBridgeVerb.Create());
         return command;
     }
 
@@ -244,7 +245,7 @@ internal static class BenchVerb
     /// (validators run before defaults are filled in, where GetValue returns default(T)). A value that did not parse
     /// has its own error already; the default stands in for it so the cross-checks add no second one.
     /// </summary>
-    private static T? ValueOf<T>(CommandResult result, Option<T> option)
+    internal static T? ValueOf<T>(CommandResult result, Option<T> option)
     {
         var fallback = option.DefaultValueFactory is { } factory ? factory(null!) : default;
         if (result.GetResult(option) is not { Implicit: false })

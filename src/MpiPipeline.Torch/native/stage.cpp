@@ -106,6 +106,16 @@ torch::Tensor batch_tensor(const mpp_stage* stage, const float* data, int batch,
     return stage->device.is_cpu() ? host.clone() : host.to(stage->device);
 }
 
+// The same batch for a call that is done with it when it returns (the fused loss + backward, evaluate, infer: the
+// graph, if any, is consumed inside the call): on CPU a view of the caller's memory, no copy - C# keeps it pinned
+// for the call. Saves a batch-sized allocation and copy per training step.
+torch::Tensor batch_for_this_call(const mpp_stage* stage, const float* data, int batch, const std::vector<int64_t>& sample) {
+    if (!stage->device.is_cpu()) return batch_tensor(stage, data, batch, sample);
+    std::vector<int64_t> shape{batch};
+    shape.insert(shape.end(), sample.begin(), sample.end());
+    return torch::from_blob(const_cast<float*>(data), shape, torch::kFloat32);
+}
+
 void copy_to_host(const torch::Tensor& tensor, float* destination, int64_t count) {
     auto host = tensor.detach().to(torch::kCPU).contiguous();
     if (host.numel() != count) {
@@ -383,7 +393,7 @@ int mpp_stage_forward_loss_backward(mpp_stage* stage, const float* input, int64_
         }
         auto target = label_tensor(stage, labels, label_count, batch);
         torch::AutoGradMode grad_mode(true);
-        auto x = batch_tensor(stage, input, batch, stage->sample_input_shape);
+        auto x = batch_for_this_call(stage, input, batch, stage->sample_input_shape);
         if (input_grad != nullptr) x.requires_grad_(true);
         auto logits = stage->model->forward(x);
         auto mean_loss = torch::nn::functional::cross_entropy(logits, target);
@@ -414,7 +424,7 @@ int mpp_stage_evaluate(mpp_stage* stage, const float* input, int64_t input_count
         auto target = label_tensor(stage, labels, label_count, batch);
         torch::NoGradGuard no_grad;
         EvalModeScope eval(stage);
-        auto logits = stage->model->forward(batch_tensor(stage, input, batch, stage->sample_input_shape));
+        auto logits = stage->model->forward(batch_for_this_call(stage, input, batch, stage->sample_input_shape));
         *loss = torch::nn::functional::cross_entropy(logits, target).item<float>();
         *correct = correct_count(logits, target);
     })
@@ -430,7 +440,7 @@ int mpp_stage_infer(mpp_stage* stage, const float* input, int64_t input_count, i
         MPP_REQUIRE(input != nullptr && output != nullptr, "null input or output");
         torch::NoGradGuard no_grad;
         EvalModeScope eval(stage);
-        copy_to_host(stage->model->forward(batch_tensor(stage, input, batch, stage->sample_input_shape)), output,
+        copy_to_host(stage->model->forward(batch_for_this_call(stage, input, batch, stage->sample_input_shape)), output,
                      output_count);
     })
 }
