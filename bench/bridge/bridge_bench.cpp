@@ -293,6 +293,9 @@ int main(int argc, char** argv) {
         std::sort(sorted.begin(), sorted.end());
         const size_t mid = sorted.size() / 2;
         const double median = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+        const auto percentile = [&sorted](double p) { return sorted[static_cast<size_t>(p * static_cast<double>(sorted.size() - 1))]; };
+        std::printf("# step time percentiles (ms): p10 %.4f p25 %.4f p50 %.4f p75 %.4f p90 %.4f\n", percentile(0.1),
+                    percentile(0.25), percentile(0.5), percentile(0.75), percentile(0.9));
         std::printf("# per timed step: sampler + batch gather (index_select) %.1f us (mean)\n",
                     gather_us / static_cast<double>(o.steps));
         std::printf("model threads batch steps mean_ms median_ms min_ms loss_sum correct_sum first_loss order\n");

@@ -10,21 +10,21 @@ set -euo pipefail
 
 CPP_BENCH=${CPP_BENCH:?path of the bridge_bench executable}
 MPIPIPE=${MPIPIPE:?path of the mpipipe executable}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-8}
 OUT=${OUT:-bench/results/bridge.md}
 BENCH_ARGS=${BENCH_ARGS:-}
 BENCH_COMMAND=${BENCH_COMMAND:-bash bench/bridge/compare.sh}
 MODELS=${MODELS:-mlp cnn}
 THREADS=${THREADS:-1 2}
 # Timed steps per model (after 20 warm-up steps): a few hundred, within ~5 minutes for the whole comparison.
-STEPS_mlp=${STEPS_mlp:-400}
+STEPS_mlp=${STEPS_mlp:-1000}
 STEPS_cnn=${STEPS_cnn:-200}
 GOAL=${GOAL:-1.03}
 # A loaded 2-core machine can make a 2-thread step 100x slower (OpenMP threads waiting for each other's time slice):
 # each run is cut off after RUN_TIMEOUT s (reported as missing), and no new round starts once another one would
 # likely end after BUDGET s.
 RUN_TIMEOUT=${RUN_TIMEOUT:-90}
-BUDGET=${BUDGET:-300}
+BUDGET=${BUDGET:-280}
 NOTES=${NOTES:-$(dirname "$0")/notes.md}
 RAW=${RAW:-$(dirname "$CPP_BENCH")/bridge-raw}
 
@@ -94,12 +94,12 @@ comment() { sed -n "s/^# //p" "$(first "$1")" | sed -n "${2}p"; }
     echo "  runs that failed or ran past ${RUN_TIMEOUT} s (lang model threads round): ${failed:-none}"
     echo "- a step: sampler + batch gather, zero gradients, forward, cross-entropy, backward, loss and correct count read"
     echo "  back, SGD step. C++: \`index_select\`, \`torch::optim::SGD\` on the model's parameters. C#: \`Worker.ComputeGradient\`"
-    echo "  (sampler, \`Dataset.CopyBatch\`, \`ManualSeed\`, \`ZeroGradients\`, \`Stage.ForwardLossBackward\`) + \`Worker.OptimizerStep\`"
+    echo "  (sampler, \`TorchRuntime.GatherRows\` (index_select in the bridge), \`ManualSeed\`, \`ZeroGradients\`, \`Stage.ForwardLossBackward\`) + \`Worker.OptimizerStep\`"
     echo "  (the bridge's SGD on the flat buffers)"
     echo "- columns: median over the runs of each run's median step time (ms); C#/C++; goal C#/C++ <= $GOAL;"
     echo "  'means': the same ratio for each run's mean step time; 'fastest steps': for each run's fastest step (the"
     echo "  least disturbed by other processes), median over the runs, C# over C++; batch gather: the mean time per step of"
-    echo "  the sampler and the batch gather (C++: \`index_select\`; C#: \`Dataset.CopyBatch\`), median over the runs; runs: C++ + C#"
+    echo "  the sampler and the batch gather (C++: \`index_select\`; C#: \`TorchRuntime.GatherRows\` + labels), median over the runs; runs: C++ + C#"
     echo "  loss: the summed training loss over the timed steps (printed to 10 decimals), C++ vs C#, and the correct"
     echo "  predictions summed over them; the data-order fingerprint (FNV-1a of every sample index) must match"
     echo

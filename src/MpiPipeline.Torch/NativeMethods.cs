@@ -26,6 +26,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int mpp_runtime_get_threads(int* threads);
     [LibraryImport(Lib)] public static partial int mpp_runtime_manual_seed(long seed);
     [LibraryImport(Lib)] public static partial int mpp_runtime_parallel_info(nint* text);
+    [LibraryImport(Lib)] public static partial int mpp_runtime_gather_rows(float* source, long sourceRows, long rowLength, int* indices, long count, float* destination);
 
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int mpp_stage_create(string spec, long* sampleShape, int sampleRank, string device, long seed, out StageHandle stage);

@@ -89,6 +89,30 @@ public static class TorchRuntime
         TorchException.Check(NativeMethods.mpp_runtime_manual_seed(seed));
     }
 
+    /// <summary>
+    /// destination row i = source row indices[i], rows of <paramref name="rowLength"/> floats: a batch gathered from a
+    /// data set, copied by libtorch's index_select on its intra-op threads (in parallel when <see cref="Threads"/> > 1,
+    /// as a pure libtorch training loop gathers its batches). An index outside the source throws, naming it.
+    /// </summary>
+    public static unsafe void GatherRows(ReadOnlySpan<float> source, int rowLength, ReadOnlySpan<int> indices, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rowLength, 1);
+        if (source.Length % rowLength != 0 || destination.Length < (long)indices.Length * rowLength)
+        {
+            throw new ArgumentException(
+                $"gather: the source ({source.Length} floats) must be whole rows of {rowLength}, and the destination " +
+                $"({destination.Length} floats) must hold {indices.Length} rows");
+        }
+
+        BridgeLibrary.EnsureLoaded();
+        fixed (float* s = source)
+        fixed (int* i = indices)
+        fixed (float* d = destination)
+        {
+            TorchException.Check(NativeMethods.mpp_runtime_gather_rows(s, source.Length / rowLength, rowLength, i, indices.Length, d));
+        }
+    }
+
     /// <summary>at::get_parallel_info(): ATen/OpenMP/MKL thread settings, as libtorch prints them.</summary>
     public static unsafe string ParallelInfo()
     {

@@ -48,7 +48,9 @@ internal static class BenchBridgeVerb
             $"{options.WarmupSteps} warm-up + {options.TimedSteps} timed steps, seed {options.Seed}, SGD lr {lr} momentum {momentum} " +
             "(the bridge's flat-buffer SGD)");
         RankConsole.Line($"# libtorch {TorchRuntime.LibtorchVersion}; malloc tuning: {facts["malloc tuning"]}; BLAS: {facts["BLAS"]}");
-        RankConsole.Line($"# per timed step: sampler + batch copy (Dataset.CopyBatch) {result.DataMicroseconds.ToString("F1", CultureInfo.InvariantCulture)} us (mean)");
+        var p = result.PercentileMilliseconds.Select(v => v.ToString("F4", CultureInfo.InvariantCulture)).ToArray();
+        RankConsole.Line($"# step time percentiles (ms): p10 {p[0]} p25 {p[1]} p50 {p[2]} p75 {p[3]} p90 {p[4]}");
+        RankConsole.Line($"# per timed step: sampler + batch gather (TorchRuntime.GatherRows, labels) {result.DataMicroseconds.ToString("F1", CultureInfo.InvariantCulture)} us (mean)");
         RankConsole.Line(BridgeBenchmarkResult.RawHeader);
         RankConsole.Line(result.RawLine);
         return 0;

@@ -16,8 +16,11 @@ internal sealed record BridgeBenchmarkResult(
     string Model, int Threads, int Batch, int TimedSteps, double MeanMilliseconds, double MedianMilliseconds,
     double MinMilliseconds, double LossSum, long CorrectSum, double FirstLoss, ulong OrderFingerprint)
 {
-    /// <summary>Mean time of the sampler and the batch copy (<see cref="TrainingStats.DataSeconds"/>) per timed step, in us.</summary>
+    /// <summary>Mean time of the sampler and the batch gather (<see cref="TrainingStats.DataSeconds"/>) per timed step, in us.</summary>
     public double DataMicroseconds { get; init; }
+
+    /// <summary>Step times (ms) at the 10th, 25th, 50th, 75th and 90th percentile (nearest rank below, as the C++ baseline).</summary>
+    public IReadOnlyList<double> PercentileMilliseconds { get; init; } = [];
 
     /// <summary>The column names of <see cref="RawLine"/>; bench/bridge/bridge_bench.cpp prints the same.</summary>
     public const string RawHeader = "model threads batch steps mean_ms median_ms min_ms loss_sum correct_sum first_loss order";
@@ -40,7 +43,7 @@ internal sealed record BridgeBenchmarkResult(
 /// <summary>
 /// The bridge's speed on the project's real path, for comparison with the pure C++ loop of bench/bridge: a
 /// single-rank <see cref="Worker"/> (the one `train --algo single` builds) runs <see cref="Worker.ComputeGradient"/>
-/// (sampler, batch copy, seed, zero gradients, <see cref="Stage.ForwardLossBackward"/>) and
+/// (sampler, batch gather, seed, zero gradients, <see cref="Stage.ForwardLossBackward"/>) and
 /// <see cref="Worker.OptimizerStep"/> (<see cref="Optimizer.Step"/>), and each step is timed around both.
 /// </summary>
 internal static class BridgeBenchmark
@@ -102,7 +105,22 @@ internal static class BridgeBenchmark
             fingerprint)
         {
             DataMicroseconds = (worker.Stats.DataSeconds - dataSecondsBefore) * 1e6 / options.TimedSteps,
+            PercentileMilliseconds = Percentiles(times, [0.1, 0.25, 0.5, 0.75, 0.9]),
         };
+    }
+
+    /// <summary>sorted[(int)(p * (n - 1))] for each p: the C++ baseline's percentile, so the two print comparable values.</summary>
+    internal static double[] Percentiles(ReadOnlySpan<double> samples, ReadOnlySpan<double> fractions)
+    {
+        var sorted = samples.ToArray();
+        Array.Sort(sorted);
+        var result = new double[fractions.Length];
+        for (var i = 0; i < fractions.Length; i++)
+        {
+            result[i] = sorted[(int)(fractions[i] * (sorted.Length - 1))];
+        }
+
+        return result;
     }
 
     /// <summary>FNV-1a over the sample indices (each as a 64-bit value) the sampler gives for steps 0..steps-1.</summary>

@@ -82,6 +82,26 @@ internal sealed class Dataset
         }
     }
 
+    /// <summary>The labels of the samples at <paramref name="indices"/> (the images of a batch gathered elsewhere).</summary>
+    public void CopyLabels(ReadOnlySpan<int> indices, Span<int> labels)
+    {
+        if (labels.Length < indices.Length)
+        {
+            throw new ArgumentException($"{indices.Length} labels do not fit a buffer of {labels.Length}.", nameof(labels));
+        }
+
+        for (var i = 0; i < indices.Length; i++)
+        {
+            var index = indices[i];
+            if ((uint)index >= (uint)Count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(indices), $"sample index {index} is outside 0..{Count - 1}.");
+            }
+
+            labels[i] = Labels[index];
+        }
+    }
+
     /// <summary>The first <paramref name="count"/> samples (for small runs and tests); the whole set when count >= Count.</summary>
     public Dataset Take(int count)
     {

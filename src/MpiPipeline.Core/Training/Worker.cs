@@ -76,7 +76,9 @@ internal sealed class Worker : IDisposable
     {
         var clock = Stopwatch.StartNew();
         Sampler.Indices(t, batchIndices);
-        train.CopyBatch(batchIndices, batchImages, batchLabels);
+        // Images on libtorch's intra-op threads (in parallel at 2+ threads, as a libtorch loop's index_select), labels here.
+        TorchRuntime.GatherRows(train.Images, train.SampleSize, batchIndices, batchImages);
+        train.CopyLabels(batchIndices, batchLabels);
         Stats.DataSeconds += clock.Elapsed.TotalSeconds;
         clock.Restart();
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 1
+#define MPP_BRIDGE_VERSION 2
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -57,6 +57,11 @@ MPP_API int mpp_runtime_set_threads(int threads);
 MPP_API int mpp_runtime_get_threads(int* threads);
 MPP_API int mpp_runtime_manual_seed(int64_t seed);
 MPP_API int mpp_runtime_parallel_info(const char** text); /* at::get_parallel_info(); static storage */
+/* destination[i, :] = source[indices[i], :] for i < count: rows of a row-major [source_rows, row_length] float array,
+ * copied on libtorch's intra-op threads (index_select) - a training batch gathered from a data set in host memory.
+ * Every index must be in [0, source_rows). (Version 2.) */
+MPP_API int mpp_runtime_gather_rows(const float* source, int64_t source_rows, int64_t row_length, const int32_t* indices,
+                                    int64_t count, float* destination);
 
 /* ---- stage ---- */
 /* spec: layers separated by ';', each "kind a b c" (decimal arguments), a residual block as "residual{...}" with its

@@ -1,4 +1,5 @@
-// Library-wide exports: version, last error, process set-up (malloc, threads), seeds, libtorch/CUDA facts.
+// Library-wide exports: version, last error, process set-up (malloc, threads), seeds, libtorch/CUDA facts, and the
+// batch gather (rows of a host array on libtorch's threads).
 #include "bridge.h"
 
 #include <ATen/Parallel.h>
@@ -125,6 +126,29 @@ int mpp_runtime_parallel_info(const char** text) {
         static thread_local std::string info;
         info = at::get_parallel_info();
         *text = info.c_str();
+    })
+}
+
+int mpp_runtime_gather_rows(const float* source, int64_t source_rows, int64_t row_length, const int32_t* indices,
+                            int64_t count, float* destination) {
+    MPP_GUARDED({
+        MPP_REQUIRE(source_rows >= 0 && row_length > 0 && count >= 0,
+                    "gather: " + std::to_string(source_rows) + " rows of " + std::to_string(row_length) + ", " +
+                        std::to_string(count) + " indices: the row length must be positive, the counts not negative");
+        if (count == 0) return MPP_OK;
+        MPP_REQUIRE(source != nullptr && indices != nullptr && destination != nullptr, "null source, indices or destination");
+        for (int64_t i = 0; i < count; i++) {
+            MPP_REQUIRE(indices[i] >= 0 && indices[i] < source_rows,
+                        "gather: index " + std::to_string(indices[i]) + " (position " + std::to_string(i) +
+                            ") is outside 0.." + std::to_string(source_rows - 1));
+        }
+        // Views of the caller's memory, no copies: index_select writes straight into destination, in parallel over
+        // the intra-op threads for a contiguous source (as the pure C++ loop gathers its batches).
+        const auto rows = torch::from_blob(const_cast<float*>(source), {source_rows, row_length}, torch::kFloat32);
+        const auto index = torch::from_blob(const_cast<int32_t*>(indices), {count}, torch::kInt32);
+        auto out = torch::from_blob(destination, {count, row_length}, torch::kFloat32);
+        torch::NoGradGuard no_grad;
+        torch::index_select_out(out, rows, 0, index);
     })
 }
 

@@ -76,6 +76,14 @@ public sealed class BridgeBenchmarkTests
             Is.EqualTo(CppDefaultRunFingerprint));
 
     [Test]
+    public void PercentilesAreTheNearestRankBelowLikeTheCppBaseline()
+    {
+        double[] samples = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6, 11];   // sorted: 1..11, n - 1 = 10
+        Assert.That(BridgeBenchmark.Percentiles(samples, [0.1, 0.25, 0.5, 0.75, 0.9]), Is.EqualTo(new double[] { 2, 3, 6, 8, 10 }));
+        Assert.That(samples[0], Is.EqualTo(5), "the input is not sorted in place");
+    }
+
+    [Test]
     public void RawLineHasTheHeadersColumnsInTheCppFormat()
     {
         var result = new BridgeBenchmarkResult("mlp", 2, 128, 300, 1.23456, 1.2, 1.1, 123.456789012345, 33000, 2.3456789012, 0xabcUL);

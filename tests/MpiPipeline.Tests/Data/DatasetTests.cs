@@ -36,6 +36,16 @@ public sealed class DatasetTests
     }
 
     [Test]
+    public void CopyLabelsTakesTheIndexedLabelsAndChecksThem()
+    {
+        var labels = new int[3];
+        Small().CopyLabels([2, 0, 2], labels);
+        Assert.That(labels, Is.EqualTo(new[] { 2, 0, 2 }));
+        Assert.Throws<ArgumentException>(() => Small().CopyLabels([0, 1], new int[1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Small().CopyLabels([4], new int[1]));
+    }
+
+    [Test]
     public void TakeCopiesTheFirstSamplesAndKeepsTheShape()
     {
         var data = Small();
