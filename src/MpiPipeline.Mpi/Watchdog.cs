@@ -14,6 +14,7 @@ internal static class Watchdog
     private static string? operation;
     private static long startedTicks;
     private static long reportedTicks;
+    private static int aborting;
     private static Timer? timer;
     private static double warnSeconds;
     private static double abortSeconds;
@@ -63,7 +64,15 @@ internal static class Watchdog
         var seconds = (Environment.TickCount64 - started) / 1000.0;
         if (abortSeconds > 0 && seconds >= abortSeconds)
         {
+            if (Interlocked.Exchange(ref aborting, 1) != 0)
+            {
+                return;
+            }
+
             report?.Invoke($"blocked in {operation} for {seconds:F0} s (over {AbortVariable}={abortSeconds}); aborting the job");
+            // MPI_Abort tears down the launcher's pipes: give it a moment to forward the message first (a peer that
+            // stalls at the same moment would otherwise kill this rank before its text is out).
+            Thread.Sleep(MpiRuntime.OutputGracePeriod);
             abort?.Invoke();
             return;
         }
