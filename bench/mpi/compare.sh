@@ -9,7 +9,7 @@ set -euo pipefail
 
 BENCH_DIR=${BENCH_DIR:?directory holding mpi_bench.mpich and mpi_bench.openmpi}
 MPIPIPE=${MPIPIPE:?path of the mpipipe executable}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 RANKS=${RANKS:-2}
 OUT=${OUT:-bench/results/mpi.md}
 BENCH_ARGS=${BENCH_ARGS:-}
@@ -77,7 +77,7 @@ first() { ls "$raw/$1".* | head -n 1; }
     echo "  C#: \`$(launcher mpich) $MPIPIPE bench mpi --raw --ops OP${BENCH_ARGS:+ $BENCH_ARGS}\`"
     echo "  (Open MPI: \`$(launcher openmpi)\`, mpi_bench.openmpi); $ROUNDS rounds per MPI, C and C# back to back per operation,"
     echo "  order alternating"
-    echo "- in a run, per size: max(1, ops/10) warm-up ops, then 21 samples (default) of ops = max(1, floor(min(1000, 4 MiB/size)))"
+    echo "- in a run, per size: max(1, ops/10) warm-up ops, then $(grep -o -- '--samples [0-9]*' <<<"$BENCH_ARGS" | cut -d' ' -f2 || echo 21) samples of ops = max(1, floor(min(1000, 4 MiB/size)))"
     echo "  operations, each sample after a barrier, timed by MPI_Wtime, slowest rank; ping-pong time is one way (half a round trip)"
     echo "- columns: median over the $ROUNDS runs of each run's median, in us; C#/C; C# - C in us; goal: C#/C <= 1.03 at >= 64 KiB,"
     echo "  C# - C <= 1 us at 8 B (no goal between); 'best runs': the smallest run median of C# over that of C"
