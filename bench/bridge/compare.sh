@@ -10,15 +10,20 @@ set -euo pipefail
 
 CPP_BENCH=${CPP_BENCH:?path of the bridge_bench executable}
 MPIPIPE=${MPIPIPE:?path of the mpipipe executable}
-ROUNDS=${ROUNDS:-8}
+ROUNDS=${ROUNDS:-6}
 OUT=${OUT:-bench/results/bridge.md}
 BENCH_ARGS=${BENCH_ARGS:-}
 BENCH_COMMAND=${BENCH_COMMAND:-bash bench/bridge/compare.sh}
 MODELS=${MODELS:-mlp cnn}
 THREADS=${THREADS:-1 2}
-# Timed steps per model (after 20 warm-up steps): a few hundred, within ~5 minutes for the whole comparison.
+# Timed steps per model: enough for a second or more per run (the machine's state drifts over seconds), within
+# ~5 minutes for the whole comparison. Warm-up steps per model: at least ~0.3 s, so that .NET's tiered JIT has
+# recompiled the hot methods before the timed steps (it waits ~100 ms after their first 30 calls, then compiles in
+# the background, taking a CPU from a 2-thread run).
 STEPS_mlp=${STEPS_mlp:-1000}
 STEPS_cnn=${STEPS_cnn:-200}
+WARMUP_mlp=${WARMUP_mlp:-300}
+WARMUP_cnn=${WARMUP_cnn:-20}
 GOAL=${GOAL:-1.03}
 # A loaded 2-core machine can make a 2-thread step 100x slower (OpenMP threads waiting for each other's time slice):
 # each run is cut off after RUN_TIMEOUT s (reported as missing), and no new round starts once another one would
@@ -33,6 +38,7 @@ mkdir -p "$RAW" "$(dirname "$OUT")"
 read -r -a args <<<"$BENCH_ARGS"
 
 steps_of() { local v="STEPS_$1"; echo "${!v:-300}"; }
+warmup_of() { local v="WARMUP_$1"; echo "${!v:-20}"; }
 
 # run LANG MODEL THREADS ROUND: one process; its output goes to $RAW/LANG.MODEL.THREADS.ROUND
 run() {
@@ -40,7 +46,7 @@ run() {
     if [ "$lang" = cpp ]; then program=("$CPP_BENCH"); else program=("$MPIPIPE" bench bridge); fi
     echo "bench-bridge: round $round/$ROUNDS $model threads $threads: $lang" >&2
     cut -d' ' -f1 /proc/loadavg >>"$RAW/loads"
-    if ! timeout "$RUN_TIMEOUT" "${program[@]}" --model "$model" --threads "$threads" --steps "$(steps_of "$model")" \
+    if ! timeout "$RUN_TIMEOUT" "${program[@]}" --model "$model" --threads "$threads" --steps "$(steps_of "$model")" --warmup "$(warmup_of "$model")" \
         ${args[@]+"${args[@]}"} >"$RAW/$lang.$model.$threads.$round"; then
         echo "bench-bridge: $lang $model threads $threads round $round failed or ran past ${RUN_TIMEOUT} s" >&2
         echo "$lang $model $threads $round" >>"$RAW/failed"
@@ -86,10 +92,10 @@ comment() { sed -n "s/^# //p" "$(first "$1")" | sed -n "${2}p"; }
     echo "- other processes using >= 10% CPU: at the start ${busy_before:-none}; at the end ${busy_after:-none}"
     echo "- C++: $(comment cpp 2); $(g++ --version 2>/dev/null | head -n 1), CMake Release (-O3)"
     echo "- C#: .NET SDK $(dotnet --version 2>/dev/null || echo unknown); $(comment cs 2)"
-    echo "- each run: one process, $(sed -n 's/.* \([0-9]*\) warm-up + .*/\1/p' "$(first cpp)") warm-up steps then ${STEPS_mlp} (mlp) / ${STEPS_cnn} (cnn) timed steps, batch 128,"
+    echo "- each run: one process, ${WARMUP_mlp} + ${STEPS_mlp} (mlp) / ${WARMUP_cnn} + ${STEPS_cnn} (cnn) warm-up + timed steps, batch 128,"
     echo "  SGD lr 0.05 momentum 0.9, seed 1, Fashion-MNIST in the order of \`Shuffle.Permutation(60000, seed, epoch)\`;"
-    echo "  C++: \`$CPP_BENCH --model M --threads T --steps S${BENCH_ARGS:+ $BENCH_ARGS}\`,"
-    echo "  C#: \`$MPIPIPE bench bridge --model M --threads T --steps S${BENCH_ARGS:+ $BENCH_ARGS}\` (MPI singleton, no mpiexec);"
+    echo "  C++: \`$CPP_BENCH --model M --threads T --steps S --warmup W${BENCH_ARGS:+ $BENCH_ARGS}\`,"
+    echo "  C#: \`$MPIPIPE bench bridge --model M --threads T --steps S --warmup W${BENCH_ARGS:+ $BENCH_ARGS}\` (MPI singleton, no mpiexec);"
     echo "  $rounds_done of $ROUNDS rounds ran$([ "$rounds_done" -lt "$ROUNDS" ] && echo " (stopped at the ${BUDGET} s budget)"), C++ and C# back to back per (model, threads), order alternating;"
     echo "  runs that failed or ran past ${RUN_TIMEOUT} s (lang model threads round): ${failed:-none}"
     echo "- a step: sampler + batch gather, zero gradients, forward, cross-entropy, backward, loss and correct count read"
