@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Xml.Linq;
 
+using static MpiPipeline.Telemetry.SvgElements;
+
 namespace MpiPipeline.Telemetry;
 
 /// <summary>
@@ -10,9 +12,6 @@ namespace MpiPipeline.Telemetry;
 /// </summary>
 internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IReadOnlyList<string> categories)
 {
-    private const double FontSize = 13;
-    private const double CharacterWidth = 7.2;
-    private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
     private readonly List<(string Name, IReadOnlyList<double> Values)> series = [];
 
     public IReadOnlyList<string> Categories { get; } = categories;
@@ -121,27 +120,4 @@ internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IR
         root.Add(legend);
         return new XDocument(new XDeclaration("1.0", "utf-8", null), root);
     }
-
-    private static XElement Line(double x1, double y1, double x2, double y2) => new(Svg + "line",
-        new XAttribute("x1", Number(x1)), new XAttribute("y1", Number(y1)),
-        new XAttribute("x2", Number(x2)), new XAttribute("y2", Number(y2)));
-
-    private static XElement Text(double x, double y, string text, string anchor, double? size = null, string? weight = null)
-    {
-        var element = new XElement(Svg + "text", new XAttribute("x", Number(x)), new XAttribute("y", Number(y)),
-            new XAttribute("text-anchor", anchor), text);
-        if (size is { } fontSize)
-        {
-            element.Add(new XAttribute("font-size", Number(fontSize)));
-        }
-
-        if (weight is not null)
-        {
-            element.Add(new XAttribute("font-weight", weight));
-        }
-
-        return element;
-    }
-
-    private static string Number(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
 }

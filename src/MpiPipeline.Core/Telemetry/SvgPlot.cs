@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Xml.Linq;
 
+using static MpiPipeline.Telemetry.SvgElements;
+
 namespace MpiPipeline.Telemetry;
 
 /// <summary>A named line of a plot.</summary>
@@ -19,9 +21,6 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
         ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 
     private const int MarkerLimit = 40;
-    private const double FontSize = 13;
-    private const double CharacterWidth = 7.2;
-    private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
 
     private readonly List<PlotSeries> series = [];
 
@@ -152,27 +151,4 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
 
     private bool IsDrawable((double X, double Y) point) =>
         double.IsFinite(point.X) && double.IsFinite(point.Y) && (!LogY || point.Y > 0);
-
-    private static XElement Line(double x1, double y1, double x2, double y2) => new(Svg + "line",
-        new XAttribute("x1", Number(x1)), new XAttribute("y1", Number(y1)),
-        new XAttribute("x2", Number(x2)), new XAttribute("y2", Number(y2)));
-
-    private static XElement Text(double x, double y, string text, string anchor, double? size = null, string? weight = null)
-    {
-        var element = new XElement(Svg + "text", new XAttribute("x", Number(x)), new XAttribute("y", Number(y)),
-            new XAttribute("text-anchor", anchor), text);
-        if (size is { } fontSize)
-        {
-            element.Add(new XAttribute("font-size", Number(fontSize)));
-        }
-
-        if (weight is not null)
-        {
-            element.Add(new XAttribute("font-weight", weight));
-        }
-
-        return element;
-    }
-
-    private static string Number(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
 }

@@ -1,0 +1,35 @@
+using System.Globalization;
+using System.Xml.Linq;
+
+namespace MpiPipeline.Telemetry;
+
+/// <summary>The SVG pieces <see cref="SvgPlot"/> and <see cref="SvgBarChart"/> both draw with: one namespace, one font.</summary>
+internal static class SvgElements
+{
+    internal const double FontSize = 13;
+    internal const double CharacterWidth = 7.2;
+    internal static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
+
+    internal static XElement Line(double x1, double y1, double x2, double y2) => new(Svg + "line",
+        new XAttribute("x1", Number(x1)), new XAttribute("y1", Number(y1)),
+        new XAttribute("x2", Number(x2)), new XAttribute("y2", Number(y2)));
+
+    internal static XElement Text(double x, double y, string text, string anchor, double? size = null, string? weight = null)
+    {
+        var element = new XElement(Svg + "text", new XAttribute("x", Number(x)), new XAttribute("y", Number(y)),
+            new XAttribute("text-anchor", anchor), text);
+        if (size is { } fontSize)
+        {
+            element.Add(new XAttribute("font-size", Number(fontSize)));
+        }
+
+        if (weight is not null)
+        {
+            element.Add(new XAttribute("font-weight", weight));
+        }
+
+        return element;
+    }
+
+    internal static string Number(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
+}
