@@ -70,4 +70,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport("libc.so.6", StringMarshalling = StringMarshalling.Utf8)]
     [UnmanagedCallConv(CallConvs = [typeof(CallConvCdecl)])]
     public static partial int setenv(string name, string value, int overwrite);
+
+    /// <summary>libc nanosleep; <paramref name="request"/> is a struct timespec { long tv_sec; long tv_nsec; } (64-bit Linux).</summary>
+    [LibraryImport("libc.so.6")]
+    [UnmanagedCallConv(CallConvs = [typeof(CallConvCdecl)])]
+    public static partial int nanosleep(long* request, long* remaining);
 }

@@ -92,6 +92,12 @@ public sealed class PipelineTests
         Assert.That(Ints(pipeline.GetProperty("balance")).Sum(), Is.EqualTo(8));
         Assert.That(run.Json.GetProperty("totals").GetProperty("samples").GetInt64(), Is.EqualTo(20 * 16));
         AssertTrace(run.TracePath, stages, microBatches);
+
+        // More stages than this machine's cores (mpiexec runs them all here): the run says its waits sleep.
+        var notes = run.Json.GetProperty("notes").EnumerateArray().Select(n => n.GetString()).ToArray();
+        var oversubscribed = $"{stages} ranks share {Environment.ProcessorCount} cores on rank 0's node (oversubscribed)";
+        Assert.That(notes.Any(n => n!.StartsWith(oversubscribed, StringComparison.Ordinal)), Is.EqualTo(stages > Environment.ProcessorCount),
+            $"expected {(stages > Environment.ProcessorCount ? "a" : "no")} note '{oversubscribed}' in: {string.Join(" | ", notes)}");
     }
 
     /// <summary>S = 2 stages x D = 2 replicas on 4 ranks equals one rank with the same global batch.</summary>

@@ -43,9 +43,11 @@ internal sealed class StageCounters
 /// <item>Sends are nonblocking (Isend) and completed later - tested before each compute step, waited for at the end
 /// of the mini-batch: 1F1B deadlocks with blocking synchronous sends (stage s sends forward i+1 while stage s+1
 /// sends backward i back; see <see cref="Schedule"/>).</item>
-/// <item>Waits poll and yield the core (<see cref="Request.WaitYielding"/>) instead of MPI_Wait's busy poll: a stage
+/// <item>Waits poll and give the core away (<see cref="Request.WaitPolling"/>) instead of MPI_Wait's busy poll: a stage
 /// waiting for its neighbour must not take the core the neighbour computes on (more ranks than cores: 2x faster
-/// mini-batches measured with 4 ranks on 2 cores).</item>
+/// mini-batches measured with 4 ranks on 2 cores than with MPI_Wait). They yield when every rank of the node has a
+/// core of its own and sleep when the node is oversubscribed (<see cref="IdleWait"/>): with 4 stages on 2 cores,
+/// M = 1, sleeping waiters made mini-batches 35% faster than yielding ones (bench/results/pipeline.md).</item>
 /// <item>Tags: 2 i for micro-batch i's activation, 2 i + 1 for its gradient, so a message can only match its own
 /// receive. Shapes are known on every rank before the first message (<see cref="StageBuilder"/>); each receive
 /// checks the size it got.</item>
@@ -75,6 +77,7 @@ internal sealed class PipelineExecutor
     private readonly int microBatches;
     private readonly int microBatchSize;
     private readonly ChromeTrace clock;
+    private readonly IdleWait idle;
     private readonly ReceiveQueue? activations;
     private readonly ReceiveQueue? gradients;
     private readonly BufferPool outputPool;
@@ -93,7 +96,9 @@ internal sealed class PipelineExecutor
     /// <param name="pipeline">The replica's pipeline communicator, whose rank is the stage index.</param>
     /// <param name="microBatchSize">Samples per micro-batch.</param>
     /// <param name="clock">Times the spans (its origin is common to all ranks).</param>
-    public PipelineExecutor(Stage stage, Schedule schedule, int stageIndex, Communicator pipeline, int microBatchSize, ChromeTrace clock)
+    /// <param name="idle">What a wait for a message does between polls: <see cref="IdleWait.Sleep"/> on an oversubscribed node.</param>
+    public PipelineExecutor(Stage stage, Schedule schedule, int stageIndex, Communicator pipeline, int microBatchSize, ChromeTrace clock,
+        IdleWait idle = IdleWait.Yield)
     {
         if (pipeline.Size != schedule.Stages || pipeline.Rank != stageIndex)
         {
@@ -108,6 +113,7 @@ internal sealed class PipelineExecutor
         this.stage = stage;
         this.pipeline = pipeline;
         this.clock = clock;
+        this.idle = idle;
         steps = schedule[stageIndex];
         microBatches = schedule.MicroBatches;
         this.microBatchSize = microBatchSize;
@@ -317,7 +323,7 @@ internal sealed class PipelineExecutor
     private float[] Receive(ReceiveQueue queue, int microBatch, string name)
     {
         var start = clock.Now();
-        var buffer = queue.Wait(microBatch);
+        var buffer = queue.Wait(microBatch, idle);
         var end = clock.Now();
         spans.Add(new TraceSpan(name, TraceCategory.RecvWait, start, end - start, microBatch));
         Counters.ReceiveWaitSeconds += (end - start) * 1e-6;
@@ -361,7 +367,7 @@ internal sealed class PipelineExecutor
         var start = clock.Now();
         foreach (var (request, _, _) in pendingSends)
         {
-            request.WaitYielding();
+            request.WaitPolling(idle);
         }
         foreach (var (_, buffer, pool) in pendingSends)
         {
@@ -418,14 +424,14 @@ internal sealed class PipelineExecutor
             }
         }
 
-        public float[] Wait(int microBatch)
+        public float[] Wait(int microBatch, IdleWait idle)
         {
             if (!posted.TryDequeue(out var head) || head.MicroBatch != microBatch)
             {
                 throw new InvalidOperationException($"internal: the {what} of micro-batch {microBatch} was not the next receive posted");
             }
 
-            var status = head.Request.WaitYielding();
+            var status = head.Request.WaitPolling(idle);
             var count = status.Count<float>();
             if (count != length)
             {

@@ -47,7 +47,8 @@ internal static class PipelineTrainer
         reporter = isRoot ? reporter : null;
         var throwAt = ParseThrowAt(Environment.GetEnvironmentVariable(ThrowAtVariable));
 
-        var threads = options.Threads ?? Trainer.DefaultThreads(world);
+        var node = NodeShare.Measure(world);
+        var threads = options.Threads ?? node.ThreadsPerRank;
         TorchRuntime.Threads = threads;
         var layers = ModelZoo.Build(options.Model);
         if (stages > layers.Count)
@@ -88,7 +89,7 @@ internal static class PipelineTrainer
             : Optimizer.Sgd(stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
         var schedule = Schedule.Create(options.EffectiveSchedule, stages, microBatches);
         var trace = new ChromeTrace(world.Rank, $"stage {grid.Stage}, replica {grid.Replica}");
-        var executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace);
+        var executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, node.IdleWait);
         var sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, grid.Replica, replicas);
         var indices = new int[sampler.Batch];
         var images = grid.IsFirstStage ? new float[sampler.Batch * train.SampleSize] : [];
@@ -101,6 +102,13 @@ internal static class PipelineTrainer
             new PipelinePlan(scheduleName, stages, replicas, microBatches, microBatchSize, partitionName,
                 Partition.ToBalance(ranges), parametersPerStage,
                 [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")])));
+        List<string> notes = [];
+        if (node.Oversubscribed)
+        {
+            notes.Add($"{node.RanksOnNode} ranks share {node.CoresOnNode} cores on rank 0's node (oversubscribed): stages that wait "
+                + "for a message sleep between polls so that they leave the cores to the stages that compute");
+            reporter?.Notice(notes[^1]);
+        }
 
         var initialSpread = ReplicaSpread(stage, grid, world);
         var stats = new TrainingStats();
@@ -119,7 +127,7 @@ internal static class PipelineTrainer
         for (var epoch = 0; epoch < epochsRun; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
-            double lossSum = 0, correct = 0, seen = 0;
+            var trainTally = new LossTally();
             var first = (long)epoch * stepsPerEpoch;
             var last = Math.Min(first + stepsPerEpoch, totalSteps);
             for (var t = first; t < last; t++)
@@ -207,9 +215,7 @@ internal static class PipelineTrainer
                     bubbleSum += runEnd > runStart ? ChromeTrace.MeasuredBubble(spans, runStart, runEnd) : 0;
                 }
 
-                lossSum += result.Loss * result.Count;
-                correct += result.Correct;
-                seen += result.Count;
+                trainTally.Add(result.Loss, result.Correct, result.Count);
                 curveLoss += result.Count > 0 ? result.Loss : 0;
                 curveCount++;
                 if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
@@ -225,26 +231,15 @@ internal static class PipelineTrainer
                 reporter?.StepCompleted(epoch, t - first + 1, last - first, lastLoss);
             }
 
-            var sums = new[] { lossSum, correct, seen };
-            world.Allreduce<double>(sums, ReduceOp.Sum);
-            var (testLoss, testAccuracy) = options.EvaluateEachEpoch || last == totalSteps
+            trainTally.Allreduce(world);
+            var testFigures = options.EvaluateEachEpoch || last == totalSteps
                 ? Evaluate(executor, grid, world, test, stats)
                 : (double.NaN, double.NaN);
             var seconds = epochClock.Elapsed.TotalSeconds;
             var communication = new[] { (double)stats.EstimatedBytesSent + executor.Counters.BytesSent, stats.ComputeSeconds, stats.CommunicationSeconds };
             world.Allreduce<double>(communication, ReduceOp.Sum);
-            var record = new EpochRecord(
-                Epoch: epoch + 1,
-                TrainLoss: sums[0] / Math.Max(1, sums[2]),
-                TrainAccuracy: sums[1] / Math.Max(1, sums[2]),
-                TestLoss: testLoss,
-                TestAccuracy: testAccuracy,
-                SamplesPerSecond: sums[2] / seconds,
-                Seconds: seconds,
-                CommunicationRounds: stats.CommunicationRounds,
-                BytesSentPerRank: (long)(communication[0] / world.Size),
-                ComputeSeconds: communication[1] / world.Size,
-                CommunicationSeconds: communication[2] / world.Size);
+            var record = Trainer.Record(epoch, trainTally, testFigures, seconds, stats.CommunicationRounds,
+                (long)(communication[0] / world.Size), communication[1] / world.Size, communication[2] / world.Size);
             epochs.Add(record);
             reporter?.EpochCompleted(record);
         }
@@ -252,7 +247,7 @@ internal static class PipelineTrainer
         var finalSpread = ReplicaSpread(stage, grid, world);
         var summary = Summarize(world, grid, schedule, scheduleName, microBatchSize, partitionName, ranges, layerSeconds, parametersPerStage,
             executor.Counters, stepSeconds, measuredSteps, forwardSeconds, backwardSeconds, bubbleSum, receiveWaitSeconds, bytesSent);
-        var totals = ReduceTotals(world, stats, executor.Counters.BytesSent);
+        var totals = stats.ReduceTotals(world, executor.Counters.BytesSent);
         var describedOptions = Trainer.DescribeOptions(options, threads, stepsPerEpoch, totalSteps);
         describedOptions["schedule"] = scheduleName;
         describedOptions["stages"] = stages.ToString(CultureInfo.InvariantCulture);
@@ -270,7 +265,7 @@ internal static class PipelineTrainer
             FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
             WallSeconds: wall.Elapsed.TotalSeconds,
             LossCurve: curve,
-            Notes: options.TracePath is { } tracePath ? [$"Chrome trace written to {tracePath} (open it in chrome://tracing or ui.perfetto.dev)"] : [],
+            Notes: options.TracePath is { } tracePath ? [.. notes, $"Chrome trace written to {tracePath} (open it in chrome://tracing or ui.perfetto.dev)"] : notes,
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread,
             Pipeline: summary);
@@ -323,13 +318,11 @@ internal static class PipelineTrainer
     private static (double Loss, double Accuracy) Evaluate(PipelineExecutor executor, PipelineGrid grid, Communicator world, Dataset test, TrainingStats stats)
     {
         var clock = Stopwatch.StartNew();
-        var per = (test.Count + grid.ReplicaCount - 1) / grid.ReplicaCount;
-        var start = Math.Min(test.Count, grid.Replica * per);
-        var end = Math.Min(test.Count, start + per);
+        var (start, end) = LossTally.Share(test.Count, grid.Replica, grid.ReplicaCount);
         var images = grid.IsFirstStage ? new float[EvaluationBatch * test.SampleSize] : [];
         var labels = new int[EvaluationBatch];
         var indices = new int[EvaluationBatch];
-        var sums = new double[3];
+        var tally = new LossTally();
         for (var at = start; at < end; at += EvaluationBatch)
         {
             var count = Math.Min(EvaluationBatch, end - at);
@@ -346,14 +339,12 @@ internal static class PipelineTrainer
 
             var result = executor.EvaluateBatch(grid.IsFirstStage ? images.AsSpan(0, count * test.SampleSize) : [],
                 labels.AsSpan(0, count), count);
-            sums[0] += (double)result.Loss * result.Count;
-            sums[1] += result.Correct;
-            sums[2] += result.Count;
+            tally.Add(result.Loss, result.Correct, result.Count);
         }
 
-        world.Allreduce<double>(sums, ReduceOp.Sum);
+        tally.Allreduce(world);
         stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
-        return (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
+        return tally.Means();
     }
 
     /// <summary>max over parameters of (max - min over the replicas of a stage), the maximum over stages.</summary>
@@ -486,25 +477,5 @@ internal static class PipelineTrainer
             MeasuredBubblePerStage: perStage[(2 * stages)..(3 * stages)],
             ReceiveWaitSecondsPerStage: perStage[(3 * stages)..],
             PointToPointBytesPerMiniBatch: bytes);
-    }
-
-    private static RunTotals ReduceTotals(Communicator world, TrainingStats s, long pointToPointBytes)
-    {
-        double[] sums = [s.ComputeSeconds, s.CommunicationSeconds, s.DataSeconds, s.EvaluationSeconds, s.StepSeconds, s.Samples,
-            s.EstimatedBytesSent + pointToPointBytes];
-        world.Allreduce<double>(sums, ReduceOp.Sum);
-        var n = world.Size;
-        return new RunTotals(
-            Steps: s.Steps,
-            Samples: (long)sums[5],
-            CommunicationRounds: s.CommunicationRounds,
-            AllreducePayloadBytesPerRank: s.AllreducePayloadBytes,
-            BytesSentPerRank: (long)(sums[6] / n),
-            ComputeSeconds: sums[0] / n,
-            CommunicationSeconds: sums[1] / n,
-            DataSeconds: sums[2] / n,
-            EvaluationSeconds: sums[3] / n,
-            StepSeconds: sums[4] / n,
-            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
     }
 }

@@ -49,7 +49,7 @@ internal static class Trainer
         var isRoot = world.Rank == 0;
         reporter = isRoot ? reporter : null;
 
-        var threads = options.Threads ?? DefaultThreads(world);
+        var threads = options.Threads ?? NodeShare.Measure(world).ThreadsPerRank;
         TorchRuntime.Threads = threads;
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
@@ -74,7 +74,7 @@ internal static class Trainer
         for (var epoch = 0; epoch < epochsRun && !algorithm.Stopped; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
-            double lossSum = 0, correct = 0, seen = 0;
+            var trainTally = new LossTally();
             var first = (long)epoch * stepsPerEpoch;
             var last = Math.Min(first + stepsPerEpoch, totalSteps);
             for (var t = first; t < last; t++)
@@ -87,9 +87,7 @@ internal static class Trainer
                     break;
                 }
 
-                lossSum += result.Loss * result.Count;
-                correct += result.Correct;
-                seen += result.Count;
+                trainTally.Add(result.Loss, result.Correct, result.Count);
                 curveLoss += result.Loss;
                 curveCount++;
                 if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
@@ -124,24 +122,12 @@ internal static class Trainer
                 algorithm.Finish(worker);
             }
 
-            var sums = new[] { lossSum, correct, seen, epochClock.Elapsed.TotalSeconds };
-            worker.Group.Allreduce<double>(sums, ReduceOp.Sum);
-            var (testLoss, testAccuracy) = options.EvaluateEachEpoch || last == totalSteps
+            trainTally.Allreduce(worker.Group);
+            var testFigures = options.EvaluateEachEpoch || last == totalSteps
                 ? Evaluate(worker, algorithm, test)
                 : (double.NaN, double.NaN);
-            var seconds = epochClock.Elapsed.TotalSeconds;
-            var record = new EpochRecord(
-                Epoch: epoch + 1,
-                TrainLoss: sums[0] / Math.Max(1, sums[2]),
-                TrainAccuracy: sums[1] / Math.Max(1, sums[2]),
-                TestLoss: testLoss,
-                TestAccuracy: testAccuracy,
-                SamplesPerSecond: sums[2] / seconds,
-                Seconds: seconds,
-                CommunicationRounds: worker.Stats.CommunicationRounds,
-                BytesSentPerRank: (long)worker.Stats.EstimatedBytesSent,
-                ComputeSeconds: worker.Stats.ComputeSeconds,
-                CommunicationSeconds: worker.Stats.CommunicationSeconds);
+            var record = Record(epoch, trainTally, testFigures, epochClock.Elapsed.TotalSeconds, worker.Stats.CommunicationRounds,
+                (long)worker.Stats.EstimatedBytesSent, worker.Stats.ComputeSeconds, worker.Stats.CommunicationSeconds);
             epochs.Add(record);
             reporter?.EpochCompleted(record);
         }
@@ -152,7 +138,7 @@ internal static class Trainer
         }
 
         var finalSpread = ReplicaSpread(worker);
-        var totals = ReduceTotals(worker);
+        var totals = worker.Stats.ReduceTotals(worker.Group);
         var run = new RunResult(
             Algorithm: algorithm.Name,
             Model: options.Model,
@@ -232,13 +218,11 @@ internal static class Trainer
         }
 
         var group = worker.Group;
-        var per = (test.Count + group.Size - 1) / group.Size;
-        var start = Math.Min(test.Count, group.Rank * per);
-        var end = Math.Min(test.Count, start + per);
+        var (start, end) = LossTally.Share(test.Count, group.Rank, group.Size);
         var images = new float[EvaluationBatch * test.SampleSize];
         var labels = new int[EvaluationBatch];
         var indices = new int[EvaluationBatch];
-        var sums = new double[3];
+        var tally = new LossTally();
         stage.Training = false;
         for (var at = start; at < end; at += EvaluationBatch)
         {
@@ -250,13 +234,11 @@ internal static class Trainer
 
             test.CopyBatch(indices.AsSpan(0, count), images.AsSpan(0, count * test.SampleSize), labels.AsSpan(0, count));
             var result = stage.Evaluate(images.AsSpan(0, count * test.SampleSize), count, labels.AsSpan(0, count));
-            sums[0] += (double)result.Loss * result.Count;
-            sums[1] += result.Correct;
-            sums[2] += result.Count;
+            tally.Add(result.Loss, result.Correct, result.Count);
         }
 
         stage.Training = true;
-        group.Allreduce<double>(sums, ReduceOp.Sum);
+        tally.Allreduce(group);
         if (saved is not null)
         {
             saved.CopyTo(stage.Parameters);
@@ -264,8 +246,26 @@ internal static class Trainer
         }
 
         worker.Stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
+        return tally.Means();
+    }
 
-        return (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
+    /// <summary>An epoch's record from its (already reduced) training tally and test figures.</summary>
+    internal static EpochRecord Record(int epoch, LossTally train, (double Loss, double Accuracy) test, double seconds,
+        long communicationRounds, long bytesSentPerRank, double computeSeconds, double communicationSeconds)
+    {
+        var (trainLoss, trainAccuracy) = train.Means();
+        return new EpochRecord(
+            Epoch: epoch + 1,
+            TrainLoss: trainLoss,
+            TrainAccuracy: trainAccuracy,
+            TestLoss: test.Loss,
+            TestAccuracy: test.Accuracy,
+            SamplesPerSecond: train.Samples / seconds,
+            Seconds: seconds,
+            CommunicationRounds: communicationRounds,
+            BytesSentPerRank: bytesSentPerRank,
+            ComputeSeconds: computeSeconds,
+            CommunicationSeconds: communicationSeconds);
     }
 
     /// <summary>max over parameters of (max over replicas - min over replicas): 0 when every replica is identical.</summary>
@@ -284,26 +284,6 @@ internal static class Trainer
         }
 
         return spread;
-    }
-
-    private static RunTotals ReduceTotals(Worker worker)
-    {
-        var s = worker.Stats;
-        double[] sums = [s.ComputeSeconds, s.CommunicationSeconds, s.DataSeconds, s.EvaluationSeconds, s.StepSeconds, s.Samples];
-        worker.Group.Allreduce<double>(sums, ReduceOp.Sum);
-        var n = worker.Group.Size;
-        return new RunTotals(
-            Steps: s.Steps,
-            Samples: (long)sums[5],
-            CommunicationRounds: s.CommunicationRounds,
-            AllreducePayloadBytesPerRank: s.AllreducePayloadBytes,
-            BytesSentPerRank: (long)s.EstimatedBytesSent,
-            ComputeSeconds: sums[0] / n,
-            CommunicationSeconds: sums[1] / n,
-            DataSeconds: sums[2] / n,
-            EvaluationSeconds: sums[3] / n,
-            StepSeconds: sums[4] / n,
-            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
     }
 
     internal static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
@@ -325,15 +305,6 @@ internal static class Trainer
         ["failRank"] = o.FailRank?.ToString() ?? "",
         ["failStep"] = o.FailStep?.ToString() ?? "",
     };
-
-    /// <summary>Cores of this node divided among the ranks on it (at least 1 thread each).</summary>
-    internal static int DefaultThreads(Communicator world)
-    {
-        var node = world.SplitShared(world.Rank);
-        var ranksOnNode = node.Size;
-        node.Free();
-        return Math.Max(1, Environment.ProcessorCount / ranksOnNode);
-    }
 
     internal static void WriteParameters(string path, ReadOnlySpan<float> parameters)
     {

@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using MpiPipeline.Data;
 using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
 
 namespace MpiPipeline.Training;
@@ -28,6 +29,67 @@ internal sealed class TrainingStats
     public double StepSeconds { get; set; }
 
     public long Samples { get; set; }
+
+    /// <summary>
+    /// The run's totals over <paramref name="group"/> (every rank of it calls this): times and bytes sent are means over
+    /// its ranks, samples a sum; <paramref name="pointToPointBytes"/> adds this rank's point-to-point traffic (pipeline).
+    /// </summary>
+    public RunTotals ReduceTotals(Communicator group, long pointToPointBytes = 0)
+    {
+        double[] sums = [ComputeSeconds, CommunicationSeconds, DataSeconds, EvaluationSeconds, StepSeconds, Samples,
+            EstimatedBytesSent + pointToPointBytes];
+        group.Allreduce<double>(sums, ReduceOp.Sum);
+        var n = group.Size;
+        return new RunTotals(
+            Steps: Steps,
+            Samples: (long)sums[5],
+            CommunicationRounds: CommunicationRounds,
+            AllreducePayloadBytesPerRank: AllreducePayloadBytes,
+            BytesSentPerRank: (long)(sums[6] / n),
+            ComputeSeconds: sums[0] / n,
+            CommunicationSeconds: sums[1] / n,
+            DataSeconds: sums[2] / n,
+            EvaluationSeconds: sums[3] / n,
+            StepSeconds: sums[4] / n,
+            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
+    }
+}
+
+/// <summary>
+/// Loss, correct answers and samples summed over batches, then over ranks: the train or test figures of an epoch.
+/// </summary>
+internal sealed class LossTally
+{
+    private readonly double[] sums = new double[3];
+
+    public double Samples => sums[2];
+
+    /// <summary>Adds a batch's mean loss, weighted by its sample count.</summary>
+    public void Add(double meanLoss, double correct, double count)
+    {
+        sums[0] += meanLoss * count;
+        sums[1] += correct;
+        sums[2] += count;
+    }
+
+    /// <summary>Sums the tallies of <paramref name="group"/>'s ranks (every rank of it calls this) into every rank's.</summary>
+    public LossTally Allreduce(Communicator group)
+    {
+        group.Allreduce<double>(sums, ReduceOp.Sum);
+        return this;
+    }
+
+    /// <summary>Mean loss and accuracy per sample (0 when no sample was counted).</summary>
+    public (double Loss, double Accuracy) Means() => (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
+
+    /// <summary>The part <paramref name="part"/> of <paramref name="parts"/> of a set of <paramref name="count"/>
+    /// samples, [Start, End): equal contiguous shares, the last one shorter (or empty).</summary>
+    public static (int Start, int End) Share(int count, int part, int parts)
+    {
+        var per = (count + parts - 1) / parts;
+        var start = Math.Min(count, part * per);
+        return (start, Math.Min(count, start + per));
+    }
 }
 
 /// <summary>

@@ -1,0 +1,39 @@
+using MpiPipeline.Mpi;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Tests.Training;
+
+public sealed class NodeShareTests
+{
+    [TestCase("0-1", new[] { 0, 1 })]
+    [TestCase("0", new[] { 0 })]
+    [TestCase("0-3,8,10-11", new[] { 0, 1, 2, 3, 8, 10, 11 })]
+    [TestCase(" 2,0-1\n", new[] { 0, 1, 2 })]      // as /proc/self/status has it: a leading tab or space, a newline
+    [TestCase("4-5,5-6", new[] { 4, 5, 6 })]      // overlaps counted once
+    [TestCase("", new int[0])]
+    public void ParsesTheKernelsCpuListFormat(string text, int[] cpus)
+    {
+        Assert.That(NodeShare.ParseCpuList(text), Is.EqualTo(cpus));
+    }
+
+    [TestCase("3-1")]
+    [TestCase("a-b")]
+    [TestCase("1-2-3")]
+    [TestCase("-1")]
+    public void RejectsWhatIsNotACpuList(string text)
+    {
+        Assert.That(() => NodeShare.ParseCpuList(text), Throws.TypeOf<FormatException>());
+    }
+
+    [TestCase(4, 2, true, 1, IdleWait.Sleep)]       // mpiexec -n 4 on a 2-core laptop
+    [TestCase(2, 2, false, 1, IdleWait.Yield)]
+    [TestCase(2, 8, false, 4, IdleWait.Yield)]      // srun -n 2 --cpus-per-task 4: the union of the two affinities
+    [TestCase(3, 8, false, 2, IdleWait.Yield)]
+    public void SharesTheNodesCoresAndSleepsWhenOversubscribed(int ranks, int cores, bool oversubscribed, int threads, IdleWait idle)
+    {
+        var share = new NodeShare(ranks, cores);
+        Assert.That(share.Oversubscribed, Is.EqualTo(oversubscribed));
+        Assert.That(share.ThreadsPerRank, Is.EqualTo(threads));
+        Assert.That(share.IdleWait, Is.EqualTo(idle));
+    }
+}
