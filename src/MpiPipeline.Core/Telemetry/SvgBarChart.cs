@@ -53,14 +53,7 @@ internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IR
         var plotHeight = Height - top - bottom;
         double ScreenY(double y) => top + plotHeight * (1 - (y - axis.Min) / (axis.Max - axis.Min));
 
-        var root = new XElement(Svg + "svg",
-            new XAttribute("width", Width), new XAttribute("height", Height),
-            new XAttribute("viewBox", $"0 0 {Width} {Height}"),
-            new XAttribute("font-family", "DejaVu Sans, Helvetica, Arial, sans-serif"),
-            new XAttribute("font-size", Number(FontSize)),
-            new XElement(Svg + "title", title),
-            new XElement(Svg + "rect", new XAttribute("width", "100%"), new XAttribute("height", "100%"), new XAttribute("fill", "white")),
-            Text(Width / 2.0, 26, title, "middle", FontSize + 3, "bold"));
+        var root = Document(Width, Height, title);
 
         var grid = new XElement(Svg + "g", new XAttribute("stroke", "#e3e3e3"), new XAttribute("stroke-width", "1"));
         var labels = new XElement(Svg + "g", new XAttribute("fill", "#333"));

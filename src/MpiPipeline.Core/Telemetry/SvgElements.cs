@@ -10,6 +10,16 @@ internal static class SvgElements
     internal const double CharacterWidth = 7.2;
     internal static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
 
+    /// <summary>An SVG document of the given size on a white background, titled (tooltip and bold heading).</summary>
+    internal static XElement Document(int width, int height, string title) => new(Svg + "svg",
+        new XAttribute("width", width), new XAttribute("height", height),
+        new XAttribute("viewBox", $"0 0 {width} {height}"),
+        new XAttribute("font-family", "DejaVu Sans, Helvetica, Arial, sans-serif"),
+        new XAttribute("font-size", Number(FontSize)),
+        new XElement(Svg + "title", title),
+        new XElement(Svg + "rect", new XAttribute("width", "100%"), new XAttribute("height", "100%"), new XAttribute("fill", "white")),
+        Text(width / 2.0, 26, title, "middle", FontSize + 3, "bold"));
+
     internal static XElement Line(double x1, double y1, double x2, double y2) => new(Svg + "line",
         new XAttribute("x1", Number(x1)), new XAttribute("y1", Number(y1)),
         new XAttribute("x2", Number(x2)), new XAttribute("y2", Number(y2)));

@@ -69,14 +69,7 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
             ? (Math.Log10(y) - Math.Log10(yAxis.Min)) / (Math.Log10(yAxis.Max) - Math.Log10(yAxis.Min))
             : (y - yAxis.Min) / (yAxis.Max - yAxis.Min)));
 
-        var root = new XElement(Svg + "svg",
-            new XAttribute("width", Width), new XAttribute("height", Height),
-            new XAttribute("viewBox", $"0 0 {Width} {Height}"),
-            new XAttribute("font-family", "DejaVu Sans, Helvetica, Arial, sans-serif"),
-            new XAttribute("font-size", Number(FontSize)),
-            new XElement(Svg + "title", Title),
-            new XElement(Svg + "rect", new XAttribute("width", "100%"), new XAttribute("height", "100%"), new XAttribute("fill", "white")),
-            Text(Width / 2.0, 26, Title, "middle", FontSize + 3, "bold"));
+        var root = Document(Width, Height, Title);
 
         var grid = new XElement(Svg + "g", new XAttribute("stroke", "#e3e3e3"), new XAttribute("stroke-width", "1"));
         var labels = new XElement(Svg + "g", new XAttribute("fill", "#333"));
