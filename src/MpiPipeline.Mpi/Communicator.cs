@@ -204,6 +204,21 @@ public sealed unsafe class Communicator
         }
     }
 
+    /// <summary>
+    /// In-place Allreduce that waits like <see cref="Request.WaitPolling"/>: MPI_Iallreduce, then MPI_Test polls with
+    /// <paramref name="idle"/> between them, so a rank that arrives early does not busy-poll a core that a rank still
+    /// computing needs (more ranks than cores). Blocks until the reduction is complete, like the plain Allreduce.
+    /// </summary>
+    public void Allreduce<T>(Span<T> buffer, ReduceOp op, IdleWait idle) where T : unmanaged
+    {
+        fixed (T* p = buffer)
+        {
+            nint handle = 0;
+            MpiException.Check(NativeMethods.MPI_Iallreduce((void*)MpiLibrary.Table.InPlace, p, buffer.Length, Datatype.Of<T>(), op.Handle(), Handle, &handle));
+            new Request(handle, default, isReceive: false).WaitPolling(idle);
+        }
+    }
+
     /// <summary>Allreduce of one value.</summary>
     public T Allreduce<T>(T value, ReduceOp op) where T : unmanaged
     {

@@ -48,6 +48,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int MPI_Bcast(void* buf, int count, nint datatype, int root, nint comm);
     [LibraryImport(Lib)] public static partial int MPI_Reduce(void* sendbuf, void* recvbuf, int count, nint datatype, nint op, int root, nint comm);
     [LibraryImport(Lib)] public static partial int MPI_Allreduce(void* sendbuf, void* recvbuf, int count, nint datatype, nint op, nint comm);
+    [LibraryImport(Lib)] public static partial int MPI_Iallreduce(void* sendbuf, void* recvbuf, int count, nint datatype, nint op, nint comm, nint* request);
     [LibraryImport(Lib)]
     public static partial int MPI_Gather(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int recvcount, nint recvtype, int root, nint comm);
     [LibraryImport(Lib)]

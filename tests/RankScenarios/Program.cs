@@ -239,6 +239,22 @@ internal static class Collectives
         var inPlace = (T[])mine.Clone();
         world.Allreduce<T>(inPlace, ReduceOp.Sum);
         Program.ExpectAll<T>(inPlace, i => Program.Of<T>(Sum(i)), $"Allreduce<{name}> in place");
+        foreach (var idle in new[] { IdleWait.Yield, IdleWait.Sleep })
+        {
+            // MPI_Iallreduce polled with MPI_Test: the last rank arrives late, so the others really poll.
+            var polled = (T[])mine.Clone();
+            if (rank == n - 1)
+            {
+                Thread.Sleep(20);
+            }
+
+            world.Allreduce<T>(polled, ReduceOp.Max, idle);
+            Program.ExpectAll<T>(polled, i => Program.Of<T>(Value(n - 1, i)), $"Allreduce<{name}> in place, polled ({idle}) MAX");
+            polled = (T[])mine.Clone();
+            world.Allreduce<T>(polled, ReduceOp.Sum, idle);
+            Program.ExpectAll<T>(polled, i => Program.Of<T>(Sum(i)), $"Allreduce<{name}> in place, polled ({idle}) SUM");
+        }
+
 
         // Reduce to the last rank, with separate buffers and in place.
         var root2 = n - 1;

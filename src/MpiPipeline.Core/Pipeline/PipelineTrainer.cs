@@ -89,7 +89,7 @@ internal static class PipelineTrainer
             : Optimizer.Sgd(stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
         var schedule = Schedule.Create(options.EffectiveSchedule, stages, microBatches);
         var trace = new ChromeTrace(world.Rank, $"stage {grid.Stage}, replica {grid.Replica}");
-        var executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, node.IdleWait);
+        var executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, node.PipelineWait);
         var sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, grid.Replica, replicas);
         var indices = new int[sampler.Batch];
         var images = grid.IsFirstStage ? new float[sampler.Batch * train.SampleSize] : [];
@@ -163,7 +163,15 @@ internal static class PipelineTrainer
                 {
                     // g_s = (1/D) sum_d g_s^(d): the replicas of stage s average their gradients (one Allreduce).
                     var start = trace.Now();
-                    grid.Replicas.Allreduce(stage.Gradients, ReduceOp.Sum);
+                    if (node.AllreduceWait is { } idle)
+                    {
+                        grid.Replicas.Allreduce(stage.Gradients, ReduceOp.Sum, idle);
+                    }
+                    else
+                    {
+                        grid.Replicas.Allreduce(stage.Gradients, ReduceOp.Sum);
+                    }
+
                     Worker.Scale(stage.Gradients, 1f / replicas);
                     stage.PushGradients();
                     var end = trace.Now();

@@ -16,8 +16,20 @@ internal sealed record NodeShare(int RanksOnNode, int CoresOnNode)
     /// <summary>The node's cores divided among its ranks, at least 1.</summary>
     public int ThreadsPerRank => Math.Max(1, CoresOnNode / RanksOnNode);
 
-    /// <summary>The waits of a pipeline's stages: sleep when the ranks share cores, yield otherwise.</summary>
-    public IdleWait IdleWait => Oversubscribed ? IdleWait.Sleep : IdleWait.Yield;
+    /// <summary>
+    /// The point-to-point waits of a pipeline's stages: sleep when the ranks share cores (most stages of a pipeline
+    /// wait while few compute), yield otherwise (bench/results/pipeline.md).
+    /// </summary>
+    public IdleWait PipelineWait => Oversubscribed ? IdleWait.Sleep : IdleWait.Yield;
+
+    /// <summary>
+    /// The wait of the gradient/model Allreduce: on a node with more ranks than cores MPI_Iallreduce polled with
+    /// sched_yield, because MPICH's blocking MPI_Allreduce busy-polls the core a rank still computing needs (PSGD, cnn,
+    /// 4 ranks on 2 cores: 35 -> 17 ms per step; Open MPI, which yields by itself when oversubscribed, and 2 ranks on 2
+    /// cores: no change). Yield, not sleep: every rank's MPI calls drive the reduction. Null (MPI's own blocking
+    /// Allreduce) when every rank has a core.
+    /// </summary>
+    public IdleWait? AllreduceWait => Oversubscribed ? IdleWait.Yield : null;
 
     /// <summary>Collective over <paramref name="world"/>: every rank gets its own node's figures.</summary>
     public static NodeShare Measure(Communicator world)

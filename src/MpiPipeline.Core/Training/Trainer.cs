@@ -49,7 +49,8 @@ internal static class Trainer
         var isRoot = world.Rank == 0;
         reporter = isRoot ? reporter : null;
 
-        var threads = options.Threads ?? NodeShare.Measure(world).ThreadsPerRank;
+        var node = NodeShare.Measure(world);
+        var threads = options.Threads ?? node.ThreadsPerRank;
         TorchRuntime.Threads = threads;
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
@@ -58,7 +59,7 @@ internal static class Trainer
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
 
-        using var worker = new Worker(options, world, train, sampler);
+        using var worker = new Worker(options, world, train, sampler) { AllreduceWait = node.AllreduceWait };
         var algorithm = IDataParallelAlgorithm.Create(options);
         var initialSpread = ReplicaSpread(worker);
         worker.BroadcastParameters();

@@ -133,6 +133,10 @@ internal sealed class Worker : IDisposable
     public IBatchSampler Sampler { get; }
     public TrainingStats Stats { get; } = new();
 
+    /// <summary>How the averaging Allreduce waits: null, MPI's own blocking MPI_Allreduce; otherwise MPI_Iallreduce polled
+    /// with this (<see cref="NodeShare.AllreduceWait"/>: yielding on an oversubscribed node).</summary>
+    public IdleWait? AllreduceWait { get; init; }
+
     /// <summary>g_j = grad f(x_j; xi_j^(t)): the mean cross-entropy gradient of this worker's mini-batch at step t.</summary>
     public LossResult ComputeGradient(long t)
     {
@@ -216,7 +220,15 @@ internal sealed class Worker : IDisposable
     private void AverageInPlace(Span<float> buffer, bool countAsRound)
     {
         var clock = Stopwatch.StartNew();
-        Group.Allreduce(buffer, ReduceOp.Sum);
+        if (AllreduceWait is { } idle)
+        {
+            Group.Allreduce(buffer, ReduceOp.Sum, idle);
+        }
+        else
+        {
+            Group.Allreduce(buffer, ReduceOp.Sum);
+        }
+
         Scale(buffer, 1f / Group.Size);
         var seconds = clock.Elapsed.TotalSeconds;
         if (countAsRound)

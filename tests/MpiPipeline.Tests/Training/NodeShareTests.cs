@@ -25,15 +25,17 @@ public sealed class NodeShareTests
         Assert.That(() => NodeShare.ParseCpuList(text), Throws.TypeOf<FormatException>());
     }
 
-    [TestCase(4, 2, true, 1, IdleWait.Sleep)]       // mpiexec -n 4 on a 2-core laptop
-    [TestCase(2, 2, false, 1, IdleWait.Yield)]
-    [TestCase(2, 8, false, 4, IdleWait.Yield)]      // srun -n 2 --cpus-per-task 4: the union of the two affinities
-    [TestCase(3, 8, false, 2, IdleWait.Yield)]
-    public void SharesTheNodesCoresAndSleepsWhenOversubscribed(int ranks, int cores, bool oversubscribed, int threads, IdleWait idle)
+    [TestCase(4, 2, true, 1, IdleWait.Sleep, IdleWait.Yield)]    // mpiexec -n 4 on a 2-core laptop
+    [TestCase(2, 2, false, 1, IdleWait.Yield, null)]
+    [TestCase(2, 8, false, 4, IdleWait.Yield, null)]             // srun -n 2 --cpus-per-task 4: the union of the two affinities
+    [TestCase(3, 8, false, 2, IdleWait.Yield, null)]
+    public void SharesTheNodesCoresAndWaitsPoliteWhenOversubscribed(int ranks, int cores, bool oversubscribed, int threads,
+        IdleWait pipelineWait, IdleWait? allreduceWait)
     {
         var share = new NodeShare(ranks, cores);
         Assert.That(share.Oversubscribed, Is.EqualTo(oversubscribed));
         Assert.That(share.ThreadsPerRank, Is.EqualTo(threads));
-        Assert.That(share.IdleWait, Is.EqualTo(idle));
+        Assert.That(share.PipelineWait, Is.EqualTo(pipelineWait));
+        Assert.That(share.AllreduceWait, Is.EqualTo(allreduceWait));
     }
 }
