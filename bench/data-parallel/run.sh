@@ -19,7 +19,8 @@ cores=$(nproc)
     echo
     echo "Made by \`$COMMAND\` on $(date -u +%Y-%m-%d) — $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Each run: \`mpiexec.mpich -n N mpipipe train --algo psgd $ARGS\`; one libtorch thread per rank,"
-    echo "so N > $cores ranks are oversubscribed (MPICH's busy-polling then inflates the communication time)."
+    echo "so N > $cores ranks are oversubscribed: ranks share cores (the run then waits for its Allreduce with MPI_Iallreduce and"
+    echo "sched_yield polling instead of MPICH's busy-polling MPI_Allreduce; see README, PSGD)."
     echo
     echo "| ranks | epoch s | samples/s | speedup | compute s/rank | communication s/rank | comm share | loop overhead s/rank | loop overhead share | goal < 5% | rounds | MiB sent/rank | test acc % |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|---:|---:|---:|"
