@@ -63,10 +63,12 @@ if [ -z "$REPORT_ONLY" ]; then
     done
     elapsed=$(( $(date +%s) - started ))
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-    printf 'load_before="%s"\nload_after="%s"\nelapsed=%s\nmade_on=%s\n' "$load_before" "$load_after" "$elapsed" "$(date -u +%Y-%m-%d)" >"$WORK/meta"
+    printf 'load_before="%s"\nload_after="%s"\nelapsed=%s\nmade_on=%s\ncores=%s\n' "$load_before" "$load_after" "$elapsed" \
+        "$(date -u +%Y-%m-%d)" "$CORES" >"$WORK/meta"
 fi
 # shellcheck disable=SC1091
 . "$WORK/meta"
+CORES=${cores:-$CORES} # the cores of the machine that made the runs (REPORT_ONLY may run elsewhere)
 
 ms() { awk -v x="$1" 'BEGIN { printf "%.1f", 1000 * x }'; }
 pct() { awk -v x="$1" 'BEGIN { printf "%.0f%%", 100 * x }'; }

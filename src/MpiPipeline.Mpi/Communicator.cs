@@ -215,7 +215,9 @@ public sealed unsafe class Communicator
         {
             nint handle = 0;
             MpiException.Check(NativeMethods.MPI_Iallreduce((void*)MpiLibrary.Table.InPlace, p, buffer.Length, Datatype.Of<T>(), op.Handle(), Handle, &handle));
-            new Request(handle, default, isReceive: false).WaitPolling(idle);
+            // The wait stays inside `fixed`: the buffer must not move while MPI owns it. (If the wait throws, MPI may
+            // still own it, but an MPI error is fatal here: the entry point aborts the job.)
+            new Request(handle, default, isReceive: false).WaitPolling(idle, "MPI_Iallreduce (polling wait)");
         }
     }
 

@@ -9,8 +9,9 @@ public enum IdleWait
     /// The lowest latency when every rank has a core of its own.</summary>
     Yield,
 
-    /// <summary>A few yields, then nanosleep from 10 us doubling up to 100 us: the waiting rank leaves the run queue, so
-    /// ranks that share a core (more ranks than cores) compute without it; costs up to ~0.1 ms of latency per wait.</summary>
+    /// <summary>A few yields, then nanosleep from 10 us doubling up to 100 us (plus the kernel's timer slack, 50 us by
+    /// default): the waiting rank leaves the run queue, so ranks that share a core (more ranks than cores) compute
+    /// without it; costs up to ~0.15 ms of latency per wait.</summary>
     Sleep,
 }
 
@@ -56,9 +57,9 @@ public sealed class Request
     /// Blocks until the operation completes, polling with MPI_Test and, after the first few polls, giving the core away
     /// between polls as <paramref name="idle"/> says. MPI_Wait busy-polls: with more ranks than cores (or a loaded node)
     /// a rank waiting for its neighbour takes the core the neighbour needs to produce the message. Watched by the stall
-    /// watchdog.
+    /// watchdog, which names <paramref name="operation"/> if the wait stalls.
     /// </summary>
-    public Status WaitPolling(IdleWait idle = IdleWait.Yield)
+    public Status WaitPolling(IdleWait idle = IdleWait.Yield, string operation = "MPI_Test (polling wait)")
     {
         if (completed is { } done)
         {
@@ -70,7 +71,7 @@ public sealed class Request
         const long firstSleepNs = 10_000, longestSleepNs = 100_000;
         var polls = 0;
         var sleepNs = 0L;
-        using (Watchdog.Enter("MPI_Test (polling wait)"))
+        using (Watchdog.Enter(operation))
         {
             Status status;
             while (!Test(out status))

@@ -44,6 +44,12 @@ public sealed class DataParallelTests
         var afterOneStep = Train(flavor, 1, "one-step", [.. common, "--algo", "single", "--max-steps", "1"]);
         Assert.That(MaxDifference(single.Parameters, afterOneStep.Parameters), Is.GreaterThan(1e-3), "training must have moved the parameters");
         Assert.That(parallel.Json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(8));
+
+        // More ranks than this machine's cores: the averaging was the polled MPI_Iallreduce, and the run says so.
+        var notes = parallel.Json.GetProperty("notes").EnumerateArray().Select(n => n.GetString()!).ToArray();
+        var polled = $"{ranks} ranks share {Environment.ProcessorCount} cores on rank 0's node (oversubscribed): the averaging Allreduce is an MPI_Iallreduce";
+        Assert.That(notes.Any(n => n.StartsWith(polled, StringComparison.Ordinal)), Is.EqualTo(ranks > Environment.ProcessorCount),
+            $"expected {(ranks > Environment.ProcessorCount ? "a" : "no")} note '{polled}' in: {string.Join(" | ", notes)}");
     }
 
     /// <summary>Local SGD with tau = 1 and plain SGD is PSGD: averaging models after each step = averaging gradients.</summary>

@@ -103,11 +103,11 @@ internal static class PipelineTrainer
                 Partition.ToBalance(ranges), parametersPerStage,
                 [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")])));
         List<string> notes = [];
-        if (node.Oversubscribed)
+        if (node.OversubscribedNote("stages that wait for a message sleep between polls so that they leave the cores to the stages that compute")
+            is { } oversubscribed)
         {
-            notes.Add($"{node.RanksOnNode} ranks share {node.CoresOnNode} cores on rank 0's node (oversubscribed): stages that wait "
-                + "for a message sleep between polls so that they leave the cores to the stages that compute");
-            reporter?.Notice(notes[^1]);
+            notes.Add(oversubscribed);
+            reporter?.Notice(oversubscribed);
         }
 
         var initialSpread = ReplicaSpread(stage, grid, world);

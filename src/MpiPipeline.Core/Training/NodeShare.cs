@@ -6,12 +6,17 @@ namespace MpiPipeline.Training;
 /// <summary>
 /// How many ranks of the job run on this rank's node and how many cores they have between them: the union of the
 /// ranks' CPU affinities (<c>Cpus_allowed_list</c>, which mpiexec binding, Slurm's task/affinity and cpuset cgroups all
-/// narrow). Decides the default libtorch threads per rank and whether waiting ranks sleep (more ranks than cores).
+/// narrow), capped by a CPU quota where one is in effect (Environment.ProcessorCount below the affinity: a container's
+/// cpu.max). Decides the default libtorch threads per rank and how waiting ranks wait (more ranks than cores).
 /// </summary>
-internal sealed record NodeShare(int RanksOnNode, int CoresOnNode)
+/// <param name="OtherNodeOversubscribed">Some other node of the job has more ranks than cores.</param>
+internal sealed record NodeShare(int RanksOnNode, int CoresOnNode, bool OtherNodeOversubscribed = false)
 {
     /// <summary>More ranks than cores on the node: ranks share cores, and a rank that waits should leave its core.</summary>
     public bool Oversubscribed => RanksOnNode > CoresOnNode;
+
+    /// <summary>Some node of the job, this one or another, is oversubscribed.</summary>
+    public bool JobOversubscribed => Oversubscribed || OtherNodeOversubscribed;
 
     /// <summary>The node's cores divided among its ranks, at least 1.</summary>
     public int ThreadsPerRank => Math.Max(1, CoresOnNode / RanksOnNode);
@@ -23,15 +28,24 @@ internal sealed record NodeShare(int RanksOnNode, int CoresOnNode)
     public IdleWait PipelineWait => Oversubscribed ? IdleWait.Sleep : IdleWait.Yield;
 
     /// <summary>
-    /// The wait of the gradient/model Allreduce: on a node with more ranks than cores MPI_Iallreduce polled with
-    /// sched_yield, because MPICH's blocking MPI_Allreduce busy-polls the core a rank still computing needs (PSGD, cnn,
+    /// The wait of the gradient/model Allreduce: where a node of the job has more ranks than cores, MPI_Iallreduce polled
+    /// with sched_yield, because MPICH's blocking MPI_Allreduce busy-polls the core a rank still computing needs (PSGD, cnn,
     /// 4 ranks on 2 cores: 35 -> 17 ms per step; Open MPI, which yields by itself when oversubscribed, and 2 ranks on 2
     /// cores: no change). Yield, not sleep: every rank's MPI calls drive the reduction. Null (MPI's own blocking
-    /// Allreduce) when every rank has a core.
+    /// Allreduce) when every rank has a core. Decided for the whole job, never per node: a blocking and a nonblocking
+    /// collective do not match each other (MPI 4.0, 6.12), so all ranks must call the same one.
     /// </summary>
-    public IdleWait? AllreduceWait => Oversubscribed ? IdleWait.Yield : null;
+    public IdleWait? AllreduceWait => JobOversubscribed ? IdleWait.Yield : null;
 
-    /// <summary>Collective over <paramref name="world"/>: every rank gets its own node's figures.</summary>
+    /// <summary>For rank 0's results: what sharing the cores changes (<paramref name="howRanksWait"/>); null when no
+    /// node is oversubscribed (<paramref name="wholeJob"/>) or when rank 0's is not (otherwise).</summary>
+    public string? OversubscribedNote(string howRanksWait, bool wholeJob = false) =>
+        Oversubscribed ? $"{RanksOnNode} ranks share {CoresOnNode} cores on rank 0's node (oversubscribed): {howRanksWait}"
+        : wholeJob && OtherNodeOversubscribed ? $"a node of this job has more ranks than cores (oversubscribed): {howRanksWait}"
+        : null;
+
+    /// <summary>Collective over <paramref name="world"/>: every rank gets its own node's figures and whether any node
+    /// of the job is oversubscribed.</summary>
     public static NodeShare Measure(Communicator world)
     {
         var mine = AllowedCpus();
@@ -49,10 +63,14 @@ internal sealed record NodeShare(int RanksOnNode, int CoresOnNode)
                 }
 
                 node.Allreduce<int>(used, ReduceOp.Max);
-                cores = used.Sum();
+                // .NET's ProcessorCount below the affinity means a CPU quota (cgroup cpu.max): the node's ranks share it.
+                var quota = node.Allreduce(Environment.ProcessorCount < mine.Count ? Environment.ProcessorCount : int.MaxValue, ReduceOp.Min);
+                cores = Math.Min(used.Sum(), quota);
             }
 
-            return new NodeShare(node.Size, Math.Max(1, cores));
+            var share = new NodeShare(node.Size, Math.Max(1, cores));
+            var anyNode = world.Allreduce(share.Oversubscribed ? 1 : 0, ReduceOp.Max) == 1;
+            return share with { OtherNodeOversubscribed = anyNode && !share.Oversubscribed };
         }
         finally
         {

@@ -65,6 +65,12 @@ internal static class Trainer
         worker.BroadcastParameters();
         reporter?.Started(new TrainingPlan(options, world.Size, train.Count, test.Count, stepsPerEpoch, totalSteps,
             worker.Stage.ParameterCount, threads, options.EffectiveSplit.ToString().ToLowerInvariant()));
+        var oversubscribed = node.OversubscribedNote("the averaging Allreduce is an MPI_Iallreduce polled with sched_yield, so that "
+            + "a rank that arrives early leaves its core to the ranks still computing", wholeJob: true);
+        if (oversubscribed is not null)
+        {
+            reporter?.Notice(oversubscribed);
+        }
 
         var epochs = new List<EpochRecord>();
         var curve = new List<LossPoint>();
@@ -150,7 +156,7 @@ internal static class Trainer
             FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
             WallSeconds: wall.Elapsed.TotalSeconds,
             LossCurve: curve,
-            Notes: [.. algorithm.Notes],
+            Notes: [.. oversubscribed is null ? [] : new[] { oversubscribed }, .. algorithm.Notes],
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread);
 

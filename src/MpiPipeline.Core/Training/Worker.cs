@@ -83,7 +83,7 @@ internal sealed class LossTally
     public (double Loss, double Accuracy) Means() => (sums[0] / Math.Max(1, sums[2]), sums[1] / Math.Max(1, sums[2]));
 
     /// <summary>The part <paramref name="part"/> of <paramref name="parts"/> of a set of <paramref name="count"/>
-    /// samples, [Start, End): equal contiguous shares, the last one shorter (or empty).</summary>
+    /// samples, [Start, End): contiguous shares of ceil(count / parts), the last ones shorter or empty.</summary>
     public static (int Start, int End) Share(int count, int part, int parts)
     {
         var per = (count + parts - 1) / parts;

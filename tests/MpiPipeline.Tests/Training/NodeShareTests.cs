@@ -38,4 +38,25 @@ public sealed class NodeShareTests
         Assert.That(share.PipelineWait, Is.EqualTo(pipelineWait));
         Assert.That(share.AllreduceWait, Is.EqualTo(allreduceWait));
     }
+
+    [Test]
+    public void AnotherNodesOversubscriptionMakesEveryRankPollItsAllreduceButNotItsPipelineWaits()
+    {
+        // A blocking and a nonblocking Allreduce never match: the choice is the job's, the point-to-point wait the node's.
+        var share = new NodeShare(2, 8, OtherNodeOversubscribed: true);
+        Assert.That(share.Oversubscribed, Is.False);
+        Assert.That(share.JobOversubscribed, Is.True);
+        Assert.That(share.AllreduceWait, Is.EqualTo(IdleWait.Yield));
+        Assert.That(share.PipelineWait, Is.EqualTo(IdleWait.Yield));
+        Assert.That(share.ThreadsPerRank, Is.EqualTo(4));
+        Assert.That(share.OversubscribedNote("x", wholeJob: true), Is.EqualTo("a node of this job has more ranks than cores (oversubscribed): x"));
+        Assert.That(share.OversubscribedNote("x"), Is.Null);
+    }
+
+    [Test]
+    public void TheNoteNamesRankZerosNode()
+    {
+        Assert.That(new NodeShare(4, 2).OversubscribedNote("waits sleep"), Is.EqualTo("4 ranks share 2 cores on rank 0's node (oversubscribed): waits sleep"));
+        Assert.That(new NodeShare(2, 2).OversubscribedNote("waits sleep", wholeJob: true), Is.Null);
+    }
 }
