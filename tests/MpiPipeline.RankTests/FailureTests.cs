@@ -35,6 +35,25 @@ public sealed class FailureTests
         Assert.That(MpiLauncher.Count(result.Output, "rank 0: InvalidOperationException: deliberate failure on rank 0 mid-pipeline"), Is.EqualTo(1), result.ToString());
     }
 
+    public static IEnumerable<TestCaseData> PollingWaits() =>
+        from flavor in MpiFlavor.All
+        from ranks in new[] { 2, 4 }
+        from wait in new[] { "allreduce", "irecv" }
+        select new TestCaseData(flavor, ranks, wait).SetArgDisplayNames(flavor.Name, $"n={ranks}", wait);
+
+    /// <summary>Ranks that sleep between MPI_Test polls (oversubscribed nodes) are still taken down promptly.</summary>
+    [TestCaseSource(nameof(PollingWaits))]
+    public void ExceptionWhilePeersPollAndSleepDoesNotHang(MpiFlavor flavor, int ranks, string wait)
+    {
+        var failing = ranks - 1;
+        var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Scenarios, ["throw-on-rank-while-peers-poll", failing.ToString(), wait], Prompt * 3);
+        Assert.That(result.TimedOut, Is.False, result.ToString());
+        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
+        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        Assert.That(MpiLauncher.Count(result.Output, $"rank {failing}: InvalidOperationException: deliberate failure on rank {failing} while its peers poll"),
+            Is.EqualTo(1), result.ToString());
+    }
+
     [TestCaseSource(nameof(Flavors))]
     public void InputErrorSeenByEveryRankIsReportedOnceByRankZero(MpiFlavor flavor)
     {

@@ -21,6 +21,7 @@ internal static class Program
                 case "managed-exception-after-init": Failures.ManagedExceptionSurvives(world); break;
                 case "throw-on-rank": Failures.ThrowOnRank(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-wait": Failures.ThrowWhilePeersWait(world, int.Parse(args[1])); break;
+                case "throw-on-rank-while-peers-poll": Failures.ThrowWhilePeersPoll(world, int.Parse(args[1]), args[2]); break;
                 case "input-error": throw new InputException("the scenario's input is bad (same on every rank)");
                 case "stall": Failures.Stall(world); break;
                 default: throw new InputException($"unknown scenario '{scenario}'");
@@ -414,6 +415,31 @@ internal static class Failures
         }
 
         world.Recv<float>(new float[4], failing, 1);
+    }
+
+    /// <summary>
+    /// The failing rank throws while every other rank waits in a polling wait that sleeps between polls (what an
+    /// oversubscribed node does): in the polled Allreduce ("allreduce") or on a polled receive ("irecv").
+    /// </summary>
+    public static void ThrowWhilePeersPoll(Communicator world, int failing, string wait)
+    {
+        if (world.Rank == failing)
+        {
+            Thread.Sleep(300);
+            throw new InvalidOperationException($"deliberate failure on rank {failing} while its peers poll");
+        }
+
+        switch (wait)
+        {
+            case "allreduce":
+                world.Allreduce<float>(new float[1 << 16], ReduceOp.Sum, IdleWait.Sleep);
+                break;
+            case "irecv":
+                world.Irecv<float>(new float[4], failing, 1).WaitPolling(IdleWait.Sleep);
+                break;
+            default:
+                throw new InputException($"unknown wait '{wait}' (allreduce or irecv)");
+        }
     }
 
     /// <summary>Rank 0 never joins the barrier: the watchdog must report and abort.</summary>
