@@ -23,12 +23,7 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
     {
         var o = plan.Options;
         totalEpochs = (int)((plan.TotalSteps + plan.StepsPerEpoch - 1) / plan.StepsPerEpoch);
-        var algorithm = o.Algorithm switch
-        {
-            "local-sgd" => $"local-sgd (tau = {o.Tau})",
-            "ri-sgd" => $"ri-sgd (tau = {o.Tau}, q = {o.Redundancy}, mu = {o.Redundancy}/{plan.Workers})",
-            _ => o.Algorithm,
-        };
+        var algorithm = plan.Algorithm;
         var ranks = plan.Pipeline is { } grid
             ? $"{grid.Stages * grid.Replicas} ranks (S = {grid.Stages} stages x D = {grid.Replicas} replicas)"
             : $"{plan.Workers} worker(s)";

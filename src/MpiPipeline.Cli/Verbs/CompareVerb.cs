@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Training;
@@ -62,7 +63,7 @@ internal static class CompareVerb
                 Directory.CreateDirectory(directory);
             }
 
-            var result = Trainer.Run(world, options, new ConsoleTrainingReporter());
+            var result = AlgorithmRegistry.Train(world, options, new ConsoleTrainingReporter());
             results.Add((label, result!));
         }
 

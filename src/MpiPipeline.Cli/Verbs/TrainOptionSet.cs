@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
@@ -39,7 +40,7 @@ internal sealed class TrainOptionSet
 
     public TrainOptionSet(bool includeAlgorithm)
     {
-        algorithm.AcceptOnlyFromAmong([.. TrainOptions.Algorithms]);
+        algorithm.AcceptOnlyFromAmong([.. AlgorithmRegistry.Names]);
         optimizer.AcceptOnlyFromAmong("sgd", "adam");
         split.AcceptOnlyFromAmong("shuffle", "chunks");
         schedule.AcceptOnlyFromAmong("gpipe", "1f1b");

@@ -1,6 +1,6 @@
 using System.CommandLine;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Mpi;
-using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
 namespace MpiPipeline.Cli.Verbs;
@@ -29,14 +29,7 @@ internal static class TrainVerb
             };
             return MpiRuntime.Run(world =>
             {
-                var reporter = new ConsoleTrainingReporter();
-                if (options.IsPipeline)
-                {
-                    PipelineTrainer.Run(world, options, reporter);
-                    return 0;
-                }
-
-                var result = Trainer.Run(world, options, reporter);
+                var result = AlgorithmRegistry.Train(world, options, new ConsoleTrainingReporter());
                 if (result is null)
                 {
                     RankConsole.AnyRank($"worker {world.Rank} left the run (emulated failure at step {options.FailStep})");

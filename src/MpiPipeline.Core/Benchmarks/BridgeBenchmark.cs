@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using MpiPipeline.Data;
+using MpiPipeline.DataParallel;
 using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;

@@ -1,11 +1,11 @@
 using MpiPipeline.Torch;
-using MpiPipeline.Training;
 
 namespace MpiPipeline.DataParallel;
 
 /// <summary>
-/// A data-parallel training algorithm: what worker j does at step t. The training loop (<see cref="Trainer"/>) owns
-/// epochs, evaluation and reporting; an algorithm is one file that reads like its paper's pseudo-code.
+/// A data-parallel training algorithm: what worker j does at step t. The training loop owns epochs, evaluation and
+/// reporting, the data-parallel engine the worker and its exchange; an algorithm is one file that reads like its
+/// paper's pseudo-code, with its registration (<see cref="Algorithms.AlgorithmRegistration"/>) beside it.
 /// </summary>
 internal interface IDataParallelAlgorithm
 {
@@ -27,12 +27,4 @@ internal interface IDataParallelAlgorithm
 
     /// <summary>Lines for the report at the end (e.g. chunk coverage after a failure); empty by default.</summary>
     IReadOnlyList<string> Notes => [];
-
-    static IDataParallelAlgorithm Create(TrainOptions options) => options.Algorithm switch
-    {
-        "single" or "psgd" => new Psgd(),
-        "local-sgd" => new LocalSgd(options.Tau),
-        "ri-sgd" => new RiSgd(options.Tau, options.Redundancy, options.FailRank, options.FailStep),
-        _ => throw new MpiPipeline.Mpi.InputException($"unknown algorithm '{options.Algorithm}'"),
-    };
 }

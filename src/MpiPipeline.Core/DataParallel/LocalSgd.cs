@@ -1,3 +1,6 @@
+using MpiPipeline.Algorithms;
+using MpiPipeline.Engines;
+using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;
 
@@ -14,7 +17,31 @@ namespace MpiPipeline.DataParallel;
 /// </summary>
 internal sealed class LocalSgd(int tau) : IDataParallelAlgorithm
 {
-    public string Name => "local-sgd";
+    /// <summary>--tau, shared with RI-SGD.</summary>
+    public static AlgorithmOption TauOption { get; } = new("--tau", o => o.Tau != new TrainOptions().Tau);
+
+    public static AlgorithmRegistration Registration { get; } = new(
+        "local-sgd", "local SGD: tau local steps, then the models averaged (one Allreduce)", [TauOption, DataParallelEngine.SplitOption],
+        context => new DataParallelEngine(context, new LocalSgd(context.Options.Tau)))
+    {
+        Validate = (options, workers) =>
+        {
+            options.RequireBatchDivisibleBy(workers);
+            RequireTau(options);
+        },
+        Describe = (o, _) => $"local-sgd (tau = {o.Tau})",
+        DataParallel = true,
+    };
+
+    public string Name => Registration.Name;
+
+    internal static void RequireTau(TrainOptions options)
+    {
+        if (options.Tau < 1)
+        {
+            throw new InputException($"--tau must be >= 1 (got {options.Tau}): tau is the number of local steps between two averagings");
+        }
+    }
 
     public bool ReplicasIdentical { get; private set; } = true;
 

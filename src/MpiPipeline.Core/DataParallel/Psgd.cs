@@ -1,3 +1,6 @@
+using MpiPipeline.Algorithms;
+using MpiPipeline.Engines;
+using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;
 
@@ -12,7 +15,29 @@ namespace MpiPipeline.DataParallel;
 /// </summary>
 internal sealed class Psgd : IDataParallelAlgorithm
 {
-    public string Name => "psgd";
+    public static AlgorithmRegistration Registration { get; } = new(
+        "psgd", "parallel SGD: the workers' gradients averaged every step (one Allreduce)", [DataParallelEngine.SplitOption],
+        context => new DataParallelEngine(context, new Psgd()))
+    {
+        Validate = (options, workers) => options.RequireBatchDivisibleBy(workers),
+        DataParallel = true,
+    };
+
+    /// <summary>One rank: PSGD with p = 1 (its results are named psgd).</summary>
+    public static AlgorithmRegistration Single { get; } = new(
+        "single", "one rank, no communication: the reference the parallel runs are checked against", [DataParallelEngine.SplitOption],
+        context => new DataParallelEngine(context, new Psgd()))
+    {
+        Validate = (_, workers) =>
+        {
+            if (workers != 1)
+            {
+                throw new InputException($"--algo single trains on one rank, but the job has {workers} ranks; use --algo psgd (or run with -n 1)");
+            }
+        },
+    };
+
+    public string Name => Registration.Name;
 
     public bool ReplicasIdentical => true;
 

@@ -1,4 +1,7 @@
+using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
+using MpiPipeline.Engines;
+using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;
 
@@ -25,7 +28,61 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
     private int p;
     private int[] alive = [];
 
-    public string Name => "ri-sgd";
+    public static AlgorithmRegistration Registration { get; } = new(
+        "ri-sgd", "redundancy-infused local SGD: each worker holds q of the p data chunks; tau local steps between averagings",
+        [
+            LocalSgd.TauOption,
+            DataParallelEngine.SplitOption,
+            new("--redundancy", o => o.Redundancy != new TrainOptions().Redundancy),
+            new("--fail-rank", o => o.FailRank is not null),
+            new("--fail-step", o => o.FailStep is not null),
+        ],
+        context => new DataParallelEngine(context,
+            new RiSgd(context.Options.Tau, context.Options.Redundancy, context.Options.FailRank, context.Options.FailStep)))
+    {
+        Validate = Check,
+        DefaultSplit = DataSplit.Chunks,
+        Describe = (o, workers) => $"ri-sgd (tau = {o.Tau}, q = {o.Redundancy}, mu = {o.Redundancy}/{workers})",
+        DataParallel = true,
+    };
+
+    public string Name => Registration.Name;
+
+    private static void Check(TrainOptions o, int workers)
+    {
+        static InputException Bad(string message) => new(message);
+        o.RequireBatchDivisibleBy(workers);
+        LocalSgd.RequireTau(o);
+        if (o.Redundancy < 1 || o.Redundancy > workers)
+        {
+            throw Bad($"--redundancy {o.Redundancy} is out of range: each of the p = {workers} workers holds q chunks out of p, so 1 <= q <= {workers}");
+        }
+
+        if (o.Split == DataSplit.Shuffle)
+        {
+            throw Bad("--algo ri-sgd samples from the chunks each worker holds; --split shuffle does not apply");
+        }
+
+        if (o.FailRank is null && o.FailStep is null)
+        {
+            return;
+        }
+
+        if (o.FailRank is null || o.FailStep is null)
+        {
+            throw Bad("--fail-rank and --fail-step go together");
+        }
+
+        if (o.FailRank < 1 || o.FailRank >= workers)
+        {
+            throw Bad($"--fail-rank {o.FailRank} is out of range: 1..{workers - 1} (rank 0 reports the results and cannot be the failed one)");
+        }
+
+        if (o.FailStep < 0)
+        {
+            throw Bad($"--fail-step must be >= 0 (got {o.FailStep})");
+        }
+    }
 
     public bool ReplicasIdentical { get; private set; } = true;
 

@@ -4,9 +4,20 @@ using MpiPipeline.Torch;
 
 namespace MpiPipeline.Pipeline;
 
-/// <summary>What one stage did over a run: the executor's counters, read by the trainer for the results.</summary>
+/// <summary>The additive part of <see cref="StageCounters"/> at one moment; the difference of two is what happened between.</summary>
+internal readonly record struct StageCounterSnapshot(double ForwardSeconds, double BackwardSeconds, double ReceiveWaitSeconds,
+    double SendSeconds, long BytesSent)
+{
+    public static StageCounterSnapshot operator -(StageCounterSnapshot after, StageCounterSnapshot before) => new(
+        after.ForwardSeconds - before.ForwardSeconds, after.BackwardSeconds - before.BackwardSeconds,
+        after.ReceiveWaitSeconds - before.ReceiveWaitSeconds, after.SendSeconds - before.SendSeconds, after.BytesSent - before.BytesSent);
+}
+
+/// <summary>What one stage did over a run: the executor's counters, read by the pipeline engine for the results.</summary>
 internal sealed class StageCounters
 {
+    public StageCounterSnapshot Snapshot() => new(ForwardSeconds, BackwardSeconds, ReceiveWaitSeconds, SendSeconds, BytesSent);
+
     public long MiniBatches { get; set; }
     public long Forwards { get; set; }
     public long Backwards { get; set; }

@@ -8,7 +8,8 @@ namespace MpiPipeline.Telemetry;
 /// <param name="SamplesPerSecond">Training samples of all ranks together per second of this epoch.</param>
 /// <param name="Seconds">Wall time of this epoch.</param>
 /// <param name="CommunicationRounds">Collective averaging rounds (Allreduce of gradients or models) so far.</param>
-/// <param name="BytesSentPerRank">Bytes one rank has handed to MPI so far.</param>
+/// <param name="BytesSentPerRank">Bytes one rank has sent so far, Allreduce counted as a ring sends it (2(n-1)/n of the payload).</param>
+/// <param name="MpiPayloadBytesPerRank">Bytes one rank has handed to MPI so far: the Allreduce buffers and point-to-point messages as given.</param>
 /// <param name="ComputeSeconds">This epoch's time in forward, backward and optimizer steps.</param>
 /// <param name="CommunicationSeconds">This epoch's time inside MPI calls.</param>
 internal sealed record EpochRecord(
@@ -21,6 +22,7 @@ internal sealed record EpochRecord(
     double Seconds,
     long CommunicationRounds,
     long BytesSentPerRank,
+    long MpiPayloadBytesPerRank,
     double ComputeSeconds,
     double CommunicationSeconds);
 
@@ -32,7 +34,8 @@ internal sealed record LossPoint(long Step, long CommunicationRounds, double Wal
 /// <param name="Steps">Optimizer steps of one worker.</param>
 /// <param name="Samples">Training samples of all ranks together.</param>
 /// <param name="AllreducePayloadBytesPerRank">Bytes one rank handed to Allreduce in training rounds.</param>
-/// <param name="BytesSentPerRank">What a ring Allreduce sends per rank for that payload: 2(n-1)/n of it.</param>
+/// <param name="BytesSentPerRank">What a ring Allreduce sends per rank for that payload: 2(n-1)/n of it (plus point-to-point bytes).</param>
+/// <param name="MpiPayloadBytesPerRank">Bytes one rank handed to MPI calls (Allreduce buffers, point-to-point messages), mean over the ranks.</param>
 /// <param name="ComputeSeconds">Inside the bridge: forward, backward, optimizer steps.</param>
 /// <param name="CommunicationSeconds">Inside MPI calls of the training rounds (and the averaging arithmetic).</param>
 /// <param name="DataSeconds">Gathering mini-batches from the data set.</param>
@@ -45,6 +48,7 @@ internal sealed record RunTotals(
     long CommunicationRounds,
     long AllreducePayloadBytesPerRank,
     long BytesSentPerRank,
+    long MpiPayloadBytesPerRank,
     double ComputeSeconds,
     double CommunicationSeconds,
     double DataSeconds,

@@ -1,3 +1,5 @@
+using MpiPipeline.Algorithms;
+using MpiPipeline.Exchange;
 using MpiPipeline.Mpi;
 using MpiPipeline.Pipeline;
 
@@ -81,6 +83,9 @@ internal sealed record TrainOptions
 
     public bool EvaluateEachEpoch { get; init; } = true;
 
+    /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
+    public string Exchange { get; init; } = ExchangeRegistry.Default;
+
     // ---- --algo pipeline ----
 
     /// <summary>S, pipeline stages (--stages / --pipeline); null: the world size over the replicas.</summary>
@@ -113,8 +118,6 @@ internal sealed record TrainOptions
     public ScheduleKind EffectiveSchedule => Schedule ?? ScheduleKind.OneFOneB;
 
     public PartitionCost EffectivePartitionBy => PartitionBy ?? PartitionCost.Time;
-
-    public bool IsPipeline => Algorithm == "pipeline";
 
     /// <summary>
     /// The pipeline x data-parallel grid for a world of <paramref name="worldSize"/> ranks: (S, D) with S * D = world
@@ -150,24 +153,16 @@ internal sealed record TrainOptions
         return (stages, replicas);
     }
 
-    public DataSplit EffectiveSplit => Split ?? (Algorithm == "ri-sgd" ? DataSplit.Chunks : DataSplit.Shuffle);
+    public DataSplit EffectiveSplit => Split ?? AlgorithmRegistry.Find(Algorithm).DefaultSplit;
 
-    public static IReadOnlyList<string> Algorithms { get; } = ["single", "psgd", "local-sgd", "ri-sgd", "pipeline"];
-
-    /// <summary>Checks the options against the world size; every rank sees the same, so rank 0 alone reports.</summary>
+    /// <summary>
+    /// Checks the options against the world size: the common ones here, then the algorithm's own and the options that
+    /// belong to other algorithms (<see cref="AlgorithmRegistry"/>). Every rank sees the same, so rank 0 alone reports.
+    /// </summary>
     public void Validate(int workers)
     {
         static InputException Bad(string message) => new(message);
-        if (!Algorithms.Contains(Algorithm))
-        {
-            throw Bad($"unknown --algo '{Algorithm}'; known: {string.Join(", ", Algorithms)}");
-        }
-
-        if (Algorithm == "single" && workers != 1)
-        {
-            throw Bad($"--algo single trains on one rank, but the job has {workers} ranks; use --algo psgd (or run with -n 1)");
-        }
-
+        var algorithm = AlgorithmRegistry.Find(Algorithm);
         if (Epochs < 1)
         {
             throw Bad($"--epochs must be >= 1 (got {Epochs})");
@@ -178,20 +173,8 @@ internal sealed record TrainOptions
             throw Bad($"--batch must be >= 1 (got {Batch})");
         }
 
-        if (IsPipeline)
-        {
-            ValidatePipeline(workers);
-        }
-        else if (Stages is not null || Replicas is not null || MicroBatches is not null || Schedule is not null || Balance is not null
-                 || PartitionBy is not null || TracePath is not null)
-        {
-            throw Bad($"--stages, --data-parallel, --micro-batches, --schedule, --balance, --partition and --trace apply to --algo pipeline only (got --algo {Algorithm})");
-        }
-        else if (Batch % workers != 0)
-        {
-            throw Bad($"--batch {Batch} is the global mini-batch and must be divisible by the {workers} workers (each takes batch / workers); try --batch {Batch / workers * workers + workers}");
-        }
-
+        AlgorithmRegistry.RejectForeignOptions(this);
+        algorithm.Validate(this, workers);
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
         {
             throw Bad($"--lr must be a positive number (got {LearningRate})");
@@ -200,54 +183,6 @@ internal sealed record TrainOptions
         if (Momentum < 0 || Momentum >= 1)
         {
             throw Bad($"--momentum must be in [0, 1) (got {Momentum})");
-        }
-
-        if (Tau < 1)
-        {
-            throw Bad($"--tau must be >= 1 (got {Tau}): tau is the number of local steps between two averagings");
-        }
-
-        if (Redundancy < 1 || Redundancy > workers)
-        {
-            throw Bad($"--redundancy {Redundancy} is out of range: each of the p = {workers} workers holds q chunks out of p, so 1 <= q <= {workers}");
-        }
-
-        if (Algorithm != "ri-sgd" && Redundancy != 1)
-        {
-            throw Bad($"--redundancy applies to --algo ri-sgd only (got --algo {Algorithm})");
-        }
-
-        if (Algorithm == "ri-sgd" && Split == DataSplit.Shuffle)
-        {
-            throw Bad("--algo ri-sgd samples from the chunks each worker holds; --split shuffle does not apply");
-        }
-
-        if (Algorithm is "psgd" or "single" && Tau != 1)
-        {
-            throw Bad($"--tau applies to local-sgd and ri-sgd (psgd averages gradients every step)");
-        }
-
-        if (FailRank is not null || FailStep is not null)
-        {
-            if (Algorithm != "ri-sgd")
-            {
-                throw Bad("--fail-rank/--fail-step emulate a failed worker in --algo ri-sgd only");
-            }
-
-            if (FailRank is null || FailStep is null)
-            {
-                throw Bad("--fail-rank and --fail-step go together");
-            }
-
-            if (FailRank < 1 || FailRank >= workers)
-            {
-                throw Bad($"--fail-rank {FailRank} is out of range: 1..{workers - 1} (rank 0 reports the results and cannot be the failed one)");
-            }
-
-            if (FailStep < 0)
-            {
-                throw Bad($"--fail-step must be >= 0 (got {FailStep})");
-            }
         }
 
         if (TrainSamples is < 1 || TestSamples is < 1)
@@ -269,48 +204,16 @@ internal sealed record TrainOptions
         {
             throw Bad($"--device must be cpu, cuda, cuda:N or auto (got '{Device}')");
         }
+
+        ExchangeRegistry.Find(Exchange);
     }
 
-    /// <summary>The pipeline's own checks: the grid, micro-batches that cut each replica's batch evenly, the balance's form.</summary>
-    private void ValidatePipeline(int workers)
+    /// <summary>The data-parallel algorithms' shared check: the global batch cut evenly over the workers.</summary>
+    public void RequireBatchDivisibleBy(int workers)
     {
-        static InputException Bad(string message) => new(message);
-        var (stages, replicas) = GridShape(workers);
-        if (Batch % replicas != 0)
+        if (Batch % workers != 0)
         {
-            throw Bad($"--batch {Batch} is the global mini-batch and must be divisible by the D = {replicas} data-parallel replicas; try --batch {(Batch / replicas + 1) * replicas}");
-        }
-
-        var m = EffectiveMicroBatches;
-        if (m < 1)
-        {
-            throw Bad($"--micro-batches must be >= 1 (got {m})");
-        }
-
-        var perReplica = Batch / replicas;
-        if (perReplica % m != 0)
-        {
-            throw Bad($"--micro-batches {m} does not divide the per-replica batch {perReplica} (--batch {Batch} / D = {replicas}): " +
-                $"each mini-batch is cut into M equal micro-batches; try --batch {(perReplica / m + 1) * m * replicas} or --micro-batches that divides {perReplica}");
-        }
-
-        if (Balance is { } balance)
-        {
-            var counts = Partition.ParseBalance(balance);
-            if (counts.Length != stages)
-            {
-                throw Bad($"--balance {balance} gives {counts.Length} stages but the pipeline has S = {stages}: give one layer count per stage");
-            }
-
-            if (PartitionBy is not null)
-            {
-                throw Bad("--balance gives the partition explicitly; --partition chooses the automatic one: use one of them");
-            }
-        }
-
-        if (Tau != 1 || Redundancy != 1 || Split is not null)
-        {
-            throw Bad("--tau, --redundancy and --split do not apply to --algo pipeline (it averages gradients every step)");
+            throw new InputException($"--batch {Batch} is the global mini-batch and must be divisible by the {workers} workers (each takes batch / workers); try --batch {Batch / workers * workers + workers}");
         }
     }
 }

@@ -73,7 +73,7 @@ public sealed class ScalingMathTests
         // 6 steps; wall clock at the end of each: 1.0 (slow first step), 1.5, 1.6, 1.7, 1.8, 1.9
         double[] wall = [1.0, 1.5, 1.6, 1.7, 1.8, 1.9];
         var result = new RunResult("psgd", "mlp", 2, new Dictionary<string, string> { ["batch"] = "64", ["threadsPerRank"] = "1" }, [],
-            new RunTotals(Steps: 6, Samples: 384, CommunicationRounds: 6, AllreducePayloadBytesPerRank: 6 * 1000, BytesSentPerRank: 6000,
+            new RunTotals(Steps: 6, Samples: 384, CommunicationRounds: 6, AllreducePayloadBytesPerRank: 6 * 1000, BytesSentPerRank: 6000, MpiPayloadBytesPerRank: 6000,
                 ComputeSeconds: 0.3, CommunicationSeconds: 0.12, DataSeconds: 0.01, EvaluationSeconds: 0.05, StepSeconds: 0.6, LoopOverheadSeconds: 0.18),
             0.5, 2.5, [.. wall.Select((w, i) => new LossPoint(i + 1, i + 1, w, 1.0))], []);
         var run = ScalingRun.FromResult(result, ScalingMode.Strong, 1, warmupSteps: 2, oversubscribed: false, "r.json");

@@ -22,10 +22,10 @@ public sealed class ResultsJsonTests
         Options: new Dictionary<string, string> { ["tau"] = "16", ["redundancy"] = "2", ["lr"] = "0.05" },
         Epochs:
         [
-            new EpochRecord(1, 0.61, 0.78, 0.45, 0.84, 5120.5, 11.7, 234, 1_234_567, 9.1, 2.2),
-            new EpochRecord(2, 0.38, 0.86, double.NaN, 0.87, 5301.25, 11.3, 468, 2_469_134, 8.9, 2.1),
+            new EpochRecord(1, 0.61, 0.78, 0.45, 0.84, 5120.5, 11.7, 234, 1_234_567, 1_645_000, 9.1, 2.2),
+            new EpochRecord(2, 0.38, 0.86, double.NaN, 0.87, 5301.25, 11.3, 468, 2_469_134, 3_292_178, 8.9, 2.1),
         ],
-        Totals: new RunTotals(468, 119_808, 468, 3_292_178, 2_469_134, 18.0, 4.3, 0.5, 1.2, 23.0, 0.7),
+        Totals: new RunTotals(468, 119_808, 468, 3_292_178, 2_469_134, 3_292_178, 18.0, 4.3, 0.5, 1.2, 23.0, 0.7),
         FinalTestAccuracy: 0.87,
         WallSeconds: 23.0,
         LossCurve: [new LossPoint(0, 0, 0.0, 2.30), new LossPoint(16, 1, 0.8, 1.10), new LossPoint(32, 2, 1.6, double.PositiveInfinity)],
@@ -75,6 +75,8 @@ public sealed class ResultsJsonTests
         var root = document.RootElement;
         Assert.That(root.GetProperty("finalTestAccuracy").GetDouble(), Is.EqualTo(0.87));
         Assert.That(root.GetProperty("epochs")[0].GetProperty("bytesSentPerRank").GetInt64(), Is.EqualTo(1_234_567));
+        Assert.That(root.GetProperty("epochs")[0].GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(1_645_000));
+        Assert.That(root.GetProperty("totals").GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(3_292_178));
         Assert.That(root.GetProperty("lossCurve")[1].GetProperty("communicationRounds").GetInt64(), Is.EqualTo(1));
         Assert.That(root.GetProperty("epochs")[1].GetProperty("testLoss").GetString(), Is.EqualTo("NaN"));
         Assert.That(json, Does.Contain("\n  \"algorithm\": \"ri-sgd\""));

@@ -100,7 +100,7 @@ public sealed class BatchSamplerTests
     [TestCase("local-sgd", 2, 0, 1, 64, "--tau must be >= 1")]
     [TestCase("ri-sgd", 3, 4, 4, 60, "--redundancy 4 is out of range: each of the p = 3 workers holds q chunks out of p, so 1 <= q <= 3")]
     [TestCase("single", 2, 1, 1, 64, "--algo single trains on one rank, but the job has 2 ranks")]
-    [TestCase("psgd", 2, 4, 1, 64, "--tau applies to local-sgd and ri-sgd")]
+    [TestCase("psgd", 2, 4, 1, 64, "--tau applies to --algo local-sgd, ri-sgd only (got --algo psgd)")]
     public void BadOptionsAreInputErrorsThatSayWhatIsWrong(string algorithm, int workers, int tau, int q, int batch, string message)
     {
         var options = new TrainOptions { Algorithm = algorithm, Tau = tau, Redundancy = q, Batch = batch };
@@ -121,7 +121,7 @@ public sealed class BatchSamplerTests
     public void ScaleMultipliesEveryElement(float[] values, float factor)
     {
         var expected = values.Select(v => v * factor).ToArray();
-        Worker.Scale(values, factor);
+        MpiPipeline.Exchange.AllreduceExchange.Scale(values, factor);
         Assert.That(values, Is.EqualTo(expected));
     }
 }

@@ -56,15 +56,18 @@ internal sealed class PipelineOptionsTests
     public void PipelineOptionsBelongToThePipeline()
     {
         var error = Assert.Throws<InputException>(() => new TrainOptions { Algorithm = "psgd", Batch = 64, Stages = 2 }.Validate(2))!;
-        Assert.That(error.Message, Does.Contain("apply to --algo pipeline only"));
-        Assert.Throws<InputException>(() => (Pipeline() with { Tau = 4 }).Validate(2));
+        Assert.That(error.Message, Is.EqualTo("--stages applies to --algo pipeline only (got --algo psgd)"));
+        var tau = Assert.Throws<InputException>(() => (Pipeline() with { Tau = 4 }).Validate(2))!;
+        Assert.That(tau.Message, Is.EqualTo("--tau applies to --algo local-sgd, ri-sgd only (got --algo pipeline)"));
+        var split = Assert.Throws<InputException>(() => (Pipeline() with { Split = DataSplit.Chunks }).Validate(2))!;
+        Assert.That(split.Message, Does.StartWith("--split applies to --algo single, psgd, local-sgd, ri-sgd only"));
     }
 
     [Test]
     public void ThrowAtHookParses()
     {
-        Assert.That(PipelineTrainer.ParseThrowAt(null), Is.Null);
-        Assert.That(PipelineTrainer.ParseThrowAt("2:3"), Is.EqualTo((2, 3L)));
-        Assert.Throws<InputException>(() => PipelineTrainer.ParseThrowAt("two"));
+        Assert.That(MpiPipeline.Engines.PipelineEngine.ParseThrowAt(null), Is.Null);
+        Assert.That(MpiPipeline.Engines.PipelineEngine.ParseThrowAt("2:3"), Is.EqualTo((2, 3L)));
+        Assert.Throws<InputException>(() => MpiPipeline.Engines.PipelineEngine.ParseThrowAt("two"));
     }
 }

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using MpiPipeline.Data;
+using MpiPipeline.Exchange;
+using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Torch;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.DataParallel;
+
+/// <summary>
+/// One data-parallel worker j: its model replica x_j (a whole-model <see cref="Stage"/>), its optimizer, its data
+/// sampler and the group it averages with. The algorithms are written in terms of these few operations.
+/// </summary>
+internal sealed class Worker : IDisposable
+{
+    private readonly Dataset train;
+    private readonly float[] batchImages;
+    private readonly int[] batchLabels;
+    private readonly int[] batchIndices;
+    private readonly TrainOptions options;
+    private Communicator? group;
+
+    /// <param name="wait">How the exchange's Allreduce waits: null, MPI's own blocking MPI_Allreduce; otherwise
+    /// MPI_Iallreduce polled with this (<see cref="NodeShare.AllreduceWait"/>: yielding on an oversubscribed node).</param>
+    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler, IdleWait? wait = null)
+    {
+        this.options = options;
+        this.train = train;
+        Id = world.Rank;
+        group = world;
+        Sampler = sampler;
+        var layers = ModelZoo.Build(options.Model);
+        Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
+        Optimizer = options.Optimizer == OptimizerKind.Adam
+            ? Optimizer.Adam(Stage, options.LearningRate, weightDecay: options.WeightDecay)
+            : Optimizer.Sgd(Stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
+        Exchange = ExchangeRegistry.Find(options.Exchange).Create(world, wait);
+        batchImages = new float[sampler.Batch * train.SampleSize];
+        batchLabels = new int[sampler.Batch];
+        batchIndices = new int[sampler.Batch];
+    }
+
+    /// <summary>j: the worker's id, its rank in MPI_COMM_WORLD (chunk assignment and seeds follow it).</summary>
+    public int Id { get; }
+
+    /// <summary>The workers that average together: the world, or the survivors after a failure.</summary>
+    public Communicator Group => group ?? throw new InvalidOperationException($"worker {Id} has left the run");
+
+    public Stage Stage { get; }
+    public Optimizer Optimizer { get; }
+    public IBatchSampler Sampler { get; }
+    public TrainingStats Stats { get; } = new();
+
+    /// <summary>How the workers average gradients and models, and the counters of what it handed to MPI.</summary>
+    public IGradientExchange Exchange { get; }
+
+    /// <summary>g_j = grad f(x_j; xi_j^(t)): the mean cross-entropy gradient of this worker's mini-batch at step t.</summary>
+    public LossResult ComputeGradient(long t)
+    {
+        var clock = Stopwatch.StartNew();
+        Sampler.Indices(t, batchIndices);
+        // Images on libtorch's intra-op threads (in parallel at 2+ threads, as a libtorch loop's index_select), labels here.
+        TorchRuntime.GatherRows(train.Images, train.SampleSize, batchIndices, batchImages);
+        train.CopyLabels(batchIndices, batchLabels);
+        Stats.DataSeconds += clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));
+        Stage.ZeroGradients();
+        var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
+        Stage.PullGradients();
+        Stats.Steps++;
+        Stats.Samples += result.Count;
+        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+        return result;
+    }
+
+    /// <summary>x_j &lt;- x_j - eta * update(g_j): the optimizer's step on the flat buffers.</summary>
+    public void OptimizerStep()
+    {
+        var clock = Stopwatch.StartNew();
+        Optimizer.Step();
+        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>g_j &lt;- (1/p) sum_j g_j: one Allreduce over the flat gradient buffer.</summary>
+    public void AverageGradients()
+    {
+        Exchange.AverageGradients(Stage.Gradients);
+        Stage.PushGradients();
+    }
+
+    /// <summary>x_j &lt;- (1/p) sum_j x_j: one Allreduce over the flat parameter buffer (the averaging step).</summary>
+    public void AverageModels()
+    {
+        Stage.PullParameters();
+        Exchange.AverageModels(Stage.Parameters);
+        Stage.PushParameters();
+    }
+
+    /// <summary>Every replica starts from rank 0's parameters.</summary>
+    public void BroadcastParameters()
+    {
+        Stage.PullParameters();
+        Group.Bcast(Stage.Parameters, 0);
+        Stage.PushParameters();
+    }
+
+    /// <summary>The average model without touching the replica: for evaluation, not counted as a training round.</summary>
+    public float[] AverageModelCopy()
+    {
+        Stage.PullParameters();
+        var copy = Stage.Parameters.ToArray();
+        Exchange.AverageUncounted(copy);
+        return copy;
+    }
+
+    /// <summary>
+    /// After a failure the survivors continue in a new communicator (null on the worker that left); the old one is
+    /// freed by every member, collectively, right after the split.
+    /// </summary>
+    public void ReplaceGroup(Communicator? survivors)
+    {
+        if (group is { IsPredefined: false })
+        {
+            group.Free();
+        }
+
+        group = survivors;
+        if (survivors is not null)
+        {
+            Exchange.Group = survivors;
+        }
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Stage.Dispose();
+    }
+}

@@ -1,0 +1,533 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using MpiPipeline.Algorithms;
+using MpiPipeline.Data;
+using MpiPipeline.Exchange;
+using MpiPipeline.Mpi;
+using MpiPipeline.Pipeline;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Torch;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Engines;
+
+/// <summary>
+/// <c>--algo pipeline</c>: pipeline parallelism (GPipe, Huang et al. 2019; 1F1B, Narayanan et al. 2021) over S stages,
+/// optionally times D data-parallel replicas (the grid, <see cref="PipelineGrid"/>). Per mini-batch of B samples:
+/// <code>
+/// replica d takes its B/D samples of the global batch (the PSGD split: slice d of the epoch's order), cut into M
+///   micro-batches of b = B/(D M);
+/// g_s = sum_{i=0..M-1} grad_s [ (1/M) L(micro-batch i) ]    accumulated by the executor over the schedule's steps
+/// g_s = (1/D) sum_d g_s^(d)                                 one Allreduce over the stage's replicas (D > 1)
+/// theta_s = theta_s - eta update(g_s)                       one optimizer step per mini-batch, on each stage
+/// </code>
+/// which is single-rank training with batch B on the same samples (the tests compare the flat gradients and
+/// parameters). The loop, evaluation and reporting are <see cref="TrainingLoop"/>'s.
+/// <para>
+/// Data: every rank loads the data set itself (the same files, the same deterministic order), so no sample ever
+/// travels between ranks: the first stage copies its micro-batches' images, the last stage their labels, the middle
+/// stages neither. Evaluation pushes the test set through the pipeline without graphs (<see cref="Stage.Infer"/>),
+/// each replica a share of it; the last stages count the loss and the correct answers.
+/// </para>
+/// </summary>
+internal sealed class PipelineEngine : ITrainingEngine
+{
+    /// <summary>The no-hang tests' hook: "rank:step" makes that world rank throw in mid-pipeline at that step.</summary>
+    public const string ThrowAtVariable = "MPIPIPE_TEST_THROW_AT";
+
+    /// <summary>Samples per evaluation message: a cnn's first activations are 50 KB per sample.</summary>
+    private const int EvaluationBatch = 200;
+
+    public static AlgorithmRegistration Registration { get; } = new(
+        "pipeline", "pipeline parallelism (GPipe or 1F1B) over S stages, times D data-parallel replicas of each stage",
+        [
+            new("--stages", o => o.Stages is not null),
+            new("--data-parallel", o => o.Replicas is not null),
+            new("--micro-batches", o => o.MicroBatches is not null),
+            new("--schedule", o => o.Schedule is not null),
+            new("--balance", o => o.Balance is not null),
+            new("--partition", o => o.PartitionBy is not null),
+            new("--trace", o => o.TracePath is not null),
+        ],
+        context => new PipelineEngine(context))
+    {
+        Validate = Check,
+    };
+
+    private readonly TrainingContext context;
+    private readonly PipelineGrid grid;
+    private readonly Stage stage;
+    private readonly Optimizer optimizer;
+    private readonly Schedule schedule;
+    private readonly ChromeTrace trace;
+    private readonly PipelineExecutor executor;
+    private readonly IGradientExchange exchange;
+    private readonly ShuffleSampler sampler;
+    private readonly int[] indices;
+    private readonly float[] images;
+    private readonly int[] labels;
+    private readonly int[] unusedLabels;
+    private readonly (int Rank, long Step)? throwAt;
+    private readonly string scheduleName;
+    private readonly string partitionName;
+    private readonly IReadOnlyList<LayerRange> ranges;
+    private readonly double[] layerSeconds;
+    private readonly long[] parametersPerStage;
+    private readonly int microBatches;
+    private readonly int microBatchSize;
+    private readonly TrainingStats stats = new();
+    private readonly List<string> notes = [];
+
+    // Figures of the steady state (the first mini-batch warms libtorch and MPI up), for the summary.
+    private readonly double[] stepSeconds;
+    private int measuredSteps;
+    private double forwardSeconds, backwardSeconds, bubbleSum, receiveWaitSeconds;
+    private long bytesSent;
+
+    public PipelineEngine(TrainingContext context)
+    {
+        this.context = context;
+        var (world, options, train) = (context.World, context.Options, context.Train);
+        var (stages, replicas) = options.GridShape(world.Size);
+        microBatches = options.EffectiveMicroBatches;
+        throwAt = ParseThrowAt(Environment.GetEnvironmentVariable(ThrowAtVariable));
+        var layers = ModelZoo.Build(options.Model);
+        if (stages > layers.Count)
+        {
+            throw new InputException(
+                $"--stages {stages}: the model '{options.Model}' has only {layers.Count} layers and every stage needs at least one; use at most {layers.Count} stages");
+        }
+
+        var balance = options.Balance is { } text ? Partition.ParseBalance(text) : null;
+        if (balance is not null)
+        {
+            Partition.ByBalance(layers.Count, balance); // a bad balance is reported before any work
+        }
+
+        microBatchSize = options.Batch / replicas / microBatches;
+        grid = PipelineGrid.Create(world, stages, replicas);
+        partitionName = balance is not null ? "balance" : options.EffectivePartitionBy.ToString().ToLowerInvariant();
+        var measure = balance is null && options.EffectivePartitionBy == PartitionCost.Time;
+        var profiles = StageBuilder.Profile(layers, train.SampleShape, measure ? microBatchSize : null);
+        layerSeconds = measure ? profiles.Select(p => p.Seconds).ToArray() : [];
+        if (measure)
+        {
+            // Each rank measured; rank 0's numbers decide, so every rank cuts the model the same way.
+            world.Bcast<double>(layerSeconds, 0);
+        }
+
+        ranges = balance is not null ? Partition.ByBalance(layers.Count, balance)
+            : Partition.ByCost(measure ? layerSeconds : profiles.Select(p => (double)p.Parameters).ToArray(), stages);
+        parametersPerStage = ranges.Select(r => profiles.Skip(r.Start).Take(r.Count).Sum(p => p.Parameters)).ToArray();
+
+        stage = StageBuilder.Create(layers, profiles, train.SampleShape, ranges[grid.Stage], options.Device, options.Seed);
+        optimizer = TrainingLoop.CreateOptimizer(options, stage);
+        schedule = Schedule.Create(options.EffectiveSchedule, stages, microBatches);
+        trace = new ChromeTrace(world.Rank, $"stage {grid.Stage}, replica {grid.Replica}");
+        executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, context.Node.PipelineWait);
+        exchange = ExchangeRegistry.Find(options.Exchange).Create(grid.Replicas, context.Node.AllreduceWait);
+        sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, grid.Replica, replicas);
+        indices = new int[sampler.Batch];
+        images = grid.IsFirstStage ? new float[sampler.Batch * train.SampleSize] : [];
+        labels = grid.IsLastStage ? new int[sampler.Batch] : [];
+        unusedLabels = grid.IsFirstStage && !grid.IsLastStage ? new int[sampler.Batch] : [];
+        scheduleName = options.EffectiveSchedule == ScheduleKind.GPipe ? "gpipe" : "1f1b";
+        stepSeconds = new double[context.TotalSteps];
+
+        Plan = new TrainingPlan(options, replicas, train.Count, context.Test.Count, context.StepsPerEpoch, context.TotalSteps,
+            parametersPerStage.Sum(), context.Threads, "shuffle", Registration.Name,
+            new PipelinePlan(scheduleName, stages, replicas, microBatches, microBatchSize, partitionName,
+                Partition.ToBalance(ranges), parametersPerStage,
+                [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")]));
+        if (context.Node.OversubscribedNote("stages that wait for a message sleep between polls so that they leave the cores to the stages that compute")
+            is { } oversubscribed)
+        {
+            notes.Add(oversubscribed);
+        }
+    }
+
+    public string Algorithm => Registration.Name;
+
+    public TrainingPlan Plan { get; }
+
+    public IReadOnlyList<string> Notes => notes;
+
+    public bool Stopped => false;
+
+    /// <summary>The loss lives on the last stages; rank 0 is a first stage.</summary>
+    public bool RootSeesBatchLoss => false;
+
+    public long CommunicationRounds => exchange.Counters.Rounds;
+
+    public double Start()
+    {
+        var spread = ReplicaSpread();
+        context.World.Barrier();
+        trace.ResetOrigin();
+        return spread;
+    }
+
+    public LossResult Step(long t)
+    {
+        var (world, options, train) = (context.World, context.Options, context.Train);
+        var stepStart = trace.Now();
+        if (grid.IsFirstStage || grid.IsLastStage)
+        {
+            sampler.Indices(t, indices);
+            if (grid.IsFirstStage)
+            {
+                train.CopyBatch(indices, images, grid.IsLastStage ? labels : unusedLabels);
+            }
+            else
+            {
+                for (var k = 0; k < indices.Length; k++)
+                {
+                    labels[k] = train.Labels[indices[k]];
+                }
+            }
+        }
+
+        stats.DataSeconds += (trace.Now() - stepStart) * 1e-6;
+        TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, world.Rank, t));
+        stage.ZeroGradients();
+        var before = executor.Counters.Snapshot();
+        var runStart = trace.Now();
+        int? failBeforeForward = throwAt is (var rank, var step) && rank == world.Rank && step == t ? microBatches / 2 : null;
+        var result = executor.Run(images, labels, failBeforeForward);
+        var runEnd = trace.Now();
+        var spans = executor.Spans;
+        stage.PullGradients();
+        if (grid.ReplicaCount > 1)
+        {
+            var start = trace.Now();
+            exchange.AverageGradients(stage.Gradients);   // g_s = (1/D) sum_d g_s^(d): the replicas of stage s average
+            stage.PushGradients();
+            if (options.TracePath is not null)
+            {
+                trace.Add("allreduce", TraceCategory.Allreduce, start, trace.Now() - start);
+            }
+        }
+
+        if (t == 0 && options.FirstGradientsPath is { } gradientsPath)
+        {
+            GatherToRoot(stage.Gradients, gradientsPath);
+        }
+
+        var optimizerStart = trace.Now();
+        optimizer.Step();                  // theta_s <- theta_s - eta update(g_s)
+        var stepEnd = trace.Now();
+        if (options.TracePath is not null)
+        {
+            foreach (var span in spans)
+            {
+                trace.Add(span);
+            }
+
+            trace.Add("optimizer", TraceCategory.Optimizer, optimizerStart, stepEnd - optimizerStart);
+        }
+
+        var delta = executor.Counters.Snapshot() - before;
+        stats.ComputeSeconds += delta.ForwardSeconds + delta.BackwardSeconds + (stepEnd - optimizerStart) * 1e-6;
+        stats.CommunicationSeconds += delta.ReceiveWaitSeconds + delta.SendSeconds;
+        stats.StepSeconds += (stepEnd - stepStart) * 1e-6;
+        stats.Steps++;
+        stats.Samples += result.Count;
+        stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
+        if (t > 0 || context.TotalSteps == 1)
+        {
+            measuredSteps++;
+            forwardSeconds += delta.ForwardSeconds;
+            backwardSeconds += delta.BackwardSeconds;
+            receiveWaitSeconds += delta.ReceiveWaitSeconds;
+            bytesSent += delta.BytesSent;
+            bubbleSum += runEnd > runStart ? ChromeTrace.MeasuredBubble(spans, runStart, runEnd) : 0;
+        }
+
+        return result;
+    }
+
+    /// <summary>One small Allreduce per curve point brings the last stages' losses to rank 0.</summary>
+    public double CurveMean(double localSum, int count) =>
+        context.World.Allreduce(localSum, ReduceOp.Sum) / (grid.ReplicaCount * count);
+
+    public void EndTraining()
+    {
+    }
+
+    public void ReduceTally(LossTally tally) => tally.Allreduce(context.World);
+
+    /// <summary>Test loss and accuracy: each replica pushes its share of the test set through its pipeline.</summary>
+    public (double Loss, double Accuracy) Evaluate()
+    {
+        var clock = Stopwatch.StartNew();
+        var test = context.Test;
+        var (start, end) = LossTally.Share(test.Count, grid.Replica, grid.ReplicaCount);
+        var images = grid.IsFirstStage ? new float[EvaluationBatch * test.SampleSize] : [];
+        var labels = new int[EvaluationBatch];
+        var indices = new int[EvaluationBatch];
+        var tally = new LossTally();
+        for (var at = start; at < end; at += EvaluationBatch)
+        {
+            var count = Math.Min(EvaluationBatch, end - at);
+            for (var i = 0; i < count; i++)
+            {
+                indices[i] = at + i;
+                labels[i] = test.Labels[at + i];
+            }
+
+            if (grid.IsFirstStage)
+            {
+                test.CopyBatch(indices.AsSpan(0, count), images.AsSpan(0, count * test.SampleSize), labels.AsSpan(0, count));
+            }
+
+            var result = executor.EvaluateBatch(grid.IsFirstStage ? images.AsSpan(0, count * test.SampleSize) : [],
+                labels.AsSpan(0, count), count);
+            tally.Add(result.Loss, result.Correct, result.Count);
+        }
+
+        tally.Allreduce(context.World);
+        stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
+        return tally.Means();
+    }
+
+    /// <summary>Means over the world's ranks of bytes and times; rounds are this rank's.</summary>
+    public EpochCounters EpochCounters()
+    {
+        var counters = exchange.Counters;
+        var pointToPoint = executor.Counters.BytesSent;
+        var sums = new[]
+        {
+            counters.EstimatedRingBytes + pointToPoint, (double)counters.PayloadBytes + pointToPoint, stats.ComputeSeconds,
+            stats.CommunicationSeconds + counters.Seconds,
+        };
+        var world = context.World;
+        world.Allreduce<double>(sums, ReduceOp.Sum);
+        return new EpochCounters(counters.Rounds, (long)(sums[0] / world.Size), (long)(sums[1] / world.Size),
+            sums[2] / world.Size, sums[3] / world.Size);
+    }
+
+    /// <summary>max over parameters of (max - min over the replicas of a stage), the maximum over stages.</summary>
+    public double ReplicaSpread()
+    {
+        var spread = grid.ReplicaCount > 1 ? TrainingLoop.ReplicaSpread(stage, grid.Replicas) : 0.0;
+        return context.World.Allreduce(spread, ReduceOp.Max);
+    }
+
+    public RunTotals Totals()
+    {
+        stats.PointToPointBytes = executor.Counters.BytesSent;
+        return stats.ReduceTotals(context.World, exchange.Counters);
+    }
+
+    public void DescribeOptions(IDictionary<string, string> options)
+    {
+        options["schedule"] = scheduleName;
+        options["stages"] = grid.Stages.ToString(CultureInfo.InvariantCulture);
+        options["replicas"] = grid.ReplicaCount.ToString(CultureInfo.InvariantCulture);
+        options["microBatches"] = microBatches.ToString(CultureInfo.InvariantCulture);
+        options["balance"] = string.Join(',', Partition.ToBalance(ranges));
+        options["partition"] = partitionName;
+    }
+
+    public PipelineSummary Summary()
+    {
+        if (context.Options.TracePath is { } tracePath)
+        {
+            notes.Add($"Chrome trace written to {tracePath} (open it in chrome://tracing or ui.perfetto.dev)");
+        }
+
+        return Summarize();
+    }
+
+    public void SaveParameters(string path)
+    {
+        stage.PullParameters();
+        GatherToRoot(stage.Parameters, path);
+    }
+
+    public void Finish()
+    {
+        if (context.Options.TracePath is { } path)
+        {
+            WriteTrace(context.World, trace, path);
+        }
+
+        grid.Free();
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        stage.Dispose();
+    }
+
+    /// <summary>The pipeline's own checks: the grid, micro-batches that cut each replica's batch evenly, the balance's form.</summary>
+    private static void Check(TrainOptions options, int workers)
+    {
+        static InputException Bad(string message) => new(message);
+        var (stages, replicas) = options.GridShape(workers);
+        var batch = options.Batch;
+        if (batch % replicas != 0)
+        {
+            throw Bad($"--batch {batch} is the global mini-batch and must be divisible by the D = {replicas} data-parallel replicas; try --batch {(batch / replicas + 1) * replicas}");
+        }
+
+        var m = options.EffectiveMicroBatches;
+        if (m < 1)
+        {
+            throw Bad($"--micro-batches must be >= 1 (got {m})");
+        }
+
+        var perReplica = batch / replicas;
+        if (perReplica % m != 0)
+        {
+            throw Bad($"--micro-batches {m} does not divide the per-replica batch {perReplica} (--batch {batch} / D = {replicas}): " +
+                $"each mini-batch is cut into M equal micro-batches; try --batch {(perReplica / m + 1) * m * replicas} or --micro-batches that divides {perReplica}");
+        }
+
+        if (options.Balance is { } balance)
+        {
+            var counts = Partition.ParseBalance(balance);
+            if (counts.Length != stages)
+            {
+                throw Bad($"--balance {balance} gives {counts.Length} stages but the pipeline has S = {stages}: give one layer count per stage");
+            }
+
+            if (options.PartitionBy is not null)
+            {
+                throw Bad("--balance gives the partition explicitly; --partition chooses the automatic one: use one of them");
+            }
+        }
+    }
+
+    /// <summary>Parses <see cref="ThrowAtVariable"/>: "rank:step", or nothing.</summary>
+    internal static (int Rank, long Step)? ParseThrowAt(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        var parts = text.Split(':');
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rank)
+            && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var step))
+        {
+            return (rank, step);
+        }
+
+        throw new InputException($"{ThrowAtVariable}='{text}' is not rank:step (e.g. 2:3)");
+    }
+
+    /// <summary>
+    /// Replica 0's stages send their part of a flat buffer to stage 0 (world rank 0), which writes the whole model's
+    /// buffer: the stages' flat buffers in stage order are the single-rank model's. Other replicas hold the same.
+    /// </summary>
+    private void GatherToRoot(ReadOnlySpan<float> local, string path)
+    {
+        if (grid.Replica != 0)
+        {
+            return;
+        }
+
+        const int tag = 1;
+        if (!grid.IsFirstStage)
+        {
+            grid.Pipeline.Send(local, 0, tag);
+            return;
+        }
+
+        var whole = new float[parametersPerStage.Sum()];
+        local.CopyTo(whole);
+        var offset = local.Length;
+        for (var s = 1; s < grid.Stages; s++)
+        {
+            var part = whole.AsSpan(offset, (int)parametersPerStage[s]);
+            grid.Pipeline.Recv(part, s, tag);
+            offset += part.Length;
+        }
+
+        TrainingLoop.WriteParameters(path, whole);
+    }
+
+    /// <summary>Every rank's trace to every rank (lengths, then Allgatherv of the UTF-8 text); rank 0 writes the merged file.</summary>
+    private static void WriteTrace(Communicator world, ChromeTrace trace, string path)
+    {
+        var mine = Encoding.UTF8.GetBytes(trace.Serialize());
+        var lengths = new int[world.Size];
+        world.Allgather<int>([mine.Length], lengths);
+        var displacements = new int[world.Size];
+        for (var r = 1; r < world.Size; r++)
+        {
+            displacements[r] = checked(displacements[r - 1] + lengths[r - 1]);
+        }
+
+        var all = new byte[checked(displacements[^1] + lengths[^1])];
+        world.Allgatherv<byte>(mine, all, lengths, displacements);
+        if (world.Rank == 0)
+        {
+            var texts = Enumerable.Range(0, world.Size).Select(r => Encoding.UTF8.GetString(all, displacements[r], lengths[r]));
+            ChromeTrace.WriteMerged(path, texts);
+        }
+    }
+
+    private PipelineSummary Summarize()
+    {
+        var world = context.World;
+        var counters = executor.Counters;
+        var stages = grid.Stages;
+        var m = schedule.MicroBatches;
+        var s = grid.Stage;
+        var steps = Math.Max(1, measuredSteps);
+
+        // Per-stage figures: each rank fills its stage's entry; sums over the world divided by D are replica means.
+        var perStage = new double[4 * stages];
+        perStage[s] = forwardSeconds / (steps * m);
+        perStage[stages + s] = backwardSeconds / (steps * m);
+        perStage[2 * stages + s] = bubbleSum / steps;
+        perStage[3 * stages + s] = receiveWaitSeconds / steps;
+        world.Allreduce<double>(perStage, ReduceOp.Sum);
+        for (var k = 0; k < perStage.Length; k++)
+        {
+            perStage[k] /= grid.ReplicaCount;
+        }
+
+        var peaks = new int[stages];
+        peaks[s] = counters.PeakLiveSlots;
+        world.Allreduce<int>(peaks, ReduceOp.Max);
+        var bytes = new long[stages];
+        bytes[s] = bytesSent / steps;
+        world.Allreduce<long>(bytes, ReduceOp.Max);
+
+        // The slowest rank's time for each mini-batch; the median over the mini-batches after the first.
+        world.Allreduce<double>(stepSeconds, ReduceOp.Max);
+        var steady = stepSeconds.Length > 1 ? stepSeconds[1..] : stepSeconds;
+        Array.Sort(steady);
+        var median = steady.Length == 0 ? double.NaN
+            : steady.Length % 2 == 1 ? steady[steady.Length / 2] : (steady[steady.Length / 2 - 1] + steady[steady.Length / 2]) / 2;
+
+        var forward = perStage[..stages];
+        var backward = perStage[stages..(2 * stages)];
+        return new PipelineSummary(
+            Schedule: scheduleName,
+            Stages: stages,
+            Replicas: grid.ReplicaCount,
+            MicroBatches: m,
+            MicroBatchSize: microBatchSize,
+            Partition: partitionName,
+            Balance: Partition.ToBalance(ranges),
+            LayerSeconds: layerSeconds,
+            ParametersPerStage: parametersPerStage,
+            PeakActivationsPerStage: peaks,
+            ScheduledPeakActivationsPerStage: [.. Enumerable.Range(0, stages).Select(k => Schedule.PeakInFlight(schedule[k]))],
+            ForwardSecondsPerMicroBatch: forward,
+            BackwardSecondsPerMicroBatch: backward,
+            SecondsPerMiniBatch: median,
+            IdealSecondsPerMiniBatch: PipelineTiming.IdealTime(m, forward, backward),
+            SimulatedSecondsPerMiniBatch: PipelineTiming.SimulatedTime(schedule, forward, backward),
+            BubbleFraction: PipelineTiming.BubbleFraction(stages, m),
+            MeasuredBubblePerStage: perStage[(2 * stages)..(3 * stages)],
+            ReceiveWaitSecondsPerStage: perStage[(3 * stages)..],
+            PointToPointBytesPerMiniBatch: bytes);
+    }
+}

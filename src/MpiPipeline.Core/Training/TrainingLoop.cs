@@ -1,0 +1,265 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using MpiPipeline.Data;
+using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Training;
+
+/// <summary>What a run is about to do, for the reporter's header. <see cref="Pipeline"/> only for the pipeline engine.</summary>
+internal sealed record TrainingPlan(
+    TrainOptions Options, int Workers, int TrainSamples, int TestSamples, long StepsPerEpoch, long TotalSteps,
+    long Parameters, int ThreadsPerRank, string Split, string Algorithm, PipelinePlan? Pipeline = null);
+
+/// <summary>A pipeline's grid and partition, for the reporter's header.</summary>
+/// <param name="StageLayers">Per stage, its layers as text (e.g. "[0, 3) flatten, linear 784 256, relu").</param>
+internal sealed record PipelinePlan(
+    string Schedule, int Stages, int Replicas, int MicroBatches, int MicroBatchSize, string Partition,
+    IReadOnlyList<int> Balance, IReadOnlyList<long> ParametersPerStage, IReadOnlyList<string> StageLayers);
+
+/// <summary>Progress and results; only rank 0 of the run receives calls. Core never prints: the CLI renders.</summary>
+internal interface ITrainingReporter
+{
+    void Started(TrainingPlan plan);
+
+    void StepCompleted(int epoch, long stepInEpoch, long stepsPerEpoch, float loss);
+
+    void EpochCompleted(EpochRecord record);
+
+    void Notice(string message);
+
+    void Completed(RunResult result);
+}
+
+/// <summary>
+/// The one training loop: data, step counts, epochs, progress, the loss curve, evaluation, notes, the results and
+/// their files, over an engine (<see cref="ITrainingEngine"/>) that does the steps. Runs on every rank; returns the
+/// result on every rank that stayed in the run (null on a rank that left).
+/// </summary>
+internal static class TrainingLoop
+{
+    public static RunResult? Run(Communicator world, TrainOptions options, Func<TrainingContext, ITrainingEngine> createEngine,
+        ITrainingReporter? reporter)
+    {
+        var wall = Stopwatch.StartNew();
+        options.Validate(world.Size);
+        options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
+        reporter = world.Rank == 0 ? reporter : null;
+        var node = NodeShare.Measure(world);
+        var threads = options.Threads ?? node.ThreadsPerRank;
+        TorchRuntime.Threads = threads;
+        var (train, test) = LoadData(options);
+        var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
+        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, wall));
+
+        var initialSpread = engine.Start();
+        reporter?.Started(engine.Plan);
+        var notesShown = ShowNotes(engine, 0, reporter);
+        var epochs = new List<EpochRecord>();
+        var curve = new List<LossPoint>();
+        var curveLoss = 0.0;
+        var curveCount = 0;
+        var lastCurveLoss = float.NaN;
+        var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
+        for (var epoch = 0; epoch < epochsRun && !engine.Stopped; epoch++)
+        {
+            var epochClock = Stopwatch.StartNew();
+            var trainTally = new LossTally();
+            var first = (long)epoch * stepsPerEpoch;
+            var last = Math.Min(first + stepsPerEpoch, totalSteps);
+            for (var t = first; t < last; t++)
+            {
+                var result = engine.Step(t);
+                if (engine.Stopped)
+                {
+                    break;
+                }
+
+                trainTally.Add(result.Loss, result.Correct, result.Count);
+                curveLoss += result.Count > 0 ? result.Loss : 0;
+                curveCount++;
+                if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
+                {
+                    var mean = engine.CurveMean(curveLoss, curveCount);
+                    curve.Add(new LossPoint(t + 1, engine.CommunicationRounds, wall.Elapsed.TotalSeconds, mean));
+                    lastCurveLoss = (float)mean;
+                    curveLoss = 0;
+                    curveCount = 0;
+                }
+
+                reporter?.StepCompleted(epoch, t - first + 1, last - first, engine.RootSeesBatchLoss ? result.Loss : lastCurveLoss);
+            }
+
+            if (engine.Stopped)
+            {
+                break;
+            }
+
+            notesShown = ShowNotes(engine, notesShown, reporter);
+            if (last == totalSteps)
+            {
+                engine.EndTraining();
+            }
+
+            engine.ReduceTally(trainTally);
+            var testFigures = options.EvaluateEachEpoch || last == totalSteps ? engine.Evaluate() : (double.NaN, double.NaN);
+            var record = Record(epoch, trainTally, testFigures, epochClock.Elapsed.TotalSeconds, engine.EpochCounters());
+            epochs.Add(record);
+            reporter?.EpochCompleted(record);
+        }
+
+        if (engine.Stopped)
+        {
+            return null;
+        }
+
+        var finalSpread = engine.ReplicaSpread();
+        var summary = engine.Summary();
+        var totals = engine.Totals();
+        var described = DescribeOptions(options, threads, stepsPerEpoch, totalSteps);
+        engine.DescribeOptions(described);
+        var run = new RunResult(
+            Algorithm: engine.Algorithm,
+            Model: options.Model,
+            Ranks: world.Size,
+            Options: described,
+            Epochs: epochs,
+            Totals: totals,
+            FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
+            WallSeconds: wall.Elapsed.TotalSeconds,
+            LossCurve: curve,
+            Notes: [.. engine.Notes],
+            InitialReplicaSpread: initialSpread,
+            FinalReplicaSpread: finalSpread,
+            Pipeline: summary);
+
+        if (options.ParametersPath is { } parametersPath)
+        {
+            engine.SaveParameters(parametersPath);
+        }
+
+        engine.Finish();
+        if (world.Rank == 0 && options.OutputPath is { } output)
+        {
+            ResultsJson.Write(output, run);
+        }
+
+        reporter?.Completed(run);
+        return run;
+    }
+
+    private static int ShowNotes(ITrainingEngine engine, int shown, ITrainingReporter? reporter)
+    {
+        foreach (var note in engine.Notes.Skip(shown))
+        {
+            reporter?.Notice(note);
+        }
+
+        return engine.Notes.Count;
+    }
+
+    /// <summary>The training and test sets, cut to --train-samples / --test-samples; every rank loads them the same way.</summary>
+    internal static (Dataset Train, Dataset Test) LoadData(TrainOptions options)
+    {
+        var train = FashionMnist.Load(options.DataDirectory, train: true);
+        var test = FashionMnist.Load(options.DataDirectory, train: false);
+        if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
+        {
+            train = train.Take(trainLimit);
+        }
+
+        if (options.TestSamples is int testLimit && testLimit < test.Count)
+        {
+            test = test.Take(testLimit);
+        }
+
+        return (train, test);
+    }
+
+    /// <summary>Steps per epoch (the last partial global batch dropped) and in the whole run.</summary>
+    internal static (int StepsPerEpoch, long TotalSteps) CountSteps(TrainOptions options, int trainSamples)
+    {
+        var stepsPerEpoch = trainSamples / options.Batch;
+        if (stepsPerEpoch < 1)
+        {
+            throw new InputException($"--batch {options.Batch} is larger than the {trainSamples} training samples");
+        }
+
+        return (stepsPerEpoch, Math.Min((long)stepsPerEpoch * options.Epochs, options.MaxSteps ?? long.MaxValue));
+    }
+
+    /// <summary>An epoch's record from its (already reduced) training tally, test figures and counters.</summary>
+    internal static EpochRecord Record(int epoch, LossTally train, (double Loss, double Accuracy) test, double seconds, EpochCounters counters)
+    {
+        var (trainLoss, trainAccuracy) = train.Means();
+        return new EpochRecord(
+            Epoch: epoch + 1,
+            TrainLoss: trainLoss,
+            TrainAccuracy: trainAccuracy,
+            TestLoss: test.Loss,
+            TestAccuracy: test.Accuracy,
+            SamplesPerSecond: train.Samples / seconds,
+            Seconds: seconds,
+            CommunicationRounds: counters.CommunicationRounds,
+            BytesSentPerRank: counters.BytesSentPerRank,
+            MpiPayloadBytesPerRank: counters.MpiPayloadBytesPerRank,
+            ComputeSeconds: counters.ComputeSeconds,
+            CommunicationSeconds: counters.CommunicationSeconds);
+    }
+
+    internal static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
+    {
+        ["batch"] = o.Batch.ToString(),
+        ["lr"] = o.LearningRate.ToString("R"),
+        ["optimizer"] = o.Optimizer.ToString().ToLowerInvariant(),
+        ["momentum"] = o.Momentum.ToString("R"),
+        ["nesterov"] = o.Nesterov.ToString().ToLowerInvariant(),
+        ["weightDecay"] = o.WeightDecay.ToString("R"),
+        ["tau"] = o.Tau.ToString(),
+        ["redundancy"] = o.Redundancy.ToString(),
+        ["split"] = o.EffectiveSplit.ToString().ToLowerInvariant(),
+        ["seed"] = o.Seed.ToString(),
+        ["threadsPerRank"] = threads.ToString(),
+        ["device"] = o.Device,
+        ["stepsPerEpoch"] = stepsPerEpoch.ToString(),
+        ["totalSteps"] = totalSteps.ToString(),
+        ["failRank"] = o.FailRank?.ToString() ?? "",
+        ["failStep"] = o.FailStep?.ToString() ?? "",
+        ["exchange"] = o.Exchange,
+    };
+
+    /// <summary>Raw little-endian float32, through a temporary file so that a failed write leaves no partial file.</summary>
+    internal static void WriteParameters(string path, ReadOnlySpan<float> parameters)
+    {
+        var temporary = path + ".tmp";
+        using (var file = File.Create(temporary))
+        {
+            file.Write(MemoryMarshal.AsBytes(parameters));
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>The optimizer the options name, over a stage's flat buffers.</summary>
+    internal static Optimizer CreateOptimizer(TrainOptions options, Stage stage) => options.Optimizer == OptimizerKind.Adam
+        ? Optimizer.Adam(stage, options.LearningRate, weightDecay: options.WeightDecay)
+        : Optimizer.Sgd(stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
+
+    /// <summary>max over parameters of (max over <paramref name="group"/> - min over it) of this rank's parameters.</summary>
+    internal static double ReplicaSpread(Stage stage, Communicator group)
+    {
+        stage.PullParameters();
+        var high = stage.Parameters.ToArray();
+        var low = stage.Parameters.ToArray();
+        group.Allreduce<float>(high, ReduceOp.Max);
+        group.Allreduce<float>(low, ReduceOp.Min);
+        var spread = 0.0;
+        for (var i = 0; i < high.Length; i++)
+        {
+            spread = Math.Max(spread, (double)high[i] - low[i]);
+        }
+
+        return spread;
+    }
+}
