@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using MpiPipeline.Algorithms;
+using MpiPipeline.DataParallel;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Training;
@@ -18,10 +19,10 @@ internal static class CompareVerb
     /// <summary>The runs compared: (label, algorithm, tau, q).</summary>
     internal static readonly (string Label, string Algorithm, int Tau, int Redundancy)[] Runs =
     [
-        ("PSGD", "psgd", 1, 1),
-        ("local SGD, tau = 4", "local-sgd", 4, 1),
-        ("local SGD, tau = 16", "local-sgd", 16, 1),
-        ("RI-SGD, q = 2, tau = 16", "ri-sgd", 16, 2),
+        ("PSGD", Psgd.Registration.Name, 1, 1),
+        ("local SGD, tau = 4", LocalSgd.Registration.Name, 4, 1),
+        ("local SGD, tau = 16", LocalSgd.Registration.Name, 16, 1),
+        ("RI-SGD, q = 2, tau = 16", RiSgd.Registration.Name, 16, 2),
     ];
 
     internal static Command Create()

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MpiPipeline.Algorithms;
+using MpiPipeline.Exchange;
 using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
@@ -8,7 +9,7 @@ namespace MpiPipeline.Cli.Verbs;
 /// <summary>The training options shared by <c>train</c> and <c>compare</c>; parsed into one <see cref="TrainOptions"/>.</summary>
 internal sealed class TrainOptionSet
 {
-    private readonly Option<string> algorithm = new("--algo") { Description = "single | psgd | local-sgd | ri-sgd | pipeline", DefaultValueFactory = _ => "psgd" };
+    private readonly Option<string> algorithm = new("--algo") { Description = string.Join(" | ", AlgorithmRegistry.Names), DefaultValueFactory = _ => new TrainOptions().Algorithm };
     private readonly Option<string> model = new("--model") { Description = "mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", DefaultValueFactory = _ => "cnn" };
     private readonly Option<int> epochs = new("--epochs") { Description = "Passes over the training set.", DefaultValueFactory = _ => 2 };
     private readonly Option<int> batch = new("--batch") { Description = "Global mini-batch, summed over workers (each takes batch / workers).", DefaultValueFactory = _ => 128 };
@@ -36,6 +37,7 @@ internal sealed class TrainOptionSet
     private readonly Option<string?> balance = new("--balance") { Description = "pipeline: layers per stage, e.g. 3,2,2 (default: automatic partition)." };
     private readonly Option<string?> partition = new("--partition") { Description = "pipeline: automatic partition by measured layer 'time' (default) or by 'parameters'." };
     private readonly Option<string?> trace = new("--trace") { Description = "pipeline: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file." };
+    private readonly Option<string> exchange = new("--exchange") { Description = "How replicas average: " + string.Join(" | ", ExchangeRegistry.All.Select(e => $"{e.Name} ({e.Help})")), DefaultValueFactory = _ => ExchangeRegistry.Default };
     private readonly Option<int> curveEvery = new("--curve-every") { Description = "Steps between two points of the loss curve.", DefaultValueFactory = _ => 10 };
 
     public TrainOptionSet(bool includeAlgorithm)
@@ -45,6 +47,7 @@ internal sealed class TrainOptionSet
         split.AcceptOnlyFromAmong("shuffle", "chunks");
         schedule.AcceptOnlyFromAmong("gpipe", "1f1b");
         partition.AcceptOnlyFromAmong("time", "parameters");
+        exchange.AcceptOnlyFromAmong([.. ExchangeRegistry.All.Select(e => e.Name)]);
         IncludeAlgorithm = includeAlgorithm;
     }
 
@@ -60,7 +63,7 @@ internal sealed class TrainOptionSet
         foreach (var option in new Option[]
                  {
                      model, epochs, batch, learningRate, optimizer, momentum, nesterov, weightDecay, tau, redundancy, split,
-                     failRank, failStep, seed, threads, device, data, trainSamples, testSamples, maxSteps, curveEvery,
+                     failRank, failStep, seed, threads, device, exchange, data, trainSamples, testSamples, maxSteps, curveEvery,
                      stages, replicas, microBatches, schedule, balance, partition, trace,
                  })
         {
@@ -77,7 +80,7 @@ internal sealed class TrainOptionSet
 
     public TrainOptions Read(ParseResult parse) => new()
     {
-        Algorithm = IncludeAlgorithm ? parse.GetValue(algorithm)! : "psgd",
+        Algorithm = IncludeAlgorithm ? parse.GetValue(algorithm)! : new TrainOptions().Algorithm,
         Model = parse.GetValue(model)!,
         Epochs = parse.GetValue(epochs),
         Batch = parse.GetValue(batch),
@@ -100,6 +103,7 @@ internal sealed class TrainOptionSet
         Threads = parse.GetValue(threads),
         Device = parse.GetValue(device)!,
         DataDirectory = parse.GetValue(data),
+        Exchange = parse.GetValue(exchange)!,
         TrainSamples = parse.GetValue(trainSamples),
         TestSamples = parse.GetValue(testSamples),
         MaxSteps = parse.GetValue(maxSteps),

@@ -79,7 +79,7 @@ internal sealed record BridgeBenchmarkOptions
     /// <summary>The training options of the same run: what <see cref="Worker"/> is built from in `mpipipe train --algo single`.</summary>
     public TrainOptions ToTrainOptions() => new()
     {
-        Algorithm = "single",
+        Algorithm = DataParallel.Psgd.Single.Name,
         Model = Model,
         Epochs = 1,
         Batch = Batch,

@@ -57,7 +57,7 @@ internal sealed record RunTotals(
     double LoopOverheadSeconds);
 
 /// <summary>Everything a run reports, as written to its JSON results file by <see cref="ResultsJson"/>.</summary>
-/// <param name="Algorithm">e.g. "psgd", "local-sgd", "ri-sgd", "single".</param>
+/// <param name="Algorithm">The algorithm's registered name (<see cref="Algorithms.AlgorithmRegistry"/>).</param>
 /// <param name="Options">The settings that define the run (batch, lr, tau, q, seed, ...), as given on the command line.</param>
 /// <param name="FinalTestAccuracy">Test accuracy after the last epoch, a fraction in [0, 1].</param>
 /// <param name="WallSeconds">Wall time of the whole run, loading excluded.</param>

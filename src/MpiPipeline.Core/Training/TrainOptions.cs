@@ -34,7 +34,7 @@ internal enum OptimizerKind
 /// <summary>Everything one training run needs; validated once, identically on every rank.</summary>
 internal sealed record TrainOptions
 {
-    public string Algorithm { get; init; } = "psgd";
+    public string Algorithm { get; init; } = DataParallel.Psgd.Registration.Name;
     public string Model { get; init; } = "cnn";
     public int Epochs { get; init; } = 2;
 
