@@ -1,80 +1,132 @@
 using System.Globalization;
-using MpiPipeline.Mpi;
 
 namespace MpiPipeline.Torch;
 
-/// <summary>The default networks, by name, as layer lists for Fashion-MNIST (inputs [1, 28, 28], 10 classes).</summary>
+/// <summary>
+/// What a model is built for: the shape of one input sample (e.g. {1, 28, 28}: channels, rows, columns) and the
+/// number of classes its last layer scores. A data set says both; the zoo sizes the first and last layers from them.
+/// </summary>
+public sealed record SampleGeometry(int[] Shape, int Classes)
+{
+    /// <summary>Values per sample: the product of <see cref="Shape"/>.</summary>
+    public long Size => Shape.Aggregate(1L, (product, dimension) => product * dimension);
+
+    /// <summary>A shape written as 1x28x28.</summary>
+    public static string Format(ReadOnlySpan<int> shape) => string.Join("x", shape.ToArray());
+
+    public override string ToString() => $"{Format(Shape)} samples, {Classes} classes";
+
+    public bool Equals(SampleGeometry? other) =>
+        other is not null && Classes == other.Classes && Shape.AsSpan().SequenceEqual(other.Shape);
+
+    public override int GetHashCode() => HashCode.Combine(Classes, Size, Shape.Length);
+}
+
+/// <summary>The built-in networks, by name, as layer lists for a <see cref="SampleGeometry"/>.</summary>
 public static class ModelZoo
 {
-    public const int FashionMnistClasses = 10;
-
     /// <summary>Hidden width of <c>deep-mlp:N</c> when the name does not give one.</summary>
     public const int DeepMlpDefaultWidth = 256;
-
-    public static int[] FashionMnistSampleShape => [1, 28, 28];
 
     /// <summary>Hidden width of <c>res-mlp:N</c> when the name does not give one.</summary>
     public const int ResMlpDefaultWidth = 16;
 
+    /// <summary>The smallest image side <c>cnn</c> takes: two 2x2 poolings must leave at least one pixel.</summary>
+    public const int CnnMinimumSide = 4;
+
     public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "deep-mlp:N", "res-mlp:N"];
 
     /// <summary>
-    /// <c>mlp</c>: flatten, linear 784-256, relu, linear 256-10.
-    /// <c>cnn</c>: two conv 3x3 (pad 1) + relu + maxpool 2 blocks (1-16, 16-32 channels), then linear 1568-128, relu, linear 128-10.
+    /// With F = the values per sample and K = the classes:
+    /// <c>mlp</c>: flatten, linear F-256, relu, linear 256-K.
+    /// <c>cnn</c> (samples C x H x W, H and W at least 4): two conv 3x3 (pad 1) + relu + maxpool 2 blocks (C-16, 16-32
+    /// channels), then linear 32 (H/4) (W/4)-128 (halvings rounded down), relu, linear 128-K; on Fashion-MNIST
+    /// (1x28x28) linear 1568-128.
     /// <c>deep-mlp:N</c> (or <c>deep-mlp:N:W</c>): flatten and N linear layers of width W (256) with relu between,
     /// for splitting into many pipeline stages.
-    /// <c>res-mlp:N</c> (or <c>res-mlp:N:W</c>, W = 16): flatten, linear 784-W, N - 2 residual blocks
-    /// <c>x + tanh(linear W-W (relu x))</c>, relu, linear W-10: N parametric layers like deep-mlp:N, but trainable at
+    /// <c>res-mlp:N</c> (or <c>res-mlp:N:W</c>, W = 16): flatten, linear F-W, N - 2 residual blocks
+    /// <c>x + tanh(linear W-W (relu x))</c>, relu, linear W-K: N parametric layers like deep-mlp:N, but trainable at
     /// N = 200 with libtorch's default initialization (a plain ReLU stack that deep loses the input signal; the bounded
     /// tanh branch keeps the residual stream's variance growing at most linearly with depth).
     /// </summary>
-    public static IReadOnlyList<LayerSpec> Build(string name)
+    public static IReadOnlyList<LayerSpec> Build(string name, SampleGeometry geometry)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        return Parse(name)(geometry);
+    }
+
+    /// <summary>Fails with an <see cref="InputException"/> unless <paramref name="name"/> names a model (any geometry).</summary>
+    public static void CheckName(string name) => Parse(name);
+
+    private static Func<SampleGeometry, List<LayerSpec>> Parse(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
         var parts = name.Trim().ToLowerInvariant().Split(':');
-        return parts[0] switch
+        switch (parts[0])
         {
-            "mlp" when parts.Length == 1 => Mlp(),
-            "cnn" when parts.Length == 1 => Cnn(),
-            "deep-mlp" when parts.Length is 2 or 3 => DeepMlp(
-                Count(parts[1], name, "layer count", 1, 10_000),
-                parts.Length == 3 ? Count(parts[2], name, "width", 1, 1 << 20) : DeepMlpDefaultWidth),
-            "res-mlp" when parts.Length is 2 or 3 => ResMlp(
-                Count(parts[1], name, "layer count", 2, 10_000),
-                parts.Length == 3 ? Count(parts[2], name, "width", 1, 1 << 20) : ResMlpDefaultWidth),
-            _ => throw Unknown(name),
-        };
+            case "mlp" when parts.Length == 1:
+                return Mlp;
+            case "cnn" when parts.Length == 1:
+                return g => Cnn(g, name);
+            case "deep-mlp" when parts.Length is 2 or 3:
+            {
+                var layers = Count(parts[1], name, "layer count", 1, 10_000);
+                var width = parts.Length == 3 ? Count(parts[2], name, "width", 1, 1 << 20) : DeepMlpDefaultWidth;
+                return g => DeepMlp(g, layers, width);
+            }
+
+            case "res-mlp" when parts.Length is 2 or 3:
+            {
+                var layers = Count(parts[1], name, "layer count", 2, 10_000);
+                var width = parts.Length == 3 ? Count(parts[2], name, "width", 1, 1 << 20) : ResMlpDefaultWidth;
+                return g => ResMlp(g, layers, width);
+            }
+
+            default:
+                throw new InputException($"unknown model '{name}' (known models: {string.Join(", ", Names)})");
+        }
     }
 
-    private static List<LayerSpec> Mlp() =>
+    private static List<LayerSpec> Mlp(SampleGeometry g) =>
     [
         new("flatten"),
-        new("linear", 784, 256),
+        new("linear", g.Size, 256),
         new("relu"),
-        new("linear", 256, FashionMnistClasses),
+        new("linear", 256, g.Classes),
     ];
 
-    private static List<LayerSpec> Cnn() =>
-    [
-        new("conv2d", 1, 16, 3, 1, 1),
-        new("relu"),
-        new("maxpool2d", 2),
-        new("conv2d", 16, 32, 3, 1, 1),
-        new("relu"),
-        new("maxpool2d", 2),
-        new("flatten"),
-        new("linear", 32 * 7 * 7, 128),
-        new("relu"),
-        new("linear", 128, FashionMnistClasses),
-    ];
+    private static List<LayerSpec> Cnn(SampleGeometry g, string name)
+    {
+        if (g.Shape is not [var channels, var rows, var columns] || rows < CnnMinimumSide || columns < CnnMinimumSide)
+        {
+            throw new InputException(
+                $"model '{name}' takes images of C x H x W values with H and W at least {CnnMinimumSide}; the data's " +
+                $"samples are {SampleGeometry.Format(g.Shape)} (use mlp, deep-mlp:N or res-mlp:N for other shapes)");
+        }
 
-    private static List<LayerSpec> DeepMlp(int layers, int width)
+        // Each maxpool 2 halves a side, rounding down (libtorch's floor mode).
+        return
+        [
+            new("conv2d", channels, 16, 3, 1, 1),
+            new("relu"),
+            new("maxpool2d", 2),
+            new("conv2d", 16, 32, 3, 1, 1),
+            new("relu"),
+            new("maxpool2d", 2),
+            new("flatten"),
+            new("linear", 32L * (rows / 2 / 2) * (columns / 2 / 2), 128),
+            new("relu"),
+            new("linear", 128, g.Classes),
+        ];
+    }
+
+    private static List<LayerSpec> DeepMlp(SampleGeometry g, int layers, int width)
     {
         var list = new List<LayerSpec> { new("flatten") };
-        var inputs = 784L;
+        var inputs = g.Size;
         for (var i = 0; i < layers; i++)
         {
-            var outputs = i == layers - 1 ? FashionMnistClasses : width;
+            var outputs = i == layers - 1 ? g.Classes : width;
             if (i > 0)
             {
                 list.Add(new("relu"));
@@ -87,16 +139,16 @@ public static class ModelZoo
         return list;
     }
 
-    private static List<LayerSpec> ResMlp(int layers, int width)
+    private static List<LayerSpec> ResMlp(SampleGeometry g, int layers, int width)
     {
-        var list = new List<LayerSpec> { new("flatten"), new("linear", 784, width) };
+        var list = new List<LayerSpec> { new("flatten"), new("linear", g.Size, width) };
         for (var i = 2; i < layers; i++)
         {
             list.Add(LayerSpec.Residual(new("relu"), new("linear", width, width), new("tanh")));
         }
 
         list.Add(new("relu"));
-        list.Add(new("linear", width, FashionMnistClasses));
+        list.Add(new("linear", width, g.Classes));
         return list;
     }
 
@@ -110,7 +162,4 @@ public static class ModelZoo
 
         return value;
     }
-
-    private static InputException Unknown(string name) =>
-        new($"unknown model '{name}' (known models: {string.Join(", ", Names)})");
 }

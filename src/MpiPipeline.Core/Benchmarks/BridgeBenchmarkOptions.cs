@@ -31,7 +31,7 @@ internal sealed record BridgeBenchmarkOptions
         var problems = new List<string>();
         try
         {
-            ModelZoo.Build(Model);
+            ModelZoo.CheckName(Model);
         }
         catch (InputException ex)
         {

@@ -78,7 +78,7 @@ internal sealed record MpiBenchmarkOptions(
         var remaining = Ops.Where(op => op != MpiBenchmarkOp.PingPong).ToList();
         if (remaining.Count == 0)
         {
-            throw new Mpi.InputException($"ping-pong needs at least 2 ranks; the job has {worldSize}. Launch with -n 2 or more.");
+            throw new InputException($"ping-pong needs at least 2 ranks; the job has {worldSize}. Launch with -n 2 or more.");
         }
 
         note = $"ping-pong skipped: it needs at least 2 ranks and the job has {worldSize}.";

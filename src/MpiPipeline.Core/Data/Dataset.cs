@@ -1,4 +1,4 @@
-using MpiPipeline.Mpi;
+using MpiPipeline.Torch;
 
 namespace MpiPipeline.Data;
 
@@ -51,6 +51,9 @@ internal sealed class Dataset
     public int[] Labels { get; }
 
     public int Classes { get; }
+
+    /// <summary>What a model for this data takes and scores: the sample shape and the class count.</summary>
+    public SampleGeometry Geometry => new(SampleShape, Classes);
 
     /// <summary>The values of sample <paramref name="index"/>.</summary>
     public ReadOnlySpan<float> Sample(int index) => Images.AsSpan(checked(index * SampleSize), SampleSize);
@@ -119,17 +122,4 @@ internal sealed class Dataset
             $"{Name} (first {count})", Images.AsSpan(0, count * SampleSize).ToArray(), Labels.AsSpan(0, count).ToArray(),
             sampleShape, Classes);
     }
-
-    /// <summary>Fails with an <see cref="InputException"/> unless samples have the shape <paramref name="model"/> takes.</summary>
-    public void RequireSampleShape(ReadOnlySpan<int> expected, string model)
-    {
-        if (!expected.SequenceEqual(sampleShape))
-        {
-            throw new InputException(
-                $"{Name}: samples are {FormatShape(sampleShape)} but the model '{model}' takes {FormatShape(expected)} inputs.");
-        }
-    }
-
-    /// <summary>A shape written as 1x28x28.</summary>
-    public static string FormatShape(ReadOnlySpan<int> shape) => string.Join("x", shape.ToArray());
 }

@@ -1,5 +1,3 @@
-using MpiPipeline.Mpi;
-
 namespace MpiPipeline.Data;
 
 /// <summary>
@@ -25,6 +23,11 @@ internal static class FashionMnist
     public const int Classes = 10;
     public const int TrainCount = 60_000;
     public const int TestCount = 10_000;
+
+    public static DataSetRegistration Registration { get; } = new(
+        "fashion-mnist",
+        $"Fashion-MNIST, 1x28x28 grey-scale images in 10 classes, from --data (default {DefaultDirectory})",
+        (_, directory, train) => Load(directory, train));
 
     /// <summary>The class names, by label.</summary>
     public static IReadOnlyList<string> ClassNames { get; } =

@@ -1,4 +1,3 @@
-using MpiPipeline.Mpi;
 
 namespace MpiPipeline.Data;
 

@@ -30,7 +30,7 @@ internal sealed class Worker : IDisposable
         Id = world.Rank;
         group = world;
         Sampler = sampler;
-        var layers = ModelZoo.Build(options.Model);
+        var layers = ModelZoo.Build(options.Model, train.Geometry);
         Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
         Optimizer = options.Optimizer == OptimizerKind.Adam
             ? Optimizer.Adam(Stage, options.LearningRate, weightDecay: options.WeightDecay)

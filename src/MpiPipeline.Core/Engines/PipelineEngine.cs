@@ -92,7 +92,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         var (stages, replicas) = options.GridShape(world.Size);
         microBatches = options.EffectiveMicroBatches;
         throwAt = ParseThrowAt(Environment.GetEnvironmentVariable(ThrowAtVariable));
-        var layers = ModelZoo.Build(options.Model);
+        var layers = ModelZoo.Build(options.Model, train.Geometry);
         if (stages > layers.Count)
         {
             throw new InputException(

@@ -364,8 +364,8 @@ internal sealed class PprsProblem : IDisposable
 
     private static PprsProblem Adversarial(PprsOptions o)
     {
-        var layers = ModelZoo.Build(o.Model);
         var test = FashionMnist.LoadTest(o.DataDirectory);
+        var layers = ModelZoo.Build(o.Model, test.Geometry);
         float[] parameters = [];
         var hasParameters = o.ParametersPath is not null;
         if (o.ParametersPath is { } path)

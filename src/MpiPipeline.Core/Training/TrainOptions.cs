@@ -1,6 +1,6 @@
 using MpiPipeline.Algorithms;
+using MpiPipeline.Data;
 using MpiPipeline.Exchange;
-using MpiPipeline.Mpi;
 using MpiPipeline.Pipeline;
 
 namespace MpiPipeline.Training;
@@ -63,6 +63,10 @@ internal sealed record TrainOptions
     public long Seed { get; init; } = 1;
     public int? Threads { get; init; }
     public string Device { get; init; } = "cpu";
+
+    /// <summary>What to train on (<see cref="DataSetRegistry"/>); the models are built for its sample shape and classes.</summary>
+    public string DataSet { get; init; } = DataSetRegistry.Default;
+
     public string? DataDirectory { get; init; }
 
     /// <summary>Use only the first N training / test samples (quick runs, tests); null = all.</summary>
@@ -206,6 +210,7 @@ internal sealed record TrainOptions
         }
 
         ExchangeRegistry.Find(Exchange);
+        DataSetRegistry.Find(DataSet);
     }
 
     /// <summary>The data-parallel algorithms' shared check: the global batch cut evenly over the workers.</summary>

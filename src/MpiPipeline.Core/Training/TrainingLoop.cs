@@ -162,8 +162,8 @@ internal static class TrainingLoop
     /// <summary>The training and test sets, cut to --train-samples / --test-samples; every rank loads them the same way.</summary>
     internal static (Dataset Train, Dataset Test) LoadData(TrainOptions options)
     {
-        var train = FashionMnist.Load(options.DataDirectory, train: true);
-        var test = FashionMnist.Load(options.DataDirectory, train: false);
+        var train = DataSetRegistry.Load(options.DataSet, options.DataDirectory, train: true);
+        var test = DataSetRegistry.Load(options.DataSet, options.DataDirectory, train: false);
         if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
         {
             train = train.Take(trainLimit);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MpiPipeline.Data;
 using MpiPipeline.Mpi;
+using MpiPipeline.Torch;
 
 namespace MpiPipeline.Tests.Data;
 
@@ -84,12 +85,8 @@ public sealed class FashionMnistTests
     }
 
     [Test]
-    public void RequireSampleShapeNamesTheModel()
-    {
-        Assert.DoesNotThrow(() => Train.RequireSampleShape([1, 28, 28], "cnn"));
-        var ex = Assert.Throws<InputException>(() => Train.RequireSampleShape([3, 32, 32], "resnet"))!;
-        Assert.That(ex.Message, Does.Contain("1x28x28").And.Contain("3x32x32").And.Contain("'resnet'"));
-    }
+    public void GeometryIsOneChannelOf28x28InTenClasses() =>
+        Assert.That(Train.Geometry, Is.EqualTo(new SampleGeometry([1, 28, 28], 10)));
 }
 
 /// <summary>Fashion-MNIST loading from generated directories: file names, and each fault across the two files.</summary>

@@ -11,12 +11,12 @@ namespace MpiPipeline.Tests.Pipeline;
 [TestFixture]
 internal sealed class StageBuilderTests
 {
-    private static readonly int[] SampleShape = ModelZoo.FashionMnistSampleShape;
+    private static readonly int[] SampleShape = FashionMnistShape;
 
     [Test]
     public void ProfileChainsTheShapesOfTheCnn()
     {
-        var layers = ModelZoo.Build("cnn");
+        var layers = ModelZoo.Build("cnn", FashionMnistGeometry);
         var profiles = StageBuilder.Profile(layers, SampleShape);
         Assert.That(profiles, Has.Count.EqualTo(layers.Count));
         Assert.That(profiles[0].InputShape, Is.EqualTo(SampleShape));
@@ -34,7 +34,7 @@ internal sealed class StageBuilderTests
     [Test]
     public void MeasuredLayerTimesArePositive()
     {
-        var profiles = StageBuilder.Profile(ModelZoo.Build("mlp"), SampleShape, timingMicroBatch: 4);
+        var profiles = StageBuilder.Profile(ModelZoo.Build("mlp", FashionMnistGeometry), SampleShape, timingMicroBatch: 4);
         Assert.That(profiles.Select(p => p.Seconds), Has.All.GreaterThan(0).And.All.LessThan(1));
     }
 
@@ -43,7 +43,7 @@ internal sealed class StageBuilderTests
     [TestCase("deep-mlp:3:16", new[] { 2, 4 })]
     public void SlicesTileTheWholeModelAndComputeItsOutput(string model, int[] balance)
     {
-        var layers = ModelZoo.Build(model);
+        var layers = ModelZoo.Build(model, FashionMnistGeometry);
         var profiles = StageBuilder.Profile(layers, SampleShape);
         var ranges = Partition.ByBalance(layers.Count, balance);
         using var whole = Stage.Create(layers, SampleShape, seed: 7);

@@ -86,6 +86,6 @@ public sealed class ScalingMathTests
         Assert.That(run.Throughput, Is.EqualTo(640).Within(1e-9));
 
         var sparse = result with { LossCurve = result.LossCurve.Where((_, i) => i % 2 == 1).ToList() };
-        Assert.Throws<MpiPipeline.Mpi.InputException>(() => ScalingRun.FromResult(sparse, ScalingMode.Strong, 1, 2, false, "r.json"));
+        Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(sparse, ScalingMode.Strong, 1, 2, false, "r.json"));
     }
 }

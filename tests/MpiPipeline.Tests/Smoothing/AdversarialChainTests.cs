@@ -122,7 +122,7 @@ internal sealed class AdversarialChainTests
     [TestCase("res-mlp:12:4", 4, 4, 4)]
     public void ModelsAreCutIntoDeltaNodesOfWholeUnits(string model, int depth, int nodes, int firstNodeLayers)
     {
-        var layers = ModelZoo.Build(model);
+        var layers = ModelZoo.Build(model, FashionMnistGeometry);
         var groups = AdversarialChain.CutIntoNodes(layers, depth, model);
         Assert.That(groups, Has.Count.EqualTo(nodes));
         Assert.That(groups[0], Is.EqualTo(new LayerRange(0, firstNodeLayers)));

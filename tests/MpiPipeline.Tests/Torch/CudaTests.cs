@@ -19,9 +19,9 @@ public sealed class CudaTests
     [Test]
     public void CudaStageMatchesTheCpuStage()
     {
-        var layers = ModelZoo.Build("cnn");
-        using var cpu = Stage.Create(layers, ModelZoo.FashionMnistSampleShape, "cpu", seed: 3);
-        using var gpu = Stage.Create(layers, ModelZoo.FashionMnistSampleShape, "cuda:0", seed: 3);
+        var layers = ModelZoo.Build("cnn", FashionMnistGeometry);
+        using var cpu = Stage.Create(layers, FashionMnistShape, "cpu", seed: 3);
+        using var gpu = Stage.Create(layers, FashionMnistShape, "cuda:0", seed: 3);
         Assert.That(gpu.IsCuda, Is.True);
         Assert.That(gpu.Parameters.SequenceEqual(cpu.Parameters), Is.True, "same seed, same initial parameters on either device");
 

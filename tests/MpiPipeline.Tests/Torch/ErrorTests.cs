@@ -7,7 +7,7 @@ namespace MpiPipeline.Tests.Torch;
 [TestFixture]
 public sealed class ErrorTests
 {
-    private static readonly int[] Image = ModelZoo.FashionMnistSampleShape;
+    private static readonly int[] Image = FashionMnistShape;
 
     private static void AssertRefused(Action action, params string[] fragments)
     {
@@ -88,7 +88,7 @@ public sealed class ErrorTests
     [Test]
     public void WrongSizesAreRefusedAndTheStageStillWorks()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), Image);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), Image);
         var x = new float[2 * 784];
         var y = new float[20];
         AssertRefused(() => stage.Forward(0, new float[10], 2, y), "the input has 10 floats, expected batch 2 x 784 = 1568");
@@ -148,11 +148,11 @@ public sealed class ErrorTests
     [Test]
     public void UnknownModelNamesListTheKnownOnes()
     {
-        var ex = Assert.Throws<InputException>(() => ModelZoo.Build("resnet50"))!;
+        var ex = Assert.Throws<InputException>(() => ModelZoo.Build("resnet50", FashionMnistGeometry))!;
         Assert.That(ex.Message, Does.Contain("unknown model 'resnet50'").And.Contain("mlp, cnn, deep-mlp:N"));
-        Assert.That(() => ModelZoo.Build("deep-mlp:0"), Throws.TypeOf<InputException>().With.Message.Contains("layer count"));
-        Assert.That(() => ModelZoo.Build("deep-mlp:x"), Throws.TypeOf<InputException>());
-        Assert.That(() => ModelZoo.Build("mlp:3"), Throws.TypeOf<InputException>());
+        Assert.That(() => ModelZoo.Build("deep-mlp:0", FashionMnistGeometry), Throws.TypeOf<InputException>().With.Message.Contains("layer count"));
+        Assert.That(() => ModelZoo.Build("deep-mlp:x", FashionMnistGeometry), Throws.TypeOf<InputException>());
+        Assert.That(() => ModelZoo.Build("mlp:3", FashionMnistGeometry), Throws.TypeOf<InputException>());
     }
 
     [Test]

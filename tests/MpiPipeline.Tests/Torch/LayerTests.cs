@@ -92,7 +92,7 @@ public sealed class LayerTests
         Assert.That(new LayerSpec("conv2d", 1, 16, 3), Is.Not.EqualTo(new LayerSpec("conv2d", 1, 16, 5)));
         Assert.That(LayerSpec.Residual(new("relu"), new("tanh")), Is.EqualTo(LayerSpec.Residual(new("relu"), new("tanh"))));
         Assert.That(LayerSpec.Residual(new("relu"), new("tanh")), Is.Not.EqualTo(LayerSpec.Residual(new("tanh"), new("relu"))));
-        Assert.That(ModelZoo.Build("cnn"), Is.EqualTo(ModelZoo.Build("cnn")));
+        Assert.That(ModelZoo.Build("cnn", FashionMnistGeometry), Is.EqualTo(ModelZoo.Build("cnn", FashionMnistGeometry)));
         Assert.That(new LayerSpec("linear", 2, 3).GetHashCode(), Is.EqualTo(new LayerSpec("linear", 2, 3).GetHashCode()));
     }
 

@@ -105,7 +105,7 @@ public sealed class OptimizerTests
     [Test]
     public void TrainingReducesTheLoss()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 1);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape, seed: 1);
         using var adam = Optimizer.Adam(stage, 1e-3);
         var x = Uniform(16 * 784, 1);
         var labels = Labels(16, 10, 2);

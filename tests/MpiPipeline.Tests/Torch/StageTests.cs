@@ -93,7 +93,7 @@ public sealed class StageTests
     [Test]
     public void LossScaleScalesGradientsButNotTheReportedLoss()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 1);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape, seed: 1);
         var x = Uniform(3 * 784, 5);
         var labels = Labels(3, 10, 6);
         var one = stage.ForwardLossBackward(x, 3, labels, 1f, []);
@@ -108,7 +108,7 @@ public sealed class StageTests
     [Test]
     public void GradientsAccumulateOverCalls()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 1);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape, seed: 1);
         var x1 = Uniform(4 * 784, 11);
         var x2 = Uniform(3 * 784, 12);
         var l1 = Labels(4, 10, 13);
@@ -127,10 +127,10 @@ public sealed class StageTests
     [Test]
     public void SameSeedSameParametersDifferentSeedDifferent()
     {
-        var layers = ModelZoo.Build("cnn");
-        using var a = Stage.Create(layers, ModelZoo.FashionMnistSampleShape, seed: 42);
-        using var b = Stage.Create(layers, ModelZoo.FashionMnistSampleShape, seed: 42);
-        using var c = Stage.Create(layers, ModelZoo.FashionMnistSampleShape, seed: 43);
+        var layers = ModelZoo.Build("cnn", FashionMnistGeometry);
+        using var a = Stage.Create(layers, FashionMnistShape, seed: 42);
+        using var b = Stage.Create(layers, FashionMnistShape, seed: 42);
+        using var c = Stage.Create(layers, FashionMnistShape, seed: 43);
         Assert.That(a.Parameters.SequenceEqual(b.Parameters), Is.True, "seed 42 twice");
         Assert.That(a.Parameters.SequenceEqual(c.Parameters), Is.False, "seeds 42 and 43");
         Assert.That(a.Parameters.ToArray().Distinct().Count(), Is.GreaterThan(1000), "initialized, not constant");
@@ -144,7 +144,7 @@ public sealed class StageTests
             TorchRuntime.ManualSeed(7);
             using var stage = Stage.Create(
                 [new("flatten"), new("linear", 784, 64), new("relu"), new("dropout", 30), new("linear", 64, 10)],
-                ModelZoo.FashionMnistSampleShape, seed: 5);
+                FashionMnistShape, seed: 5);
             using var sgd = Optimizer.Sgd(stage, 0.1, momentum: 0.9);
             for (var step = 0; step < 4; step++)
             {
@@ -175,7 +175,7 @@ public sealed class StageTests
         TorchRuntime.ManualSeed(11);
         var first = Mask();
         TorchRuntime.ManualSeed(11);
-        using (Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 3))
+        using (Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape, seed: 3))
         {
         }
 
@@ -226,7 +226,7 @@ public sealed class StageTests
     [Test]
     public void EvaluateAndInferKeepNoGraphAndTouchNoGradients()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape, seed: 2);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape, seed: 2);
         var x = Uniform(2 * 784, 1);
         var output = new float[20];
         stage.Infer(x, 2, output);
@@ -245,7 +245,7 @@ public sealed class StageTests
     [Test]
     public void SummaryListsLayersAndParameters()
     {
-        using var stage = Stage.Create(ModelZoo.Build("mlp"), ModelZoo.FashionMnistSampleShape);
+        using var stage = Stage.Create(ModelZoo.Build("mlp", FashionMnistGeometry), FashionMnistShape);
         Assert.That(stage.Summary, Does.Contain("linear 784 256").And.Contain("[256]").And.Contain("parameters 203530"));
     }
 }
