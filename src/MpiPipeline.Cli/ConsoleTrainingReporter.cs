@@ -1,4 +1,5 @@
 using System.Globalization;
+using MpiPipeline.Data;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Training;
 using Spectre.Console;
@@ -28,7 +29,8 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
             ? $"{grid.Stages * grid.Replicas} ranks (S = {grid.Stages} stages x D = {grid.Replicas} replicas)"
             : $"{plan.Workers} worker(s)";
         Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {ranks} x {plan.ThreadsPerRank} thread(s), device {o.Device}");
-        Console.Out.WriteLine($"data: {plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
+        var dataSet = o.DataSet == DataSetRegistry.Default ? "" : $"{o.DataSet}, ";
+        Console.Out.WriteLine($"data: {dataSet}{plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
         if (plan.Pipeline is { } p)
         {
             Console.Out.WriteLine($"pipeline: {p.Schedule}, M = {p.MicroBatches} micro-batches of {p.MicroBatchSize} per mini-batch; partition by {p.Partition}: balance {string.Join(',', p.Balance)}");

@@ -210,6 +210,7 @@ internal static class TrainingLoop
 
     internal static Dictionary<string, string> DescribeOptions(TrainOptions o, int threads, long stepsPerEpoch, long totalSteps) => new()
     {
+        ["dataset"] = o.DataSet,
         ["batch"] = o.Batch.ToString(),
         ["lr"] = o.LearningRate.ToString("R"),
         ["optimizer"] = o.Optimizer.ToString().ToLowerInvariant(),
