@@ -24,14 +24,20 @@ public sealed class RedundantChunksTests
         Assert.That(RedundantChunks.ChunksOf(2, 3, 3), Is.EqualTo(new[] { 2, 0, 1 }));
     }
 
-    [Test]
-    public void EveryChunkIsHeldByExactlyQWorkers([Values(1, 2, 3, 5)] int p, [Values(1, 2, 3)] int q)
-    {
-        if (q > p)
-        {
-            return;
-        }
+    private static readonly int[] GridWorkers = [1, 2, 3, 5];
+    private static readonly int[] GridRedundancies = [1, 2, 3];
 
+    /// <summary>The (p, q) pairs of the grid with 1 &lt;= q &lt;= p: every case the placement must serve.</summary>
+    private static IEnumerable<TestCaseData> ValidGrid() =>
+        from p in GridWorkers from q in GridRedundancies where q <= p select new TestCaseData(p, q);
+
+    /// <summary>The pairs of the same grid with q &gt; p: more chunks per worker than there are chunks.</summary>
+    private static IEnumerable<TestCaseData> RedundancyAboveWorkersGrid() =>
+        from p in GridWorkers from q in GridRedundancies where q > p select new TestCaseData(p, q);
+
+    [TestCaseSource(nameof(ValidGrid))]
+    public void EveryChunkIsHeldByExactlyQWorkers(int p, int q)
+    {
         var holders = new int[p];
         for (var worker = 0; worker < p; worker++)
         {
@@ -42,6 +48,17 @@ public sealed class RedundantChunksTests
         }
 
         Assert.That(holders, Is.All.EqualTo(q));
+    }
+
+    [TestCaseSource(nameof(RedundancyAboveWorkersGrid))]
+    public void RedundancyAboveTheWorkerCountIsInputErrorForEveryWorker(int p, int q)
+    {
+        for (var worker = 0; worker < p; worker++)
+        {
+            var ex = Assert.Throws<InputException>(() => RedundantChunks.ChunksOf(worker, p, q), $"worker {worker}")!;
+            Assert.That(ex.Message, Is.EqualTo(
+                $"redundancy q = {q} is invalid for p = {p} workers: each worker holds q of the p data chunks, so q must be between 1 and {p}."));
+        }
     }
 
     [Test]
