@@ -1,4 +1,7 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using MpiPipeline.Benchmarks;
+using MpiPipeline.Data;
 using MpiPipeline.Training;
 
 namespace MpiPipeline.Tests.Benchmarks;
@@ -8,14 +11,47 @@ namespace MpiPipeline.Tests.Benchmarks;
 public sealed class BridgeBenchmarkTests
 {
     [Test]
-    public void DefaultsAreValidAndMatchTheCppBaseline()
+    public void DefaultsAreValid() => Assert.That(new BridgeBenchmarkOptions().Problems(), Is.Empty);
+
+    /// <summary>
+    /// Every field of the C++ baseline's <c>struct Options</c>, read from bench/bridge/bridge_bench.cpp, has the default
+    /// of its <see cref="BridgeBenchmarkOptions"/> property, and the C++ has no option this table does not pair.
+    /// </summary>
+    [Test]
+    public void DefaultsMatchTheCppBaseline()
     {
+        var cpp = CppOptionDefaults();
         var defaults = new BridgeBenchmarkOptions();
-        Assert.That(defaults.Problems(), Is.Empty);
-        // bench/bridge/bridge_bench.cpp has the same defaults.
-        Assert.That((defaults.Model, defaults.Threads, defaults.TimedSteps, defaults.WarmupSteps, defaults.Batch, defaults.Seed),
-            Is.EqualTo(("mlp", 1, 300, 20, 128, 1L)));
-        Assert.That((defaults.LearningRate, defaults.Momentum), Is.EqualTo((0.05, 0.9)));
+        (string Field, object CSharp)[] pairs =
+        [
+            ("model", defaults.Model),
+            ("threads", defaults.Threads),
+            ("steps", defaults.TimedSteps),
+            ("warmup", defaults.WarmupSteps),
+            ("batch", defaults.Batch),
+            ("lr", defaults.LearningRate),
+            ("momentum", defaults.Momentum),
+            ("seed", defaults.Seed),
+            ("data", defaults.DataDirectory ?? FashionMnist.DefaultDirectory),   // null: FashionMnist.Load's default
+        ];
+
+        Assert.That(cpp.Keys, Is.EquivalentTo(pairs.Select(p => p.Field)), "fields of struct Options in bridge_bench.cpp");
+        Assert.Multiple(() =>
+        {
+            foreach (var (field, csharp) in pairs)
+            {
+                var text = cpp[field];
+                object parsed = csharp switch
+                {
+                    string => CppStringLiteral(text),
+                    int or long => long.Parse(text, CultureInfo.InvariantCulture),
+                    double => double.Parse(text, CultureInfo.InvariantCulture),
+                    _ => throw new InvalidOperationException($"no parser for {csharp.GetType()}"),
+                };
+                var expected = csharp is int i ? (long)i : csharp;
+                Assert.That(parsed, Is.EqualTo(expected), $"Options::{field} = {text} in bridge_bench.cpp");
+            }
+        });
     }
 
     [Test]
@@ -92,4 +128,27 @@ public sealed class BridgeBenchmarkTests
     }
 
     private const string CppDefaultRunFingerprint = "7cd392698a806ad7";
+
+    /// <summary>The initializer text of each field of <c>struct Options { ... };</c> in bench/bridge/bridge_bench.cpp, by field name.</summary>
+    private static Dictionary<string, string> CppOptionDefaults()
+    {
+        var source = File.ReadAllText(Path.Combine(RepoPaths.Root, "bench", "bridge", "bridge_bench.cpp"));
+        var block = Regex.Match(source, @"struct Options \{(?<body>[^}]*)\};");
+        Assert.That(block.Success, Is.True, "struct Options { ... }; not found in bridge_bench.cpp");
+        var fields = new Dictionary<string, string>();
+        foreach (var line in block.Groups["body"].Value.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0))
+        {
+            var field = Regex.Match(line, @"^[\w:]+\s+(?<name>\w+)\s*=\s*(?<value>[^;]+?)\s*;$");
+            Assert.That(field.Success, Is.True, $"not a 'type name = default;' field of struct Options: {line}");
+            fields.Add(field.Groups["name"].Value, field.Groups["value"].Value);
+        }
+
+        return fields;
+    }
+
+    private static string CppStringLiteral(string text)
+    {
+        Assert.That(text, Does.StartWith("\"").And.EndWith("\"").And.Not.Contain("\\"), $"not a plain string literal: {text}");
+        return text[1..^1];
+    }
 }
