@@ -5,7 +5,7 @@ using MpiPipeline.Training;
 
 namespace MpiPipeline.Cli.Verbs;
 
-/// <summary><c>mpipipe train</c>: one training run on every rank of the job (single, psgd, local-sgd, ri-sgd).</summary>
+/// <summary><c>mpipipe train</c>: one training run on every rank of the job (single, psgd, local-sgd, ri-sgd, pipeline).</summary>
 internal static class TrainVerb
 {
     internal static Command Create()
