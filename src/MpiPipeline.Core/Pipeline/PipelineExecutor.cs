@@ -55,10 +55,10 @@ internal sealed class StageCounters
 /// of the mini-batch: 1F1B deadlocks with blocking synchronous sends (stage s sends forward i+1 while stage s+1
 /// sends backward i back; see <see cref="Schedule"/>).</item>
 /// <item>Waits poll and give the core away (<see cref="Request.WaitPolling"/>) instead of MPI_Wait's busy poll: a stage
-/// waiting for its neighbour must not take the core the neighbour computes on (more ranks than cores: 2x faster
-/// mini-batches measured with 4 ranks on 2 cores than with MPI_Wait). They yield when every rank of the node has a
-/// core of its own and sleep when the node is oversubscribed (<see cref="IdleWait"/>): with 4 stages on 2 cores,
-/// M = 1, sleeping waiters made mini-batches 35% faster than yielding ones (bench/results/pipeline.md).</item>
+/// waiting for its neighbour must not take the core the neighbour computes on when ranks share cores. They yield
+/// when every rank of the node has a core of its own (the lowest latency) and sleep when the node is oversubscribed
+/// (<see cref="IdleWait"/>): a yielding rank stays runnable and still takes time slices from the stages that compute.
+/// The timings behind both choices are in bench/results/pipeline.md.</item>
 /// <item>Tags: 2 i for micro-batch i's activation, 2 i + 1 for its gradient, so a message can only match its own
 /// receive. Shapes are known on every rank before the first message (<see cref="StageBuilder"/>); each receive
 /// checks the size it got.</item>

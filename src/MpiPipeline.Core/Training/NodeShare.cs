@@ -29,11 +29,11 @@ internal sealed record NodeShare(int RanksOnNode, int CoresOnNode, bool OtherNod
 
     /// <summary>
     /// The wait of the gradient/model Allreduce: where a node of the job has more ranks than cores, MPI_Iallreduce polled
-    /// with sched_yield, because MPICH's blocking MPI_Allreduce busy-polls the core a rank still computing needs (PSGD, cnn,
-    /// 4 ranks on 2 cores: 35 -> 17 ms per step; Open MPI, which yields by itself when oversubscribed, and 2 ranks on 2
-    /// cores: no change). Yield, not sleep: every rank's MPI calls drive the reduction. Null (MPI's own blocking
-    /// Allreduce) when every rank has a core. Decided for the whole job, never per node: a blocking and a nonblocking
-    /// collective do not match each other (MPI 4.0, 6.12), so all ranks must call the same one.
+    /// with sched_yield, because MPICH's blocking MPI_Allreduce busy-polls the core a rank still computing needs (Open MPI
+    /// yields by itself when oversubscribed; timings in README, PSGD). Yield, not sleep: every rank's MPI calls drive
+    /// the reduction. Null (MPI's own blocking Allreduce) when every rank has a core. Decided for the whole job, never
+    /// per node: a blocking and a nonblocking collective do not match each other (MPI 4.0, 6.12), so all ranks must
+    /// call the same one.
     /// </summary>
     public IdleWait? AllreduceWait => JobOversubscribed ? IdleWait.Yield : null;
 
