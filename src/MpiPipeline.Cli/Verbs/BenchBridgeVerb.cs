@@ -1,7 +1,7 @@
 using System.CommandLine;
-using System.CommandLine.Parsing;
 using System.Globalization;
 using MpiPipeline.Benchmarks;
+using MpiPipeline.Data;
 using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 
@@ -16,26 +16,35 @@ internal static class BenchBridgeVerb
 {
     internal static Command Create()
     {
-        var options = new BenchBridgeOptionSet();
+        var table = Options();
         var command = new Command("bridge",
             "Training step time through the libtorch bridge (Worker.ComputeGradient + OptimizerStep), one rank; " +
             "compare with bench/bridge/bridge_bench.cpp.");
-        options.AddTo(command);
 
         // Every value is checked at parse time, before MPI starts: a bad one is a usage error (exit 2), printed once.
-        command.Validators.Add(result =>
-        {
-            foreach (var problem in options.Read(result).Problems())
-            {
-                result.AddError(problem);
-            }
-        });
+        table.AddTo(command, options => options.Problems());
         command.SetAction(parse =>
         {
-            var benchmark = options.Read(parse);
+            var benchmark = table.Read(parse);
             return MpiRuntime.Run(world => Run(world, benchmark));
         });
         return command;
+    }
+
+    /// <summary>The options, with <see cref="BridgeBenchmarkOptions"/>' defaults (the C++ baseline's too).</summary>
+    internal static OptionTable<BridgeBenchmarkOptions> Options()
+    {
+        var t = new OptionTable<BridgeBenchmarkOptions>();
+        t.Add("--model", "mlp | cnn (the two the C++ baseline knows) | deep-mlp:N", o => o.Model, (o, v) => o with { Model = v });
+        t.Add("--threads", "libtorch intra-op threads.", o => o.Threads, (o, v) => o with { Threads = v });
+        t.Add("--steps", "Timed training steps.", o => o.TimedSteps, (o, v) => o with { TimedSteps = v });
+        t.Add("--warmup", "Untimed training steps before them.", o => o.WarmupSteps, (o, v) => o with { WarmupSteps = v });
+        t.Add("--batch", "Mini-batch.", o => o.Batch, (o, v) => o with { Batch = v });
+        t.Add("--lr", "SGD learning rate.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
+        t.Add("--momentum", "SGD momentum.", o => o.Momentum, (o, v) => o with { Momentum = v });
+        t.Add("--seed", "Seed of initialization and data order.", o => o.Seed, (o, v) => o with { Seed = v });
+        t.Add("--data", $"Directory of the Fashion-MNIST IDX files (default {FashionMnist.DefaultDirectory}).", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
+        return t;
     }
 
     private static int Run(Communicator world, BridgeBenchmarkOptions options)
@@ -55,55 +64,4 @@ internal static class BenchBridgeVerb
         RankConsole.Line(result.RawLine);
         return 0;
     }
-}
-
-/// <summary>The options of <c>bench bridge</c>, with <see cref="BridgeBenchmarkOptions"/>' defaults (the C++ baseline's too).</summary>
-internal sealed class BenchBridgeOptionSet
-{
-    private static readonly BridgeBenchmarkOptions Defaults = new();
-
-    private readonly Option<string> model = new("--model") { Description = "mlp | cnn (the two the C++ baseline knows) | deep-mlp:N", DefaultValueFactory = _ => Defaults.Model };
-    private readonly Option<int> threads = new("--threads") { Description = "libtorch intra-op threads.", DefaultValueFactory = _ => Defaults.Threads };
-    private readonly Option<int> steps = new("--steps") { Description = "Timed training steps.", DefaultValueFactory = _ => Defaults.TimedSteps };
-    private readonly Option<int> warmup = new("--warmup") { Description = "Untimed training steps before them.", DefaultValueFactory = _ => Defaults.WarmupSteps };
-    private readonly Option<int> batch = new("--batch") { Description = "Mini-batch.", DefaultValueFactory = _ => Defaults.Batch };
-    private readonly Option<double> learningRate = new("--lr") { Description = "SGD learning rate.", DefaultValueFactory = _ => Defaults.LearningRate };
-    private readonly Option<double> momentum = new("--momentum") { Description = "SGD momentum.", DefaultValueFactory = _ => Defaults.Momentum };
-    private readonly Option<long> seed = new("--seed") { Description = "Seed of initialization and data order.", DefaultValueFactory = _ => Defaults.Seed };
-    private readonly Option<string?> data = new("--data") { Description = "Directory of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)." };
-
-    public void AddTo(Command command)
-    {
-        foreach (var option in new Option[] { model, threads, steps, warmup, batch, learningRate, momentum, seed, data })
-        {
-            command.Options.Add(option);
-        }
-    }
-
-    /// <summary>Inside a validator (defaults are not filled in yet there; see <see cref="BenchVerb.ValueOf"/>).</summary>
-    public BridgeBenchmarkOptions Read(CommandResult result) => new()
-    {
-        Model = BenchVerb.ValueOf(result, model) ?? Defaults.Model,
-        Threads = BenchVerb.ValueOf(result, threads),
-        TimedSteps = BenchVerb.ValueOf(result, steps),
-        WarmupSteps = BenchVerb.ValueOf(result, warmup),
-        Batch = BenchVerb.ValueOf(result, batch),
-        LearningRate = BenchVerb.ValueOf(result, learningRate),
-        Momentum = BenchVerb.ValueOf(result, momentum),
-        Seed = BenchVerb.ValueOf(result, seed),
-        DataDirectory = BenchVerb.ValueOf(result, data),
-    };
-
-    public BridgeBenchmarkOptions Read(ParseResult parse) => new()
-    {
-        Model = parse.GetValue(model) ?? Defaults.Model,
-        Threads = parse.GetValue(threads),
-        TimedSteps = parse.GetValue(steps),
-        WarmupSteps = parse.GetValue(warmup),
-        Batch = parse.GetValue(batch),
-        LearningRate = parse.GetValue(learningRate),
-        Momentum = parse.GetValue(momentum),
-        Seed = parse.GetValue(seed),
-        DataDirectory = parse.GetValue(data),
-    };
 }

@@ -15,14 +15,14 @@ internal static class BenchVerb
 {
     internal static Command Create()
     {
-        var command = new Command("bench", "Benchmarks, each comparable with its C/C++ baseline under bench/ (make bench).");
+        var command = new Command(BenchMpiFlags.Verb, "Benchmarks, each comparable with its C/C++ baseline under bench/ (make bench).");
         command.Subcommands.Add(CreateMpi());
         command.Subcommands.Add(BenchBridgeVerb.Create());
         return command;
     }
 
     /// <summary><c>--json FILE</c>: the results as JSON; <c>-</c> writes them to stdout instead of the table.</summary>
-    internal static Option<string?> JsonOption() => new("--json")
+    internal static Option<string?> JsonOption() => new(BenchMpiFlags.Json)
     {
         Description = "Also write the results as JSON to FILE ('-' for stdout, instead of the table).",
         HelpName = "FILE",
@@ -62,43 +62,43 @@ internal static class BenchVerb
 
     private static Command CreateMpi()
     {
-        var minSize = new Option<string>("--min-size")
+        var minSize = new Option<string>(BenchMpiFlags.MinSize)
         {
             Description = "Smallest message in bytes (K, KiB, M, MiB, G, GiB suffixes allowed), a power of two >= 4.",
             HelpName = "BYTES",
             DefaultValueFactory = _ => "8",
         };
-        var maxSize = new Option<string>("--max-size")
+        var maxSize = new Option<string>(BenchMpiFlags.MaxSize)
         {
             Description = "Largest message, a power of two up to 1 GiB.",
             HelpName = "BYTES",
             DefaultValueFactory = _ => "64MiB",
         };
-        var step = new Option<int>("--step")
+        var step = new Option<int>(BenchMpiFlags.Step)
         {
             Description = "Factor between successive sizes: 2 or 4 (any power of two).",
             HelpName = "N",
             DefaultValueFactory = _ => 2,
         };
-        var ops = new Option<string>("--ops")
+        var ops = new Option<string>(BenchMpiFlags.Ops)
         {
             Description = "Operations, comma-separated: pingpong (ranks 0 and 1), allreduce (SUM of floats, all ranks).",
             HelpName = "LIST",
             DefaultValueFactory = _ => string.Join(",", MpiBenchmarkOps.All.Select(op => op.Name())),
         };
-        var iterations = new Option<double>("--iterations")
+        var iterations = new Option<double>(BenchMpiFlags.Iterations)
         {
             Description = "Scale of the iteration schedule (ops per sample = scale * min(1000, 4 MiB / size), at least 1).",
             HelpName = "SCALE",
             DefaultValueFactory = _ => 1.0,
         };
-        var samples = new Option<int>("--samples")
+        var samples = new Option<int>(BenchMpiFlags.Samples)
         {
             Description = "Timed batches per size; min and median are taken over them.",
             HelpName = "N",
             DefaultValueFactory = _ => IterationSchedule.DefaultSamples,
         };
-        var warmup = new Option<double>("--warmup")
+        var warmup = new Option<double>(BenchMpiFlags.Warmup)
         {
             Description = "Seconds of untimed warm-up at the first size of each operation (compiles the hot path).",
             HelpName = "SECONDS",
@@ -107,7 +107,7 @@ internal static class BenchVerb
         var json = JsonOption();
         var raw = RawOption();
 
-        var command = new Command("mpi", "OSU-style ping-pong and Allreduce latency/bandwidth, min and median per message size.");
+        var command = new Command(BenchMpiFlags.Subverb, "OSU-style ping-pong and Allreduce latency/bandwidth, min and median per message size.");
         foreach (var option in new Option[] { minSize, maxSize, step, ops, iterations, samples, warmup, json, raw })
         {
             command.Options.Add(option);
@@ -115,46 +115,46 @@ internal static class BenchVerb
 
         command.Validators.Add(result =>
         {
-            var sizesParse = MessageSizes.TryParse(ValueOf(result, minSize), out var min, out var minError);
+            var sizesParse = MessageSizes.TryParse(OptionTable.ValueOf(result, minSize), out var min, out var minError);
             if (!sizesParse)
             {
                 result.AddError($"--min-size: {minError}");
             }
 
-            if (!MessageSizes.TryParse(ValueOf(result, maxSize), out var max, out var maxError))
+            if (!MessageSizes.TryParse(OptionTable.ValueOf(result, maxSize), out var max, out var maxError))
             {
                 result.AddError($"--max-size: {maxError}");
                 sizesParse = false;
             }
 
-            if (sizesParse && MessageSizes.SweepError(min, max, ValueOf(result, step)) is { } sweepError)
+            if (sizesParse && MessageSizes.SweepError(min, max, OptionTable.ValueOf(result, step)) is { } sweepError)
             {
                 result.AddError(sweepError);
             }
 
-            if (!MpiBenchmarkOps.TryParseList(ValueOf(result, ops), out _, out var opsError))
+            if (!MpiBenchmarkOps.TryParseList(OptionTable.ValueOf(result, ops), out _, out var opsError))
             {
                 result.AddError($"--ops: {opsError}");
             }
 
-            var scale = ValueOf(result, iterations);
+            var scale = OptionTable.ValueOf(result, iterations);
             if (!(scale > 0) || double.IsInfinity(scale))
             {
                 result.AddError($"--iterations must be a positive number, not {scale.ToString(CultureInfo.InvariantCulture)}");
             }
 
-            if (ValueOf(result, samples) < 1)
+            if (OptionTable.ValueOf(result, samples) < 1)
             {
                 result.AddError("--samples must be at least 1");
             }
 
-            var warmupSeconds = ValueOf(result, warmup);
+            var warmupSeconds = OptionTable.ValueOf(result, warmup);
             if (!(warmupSeconds >= 0) || double.IsInfinity(warmupSeconds))
             {
                 result.AddError("--warmup must be a non-negative number of seconds");
             }
 
-            if (ValueOf(result, raw) && ValueOf(result, json) == "-")
+            if (OptionTable.ValueOf(result, raw) && OptionTable.ValueOf(result, json) == "-")
             {
                 result.AddError("--raw and --json - both write to stdout; give --json a file name");
             }
@@ -239,28 +239,5 @@ internal static class BenchVerb
         }
 
         return table;
-    }
-
-    /// <summary>
-    /// An option's value inside a command validator: the parsed value when the option was given, else its default
-    /// (validators run before defaults are filled in, where GetValue returns default(T)). A value that did not parse
-    /// has its own error already; the default stands in for it so the cross-checks add no second one.
-    /// </summary>
-    internal static T? ValueOf<T>(CommandResult result, Option<T> option)
-    {
-        var fallback = option.DefaultValueFactory is { } factory ? factory(null!) : default;
-        if (result.GetResult(option) is not { Implicit: false })
-        {
-            return fallback;
-        }
-
-        try
-        {
-            return result.GetValue(option);
-        }
-        catch (InvalidOperationException)
-        {
-            return fallback;
-        }
     }
 }

@@ -27,14 +27,14 @@ internal static class CompareVerb
 
     internal static Command Create()
     {
-        var set = new TrainOptionSet(includeAlgorithm: false);
+        var table = TrainOptionTable.Common();
         var output = new Option<string>("--out") { Description = "Directory for compare.md, the plots and each run's JSON.", DefaultValueFactory = _ => "bench/results" };
         var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16): same model, data, ranks and epochs; a table and plots.");
-        set.AddTo(command);
+        table.AddTo(command);
         command.Options.Add(output);
         command.SetAction(parse =>
         {
-            var baseOptions = set.Read(parse);
+            var baseOptions = table.Read(parse);
             var directory = parse.GetValue(output)!;
             return MpiRuntime.Run(world => Run(world, baseOptions, directory));
         });
@@ -91,8 +91,10 @@ internal static class CompareVerb
                 r.Totals.CommunicationSeconds.ToString("F1", CultureInfo.InvariantCulture));
         }
 
-        var command = $"mpiexec -n {ranks} mpipipe compare --model {o.Model} --epochs {o.Epochs} --batch {o.Batch} --lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)} --optimizer {o.Optimizer.ToString().ToLowerInvariant()} --momentum {o.Momentum.ToString(CultureInfo.InvariantCulture)} --seed {o.Seed}"
-            + (o.TrainSamples is int n ? $" --train-samples {n}" : "") + (o.MaxSteps is long m ? $" --max-steps {m}" : "");
+        var command = string.Create(CultureInfo.InvariantCulture,
+            $"mpiexec -n {ranks} mpipipe compare {TrainFlags.Model} {o.Model} {TrainFlags.Epochs} {o.Epochs} {TrainFlags.Batch} {o.Batch} {TrainFlags.LearningRate} {o.LearningRate} " +
+            $"{TrainFlags.Optimizer} {o.Optimizer.ToString().ToLowerInvariant()} {TrainFlags.Momentum} {o.Momentum} {TrainFlags.Seed} {o.Seed}" +
+            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}");
         var text = new StringBuilder()
             .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD")
             .AppendLine()

@@ -18,70 +18,24 @@ internal static class PprsVerb
 {
     internal static Command Create()
     {
-        var problem = new Option<string>("--problem") { Description = "smooth (Eq. 1) | nonconvex (Eq. 6) | nonsmooth (Eq. 8) | adversarial (Figure 3)", DefaultValueFactory = _ => "nonsmooth" };
-        problem.AcceptOnlyFromAmong([.. PprsOptions.Problems]);
-        var delta = new Option<int>("--delta") { Description = "Delta, the depth of the chain (nodes spread evenly over the ranks).", DefaultValueFactory = _ => 20 };
-        var samples = new Option<string?>("--samples") { Description = "K, PPRS's perturbed copies per iteration; a comma-separated list runs PPRS once per K (default: Eq. 13, ceil((T+1)/sqrt d))." };
-        var iterations = new Option<int>("--iterations") { Description = "T, iterations of every method.", DefaultValueFactory = _ => 100 };
-        var budget = new Option<long?>("--budget") { Description = "Instead of T: a budget of time units, each method running the iterations that fit (2 Delta per GD/AGD iteration, 2 (K + Delta - 1) per PPRS iteration)." };
-        var method = new Option<string>("--method") { Description = "gd | agd | pprs | all, or a comma-separated list.", DefaultValueFactory = _ => "all" };
-        var gamma = new Option<double?>("--gamma") { Description = "PPRS's smoothing gamma (default: Eq. 13, R d^(-1/4)/(T+1); adversarial: 0.05)." };
-        var step = new Option<double?>("--step") { Description = "eta of GD and AGD (default: 1/beta for smooth, 1/152 for nonconvex, R/(L sqrt T) for nonsmooth, 0.05 for adversarial)." };
-        var pprsStep = new Option<double?>("--pprs-step") { Description = "eta of PPRS (default: gamma/L for nonsmooth, Eq. 13; otherwise --step)." };
-        var seed = new Option<long>("--seed") { Description = "Seed of the perturbations X_k, drawn by (seed, iteration, k); and of an untrained model.", DefaultValueFactory = _ => 1 };
-        var dimension = new Option<int?>("--dimension") { Description = "d for the worst-case functions (default 101); adversarial: the image size." };
-        var model = new Option<string>("--model") { Description = "adversarial: the classifier (deep-mlp:N[:W], res-mlp:N[:W], ...), cut into Delta nodes.", DefaultValueFactory = _ => "deep-mlp:20:32" };
-        var parameters = new Option<string?>("--parameters") { Description = "adversarial: its trained flat parameters (mpipipe train --save-parameters); without: untrained." };
-        var images = new Option<int>("--images") { Description = "adversarial: B, test images sharing the perturbation.", DefaultValueFactory = _ => 8 };
-        var kappa = new Option<double>("--kappa") { Description = "adversarial: the margin's clip kappa.", DefaultValueFactory = _ => 2 };
-        var lambda = new Option<double>("--lambda") { Description = "adversarial: the penalty weight lambda of (lambda/2)||delta||^2.", DefaultValueFactory = _ => 0.05 };
-        var data = new Option<string?>("--data") { Description = "adversarial: directory of the Fashion-MNIST IDX files." };
+        var table = Options();
         var threads = new Option<int>("--threads") { Description = "libtorch threads per rank (adversarial; the nodes' tensors are small).", DefaultValueFactory = _ => 1 };
-        var checkpoints = new Option<int>("--checkpoints") { Description = "Rows per run in the console tables.", DefaultValueFactory = _ => 10 };
         var output = new Option<string?>("--output") { Description = "Write the results (every iteration of every run) as JSON to FILE (rank 0)." };
         var csv = new Option<string?>("--csv") { Description = "Write the curves as CSV to FILE (rank 0)." };
         var plot = new Option<string?>("--plot") { Description = "Write f vs time units as SVG to FILE (rank 0)." };
-        var batched = new Option<bool>("--batched") { Description = "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast)." };
-        var monitor = new Option<string>("--monitor") { Description = "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).", DefaultValueFactory = _ => "closed" };
-        monitor.AcceptOnlyFromAmong("closed", "pipeline");
         var summary = new Option<string?>("--summary") { Description = "Write the problem, the runs' parameters and the summary table as Markdown to FILE (rank 0)." };
         var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
 
         var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
-        foreach (var option in new Option[]
-                 {
-                     problem, delta, samples, iterations, budget, method, gamma, step, pprsStep, seed, dimension, model, parameters, images, kappa,
-                     lambda, data, threads, checkpoints, batched, monitor, output, csv, plot, summary, bounds,
-                 })
+        table.AddTo(command);
+        foreach (var option in new Option[] { threads, output, csv, plot, summary, bounds })
         {
             command.Options.Add(option);
         }
 
         command.SetAction(parse => MpiRuntime.Run(world =>
         {
-            var options = new PprsOptions
-            {
-                Problem = parse.GetValue(problem)!,
-                Depth = parse.GetValue(delta),
-                Samples = ParseSamples(parse.GetValue(samples)),
-                Iterations = parse.GetValue(iterations),
-                Budget = parse.GetValue(budget),
-                Run = ParseMethods(parse.GetValue(method)!),
-                Gamma = parse.GetValue(gamma),
-                Step = parse.GetValue(step),
-                PprsStep = parse.GetValue(pprsStep),
-                Seed = parse.GetValue(seed),
-                Dimension = parse.GetValue(dimension),
-                Model = parse.GetValue(model)!,
-                ParametersPath = parse.GetValue(parameters),
-                Images = parse.GetValue(images),
-                Kappa = parse.GetValue(kappa),
-                Penalty = parse.GetValue(lambda),
-                DataDirectory = parse.GetValue(data),
-                Checkpoints = parse.GetValue(checkpoints),
-                Batched = parse.GetValue(batched),
-                MonitorByForwardPass = parse.GetValue(monitor) == "pipeline",
-            };
+            var options = table.Read(parse);
             options.Validate(world.Size);
             if (options.Problem == "adversarial")
             {
@@ -98,6 +52,40 @@ internal static class PprsVerb
                 parse.GetValue(bounds));
         }));
         return command;
+    }
+
+    /// <summary>The options of <see cref="PprsOptions"/>, with its defaults.</summary>
+    internal static OptionTable<PprsOptions> Options()
+    {
+        var t = new OptionTable<PprsOptions>();
+        t.Add("--problem", "smooth (Eq. 1) | nonconvex (Eq. 6) | nonsmooth (Eq. 8) | adversarial (Figure 3)", o => o.Problem, (o, v) => o with { Problem = v })
+            .AcceptOnlyFromAmong([.. PprsOptions.Problems]);
+        t.Add("--delta", "Delta, the depth of the chain (nodes spread evenly over the ranks).", o => o.Depth, (o, v) => o with { Depth = v });
+        t.Add("--samples", "K, PPRS's perturbed copies per iteration; a comma-separated list runs PPRS once per K (default: Eq. 13, ceil((T+1)/sqrt d)).",
+            o => o.Samples.Count > 0 ? string.Join(',', o.Samples) : null, (o, v) => o with { Samples = ParseSamples(v) });
+        t.Add("--iterations", "T, iterations of every method.", o => o.Iterations, (o, v) => o with { Iterations = v });
+        t.Add("--budget", "Instead of T: a budget of time units, each method running the iterations that fit (2 Delta per GD/AGD iteration, 2 (K + Delta - 1) per PPRS iteration).",
+            o => o.Budget, (o, v) => o with { Budget = v });
+        t.Add("--method", "gd | agd | pprs | all, or a comma-separated list.",
+            o => o.Run.SequenceEqual(PprsOptions.Methods) ? "all" : string.Join(',', o.Run), (o, v) => o with { Run = ParseMethods(v) });
+        t.Add("--gamma", $"PPRS's smoothing gamma (default: Eq. 13, R d^(-1/4)/(T+1); adversarial: {G(PprsProblem.AdversarialGamma)}).", o => o.Gamma, (o, v) => o with { Gamma = v });
+        t.Add("--step", $"eta of GD and AGD (default: 1/beta for smooth, 1/152 for nonconvex, R/(L sqrt T) for nonsmooth, {G(PprsProblem.AdversarialStep)} for adversarial).",
+            o => o.Step, (o, v) => o with { Step = v });
+        t.Add("--pprs-step", "eta of PPRS (default: gamma/L for nonsmooth, Eq. 13; otherwise --step).", o => o.PprsStep, (o, v) => o with { PprsStep = v });
+        t.Add("--seed", "Seed of the perturbations X_k, drawn by (seed, iteration, k); and of an untrained model.", o => o.Seed, (o, v) => o with { Seed = v });
+        t.Add("--dimension", $"d for the worst-case functions (default {PprsOptions.DefaultDimension}); adversarial: the image size.", o => o.Dimension, (o, v) => o with { Dimension = v });
+        t.Add("--model", "adversarial: the classifier (deep-mlp:N[:W], res-mlp:N[:W], ...), cut into Delta nodes.", o => o.Model, (o, v) => o with { Model = v });
+        t.Add("--parameters", "adversarial: its trained flat parameters (mpipipe train --save-parameters); without: untrained.", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
+        t.Add("--images", "adversarial: B, test images sharing the perturbation.", o => o.Images, (o, v) => o with { Images = v });
+        t.Add("--kappa", "adversarial: the margin's clip kappa.", o => o.Kappa, (o, v) => o with { Kappa = v });
+        t.Add("--lambda", "adversarial: the penalty weight lambda of (lambda/2)||delta||^2.", o => o.Penalty, (o, v) => o with { Penalty = v });
+        t.Add("--data", "adversarial: directory of the Fashion-MNIST IDX files.", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
+        t.Add("--checkpoints", "Rows per run in the console tables.", o => o.Checkpoints, (o, v) => o with { Checkpoints = v });
+        t.Add("--batched", "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast).",
+            o => o.Batched, (o, v) => o with { Batched = v });
+        t.Choice("--monitor", "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).",
+            [("closed", false), ("pipeline", true)], o => o.MonitorByForwardPass, (o, v) => o with { MonitorByForwardPass = v });
+        return t;
     }
 
     private sealed record Outputs(string? Json, string? Csv, string? Plot, string? Summary);

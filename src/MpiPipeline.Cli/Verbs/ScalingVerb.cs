@@ -1,10 +1,11 @@
 using System.CommandLine;
-using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Reflection;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Benchmarks;
 using MpiPipeline.Mpi;
 using MpiPipeline.Scaling;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Cli.Verbs;
 
@@ -17,118 +18,16 @@ internal static class ScalingVerb
 {
     internal static Command Create()
     {
-        var defaults = new ScalingOptions();
-        var ranks = new Option<string>("--ranks") { Description = "Rank counts, e.g. 1,2,4,8 (the smallest is the baseline).", DefaultValueFactory = _ => "1,2,4" };
-        var mode = new Option<string>("--mode") { Description = "strong (fixed global batch), weak (fixed per-rank batch), or both: strong,weak.", DefaultValueFactory = _ => "strong,weak" };
-        var repetitions = new Option<int>("--repetitions") { Description = "Runs per rank count and mode (median and spread over them).", DefaultValueFactory = _ => defaults.Repetitions };
-        var algorithm = new Option<string>("--algo") { Description = "psgd | local-sgd | ri-sgd", DefaultValueFactory = _ => defaults.Algorithm };
-        var model = new Option<string>("--model") { Description = "mlp | cnn | deep-mlp:N", DefaultValueFactory = _ => defaults.Model };
-        var globalBatch = new Option<int>("--global-batch") { Description = "Strong scaling: the global batch at every rank count.", DefaultValueFactory = _ => defaults.GlobalBatch };
-        var perRankBatch = new Option<int>("--per-rank-batch") { Description = "Weak scaling: samples per rank per step.", DefaultValueFactory = _ => defaults.PerRankBatch };
-        var steps = new Option<int>("--steps") { Description = "Training steps per run.", DefaultValueFactory = _ => defaults.Steps };
-        var warmup = new Option<int>("--warmup-steps") { Description = "Leading steps not timed.", DefaultValueFactory = _ => defaults.WarmupSteps };
-        var threads = new Option<int>("--threads") { Description = "libtorch threads per rank.", DefaultValueFactory = _ => defaults.ThreadsPerRank };
-        var tau = new Option<int>("--tau") { Description = "local-sgd / ri-sgd runs and the local SGD projection: steps between averagings.", DefaultValueFactory = _ => defaults.Tau };
-        var trainArgs = new Option<string?>("--train-args") { Description = "More `mpipipe train` arguments for every run, e.g. '--device cuda --lr 0.1'." };
-        var launcher = new Option<string>("--launcher") { Description = "auto (srun inside a Slurm allocation, else mpiexec) | mpiexec | srun", DefaultValueFactory = _ => "auto" };
-        var mpi = new Option<string>("--mpi") { Description = "mpich (mpiexec.mpich, srun --mpi=pmi2) | openmpi (mpirun.openmpi, srun --mpi=pmix)", DefaultValueFactory = _ => "mpich" };
-        var srunMpi = new Option<string?>("--srun-mpi") { Description = "srun's --mpi plugin (default pmi2 for mpich, pmix for openmpi)." };
-        var hostfile = new Option<string?>("--hostfile") { Description = "mpiexec hostfile (see hostfiles/; hostfiles/from-slurm.sh makes one from an allocation)." };
-        var noBench = new Option<bool>("--no-bench") { Description = "Skip the MPI benchmark runs (and so the performance model)." };
-        var benchRanks = new Option<string?>("--bench-ranks") { Description = "Rank counts for the Allreduce benchmark (default: every sweep rank count >= 2 within the cores)." };
-        var benchMax = new Option<string?>("--bench-max-size") { Description = "Largest benchmark message (default: the gradient, rounded up)." };
-        var benchSamples = new Option<int>("--bench-samples") { Description = "Timed samples per benchmark message size.", DefaultValueFactory = _ => defaults.BenchSamples };
-        var project = new Option<string>("--project") { Description = "Rank counts the model projects to.", DefaultValueFactory = _ => string.Join(',', defaults.ProjectRanks) };
-        var stages = new Option<int>("--stages") { Description = "Pipeline projection: stages.", DefaultValueFactory = _ => defaults.PipelineStages };
-        var microBatches = new Option<int>("--micro-batches") { Description = "Pipeline projection: micro-batches per mini-batch.", DefaultValueFactory = _ => defaults.MicroBatches };
-        var activation = new Option<long>("--activation-bytes") { Description = "Pipeline projection: bytes per sample sent across a stage boundary (each way).", DefaultValueFactory = _ => defaults.ActivationBytesPerSample };
-        var network = new Option<string?>("--assume-network") { Description = "Also project with an assumed network: 'LATENCY_US,BANDWIDTH_GBPS', e.g. 2,12.5." };
-        var output = new Option<string>("--out") { Description = "Folder for scaling.md, the CSV files and the plots.", DefaultValueFactory = _ => defaults.OutputDirectory };
-        var work = new Option<string?>("--work") { Description = "Folder for each job's JSON and log (default: OUT/runs)." };
-        var reuse = new Option<bool>("--reuse") { Description = "Use results already in the work folder instead of running those jobs again." };
-        var timeout = new Option<int>("--timeout") { Description = "Seconds one job may take before it is killed.", DefaultValueFactory = _ => (int)defaults.RunTimeout.TotalSeconds };
-        var commandLine = new Option<string?>("--command-line") { Description = "How the report names the command that made it (default: this command line)." };
-
+        var table = Options();
         var command = new Command("scaling", "Strong and weak scaling sweep over rank counts (one job each, srun or mpiexec), a fitted alpha-beta performance model, projections; CSV, markdown and SVG plots.");
-        foreach (var option in new Option[]
-                 {
-                     ranks, mode, repetitions, algorithm, model, globalBatch, perRankBatch, steps, warmup, threads, tau, trainArgs,
-                     launcher, mpi, srunMpi, hostfile, noBench, benchRanks, benchMax, benchSamples, project, stages,
-                     microBatches, activation, network, output, work, reuse, timeout, commandLine,
-                 })
-        {
-            command.Options.Add(option);
-        }
 
-        algorithm.AcceptOnlyFromAmong([.. ScalingOptions.Algorithms]);
-        launcher.AcceptOnlyFromAmong("auto", "mpiexec", "srun");
-        mpi.AcceptOnlyFromAmong("mpich", "openmpi");
-        command.Validators.Add(result =>
-        {
-            foreach (var (option, name) in new[] { (ranks, "--ranks"), (project, "--project") })
-            {
-                if (ScalingOptions.ParseIntList(result.GetValue(option) ?? option.DefaultValueFactory!(null!), name, out var error) is null)
-                {
-                    result.AddError(error);
-                }
-            }
-
-            if (result.GetValue(benchRanks) is { } list && ScalingOptions.ParseIntList(list, "--bench-ranks", out var benchError) is null)
-            {
-                result.AddError(benchError);
-            }
-
-            if (ParseModes(result.GetValue(mode) ?? "strong,weak") is null)
-            {
-                result.AddError($"--mode: '{result.GetValue(mode)}' is not strong, weak or strong,weak");
-            }
-
-            if (result.GetValue(benchMax) is { } size && !MessageSizes.TryParse(size, out _, out var sizeError))
-            {
-                result.AddError($"--bench-max-size: {sizeError}");
-            }
-
-            if (result.GetValue(network) is { } net && ParseNetwork(net) is null)
-            {
-                result.AddError($"--assume-network: '{net}' is not 'LATENCY_US,BANDWIDTH_GBPS' (e.g. 2,12.5)");
-            }
-        });
-
+        // A value that does not convert (a list, a size, a network) is a usage error at parse time (exit 2); the
+        // sweep's own checks (ScalingOptions.Validate) come before any job (exit 1).
+        table.AddTo(command, _ => []);
         command.SetAction(parse =>
         {
-            var options = new ScalingOptions
-            {
-                Ranks = ScalingOptions.ParseIntList(parse.GetValue(ranks), "--ranks", out _)!,
-                Modes = ParseModes(parse.GetValue(mode)!)!,
-                Repetitions = parse.GetValue(repetitions),
-                Algorithm = parse.GetValue(algorithm)!,
-                Model = parse.GetValue(model)!,
-                GlobalBatch = parse.GetValue(globalBatch),
-                PerRankBatch = parse.GetValue(perRankBatch),
-                Steps = parse.GetValue(steps),
-                WarmupSteps = parse.GetValue(warmup),
-                ThreadsPerRank = parse.GetValue(threads),
-                Tau = parse.GetValue(tau),
-                TrainArguments = (parse.GetValue(trainArgs) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries),
-                Launcher = parse.GetValue(launcher) switch { "mpiexec" => LauncherKind.Mpiexec, "srun" => LauncherKind.Srun, _ => LauncherKind.Auto },
-                Mpi = parse.GetValue(mpi) == "openmpi" ? MpiFlavor.OpenMpi : MpiFlavor.Mpich,
-                SrunMpi = parse.GetValue(srunMpi),
-                Hostfile = parse.GetValue(hostfile),
-                Bench = !parse.GetValue(noBench),
-                BenchRanks = parse.GetValue(benchRanks) is { } b ? ScalingOptions.ParseIntList(b, "--bench-ranks", out _) : null,
-                BenchMaxBytes = parse.GetValue(benchMax) is { } m && MessageSizes.TryParse(m, out var bytes, out _) ? bytes : null,
-                BenchSamples = parse.GetValue(benchSamples),
-                ProjectRanks = ScalingOptions.ParseIntList(parse.GetValue(project), "--project", out _)!,
-                PipelineStages = parse.GetValue(stages),
-                MicroBatches = parse.GetValue(microBatches),
-                ActivationBytesPerSample = parse.GetValue(activation),
-                AssumedNetwork = parse.GetValue(network) is { } n ? ParseNetwork(n) : null,
-                OutputDirectory = parse.GetValue(output)!,
-                WorkDirectory = parse.GetValue(work),
-                Reuse = parse.GetValue(reuse),
-                RunTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
-                CommandLine = parse.GetValue(commandLine) ?? "mpipipe " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
-            };
+            var options = table.Read(parse);
+            options = options with { CommandLine = options.CommandLine ?? "mpipipe " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)) };
             try
             {
                 return Run(options);
@@ -140,6 +39,53 @@ internal static class ScalingVerb
             }
         });
         return command;
+    }
+
+    /// <summary>The options of <see cref="ScalingOptions"/>, with its defaults.</summary>
+    internal static OptionTable<ScalingOptions> Options()
+    {
+        var t = new OptionTable<ScalingOptions>();
+        t.Add("--ranks", "Rank counts, e.g. 1,2,4,8 (the smallest is the baseline).", o => string.Join(',', o.Ranks), (o, v) => o with { Ranks = ParseIntList(v, "--ranks") });
+        t.Add("--mode", "strong (fixed global batch), weak (fixed per-rank batch), or both: strong,weak.", o => string.Join(',', o.Modes.Select(ScalingCsv.ModeName)),
+            (o, v) => o with { Modes = ParseModes(v) });
+        t.Add("--repetitions", "Runs per rank count and mode (median and spread over them).", o => o.Repetitions, (o, v) => o with { Repetitions = v });
+        t.Add(TrainFlags.Algorithm, string.Join(" | ", AlgorithmRegistry.DataParallelNames), o => o.Algorithm, (o, v) => o with { Algorithm = v })
+            .AcceptOnlyFromAmong([.. AlgorithmRegistry.DataParallelNames]);
+        t.Add(TrainFlags.Model, "mlp | cnn | deep-mlp:N", o => o.Model, (o, v) => o with { Model = v });
+        t.Add("--global-batch", "Strong scaling: the global batch at every rank count.", o => o.GlobalBatch, (o, v) => o with { GlobalBatch = v });
+        t.Add("--per-rank-batch", "Weak scaling: samples per rank per step.", o => o.PerRankBatch, (o, v) => o with { PerRankBatch = v });
+        t.Add("--steps", "Training steps per run.", o => o.Steps, (o, v) => o with { Steps = v });
+        t.Add("--warmup-steps", "Leading steps not timed.", o => o.WarmupSteps, (o, v) => o with { WarmupSteps = v });
+        t.Add(TrainFlags.Threads, "libtorch threads per rank.", o => o.ThreadsPerRank, (o, v) => o with { ThreadsPerRank = v });
+        t.Add(TrainFlags.Tau, $"{string.Join(" / ", AlgorithmRegistry.OwnersOf(TrainFlags.Tau))} runs and the local SGD projection: steps between averagings.", o => o.Tau, (o, v) => o with { Tau = v });
+        t.Add("--train-args", $"More `mpipipe {TrainFlags.Verb}` arguments for every run, e.g. '{TrainFlags.Device} cuda {TrainFlags.LearningRate} 0.1'.",
+            o => o.TrainArguments.Count > 0 ? string.Join(' ', o.TrainArguments) : null,
+            (o, v) => o with { TrainArguments = (v ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries) });
+        t.Choice("--launcher", "auto (srun inside a Slurm allocation, else mpiexec) | mpiexec | srun",
+            [("auto", LauncherKind.Auto), ("mpiexec", LauncherKind.Mpiexec), ("srun", LauncherKind.Srun)], o => o.Launcher, (o, v) => o with { Launcher = v });
+        t.Choice("--mpi", "mpich (mpiexec.mpich, srun --mpi=pmi2) | openmpi (mpirun.openmpi, srun --mpi=pmix)",
+            [("mpich", MpiFlavor.Mpich), ("openmpi", MpiFlavor.OpenMpi)], o => o.Mpi, (o, v) => o with { Mpi = v });
+        t.Add("--srun-mpi", "srun's --mpi plugin (default pmi2 for mpich, pmix for openmpi).", o => o.SrunMpi, (o, v) => o with { SrunMpi = v });
+        t.Add("--hostfile", "mpiexec hostfile (see hostfiles/; hostfiles/from-slurm.sh makes one from an allocation).", o => o.Hostfile, (o, v) => o with { Hostfile = v });
+        t.Add("--no-bench", "Skip the MPI benchmark runs (and so the performance model).", o => !o.Bench, (o, v) => o with { Bench = !v });
+        t.Add("--bench-ranks", "Rank counts for the Allreduce benchmark (default: every sweep rank count >= 2 within the cores).",
+            o => o.BenchRanks is { } ranks ? string.Join(',', ranks) : null, (o, v) => o with { BenchRanks = v is null ? null : ParseIntList(v, "--bench-ranks") });
+        t.Add("--bench-max-size", "Largest benchmark message (default: the gradient, rounded up).", o => o.BenchMaxBytes?.ToString(CultureInfo.InvariantCulture),
+            (o, v) => o with { BenchMaxBytes = v is null ? null : MessageSizes.TryParse(v, out var bytes, out var error) ? bytes : throw new InputException($"--bench-max-size: {error}") });
+        t.Add("--bench-samples", "Timed samples per benchmark message size.", o => o.BenchSamples, (o, v) => o with { BenchSamples = v });
+        t.Add("--project", "Rank counts the model projects to.", o => string.Join(',', o.ProjectRanks), (o, v) => o with { ProjectRanks = ParseIntList(v, "--project") });
+        t.Add("--stages", "Pipeline projection: stages.", o => o.PipelineStages, (o, v) => o with { PipelineStages = v });
+        t.Add("--micro-batches", "Pipeline projection: micro-batches per mini-batch.", o => o.MicroBatches, (o, v) => o with { MicroBatches = v });
+        t.Add("--activation-bytes", "Pipeline projection: bytes per sample sent across a stage boundary (each way).", o => o.ActivationBytesPerSample, (o, v) => o with { ActivationBytesPerSample = v });
+        t.Add("--assume-network", "Also project with an assumed network: 'LATENCY_US,BANDWIDTH_GBPS', e.g. 2,12.5.",
+            o => o.AssumedNetwork is { } net ? string.Create(CultureInfo.InvariantCulture, $"{net.Alpha * 1e6},{net.Bandwidth / 1e9}") : null,
+            (o, v) => o with { AssumedNetwork = v is null ? null : ParseNetwork(v) });
+        t.Add("--out", "Folder for scaling.md, the CSV files and the plots.", o => o.OutputDirectory, (o, v) => o with { OutputDirectory = v });
+        t.Add("--work", "Folder for each job's JSON and log (default: OUT/runs).", o => o.WorkDirectory, (o, v) => o with { WorkDirectory = v });
+        t.Add("--reuse", "Use results already in the work folder instead of running those jobs again.", o => o.Reuse, (o, v) => o with { Reuse = v });
+        t.Add("--timeout", "Seconds one job may take before it is killed.", o => (int)o.RunTimeout.TotalSeconds, (o, v) => o with { RunTimeout = TimeSpan.FromSeconds(v) });
+        t.Add("--command-line", "How the report names the command that made it (default: this command line).", o => o.CommandLine, (o, v) => o with { CommandLine = v });
+        return t;
     }
 
     private static int Run(ScalingOptions options)
@@ -192,25 +138,32 @@ internal static class ScalingVerb
         return Path.GetFileNameWithoutExtension(process) == "dotnet" && !string.IsNullOrEmpty(dll) ? [process, dll] : [process];
     }
 
-    private static IReadOnlyList<ScalingMode>? ParseModes(string text)
+    /// <summary>Parses "1,2,4" (or "1 2 4"); a word that is not an integer, or no word, is an error naming the option.</summary>
+    internal static IReadOnlyList<int> ParseIntList(string text, string option)
     {
-        var modes = new List<ScalingMode>();
-        foreach (var word in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var words = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (words.Length == 0)
         {
-            ScalingMode? parsed = word switch { "strong" => ScalingMode.Strong, "weak" => ScalingMode.Weak, _ => null };
-            if (parsed is not { } mode || modes.Contains(mode))
-            {
-                return null;
-            }
-
-            modes.Add(mode);
+            throw new InputException($"{option}: empty list (expected a list such as 1,2,4)");
         }
 
-        return modes.Count > 0 ? modes : null;
+        return [.. words.Select(word => int.TryParse(word, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new InputException($"{option}: '{word}' is not an integer (expected a list such as 1,2,4)"))];
+    }
+
+    /// <summary>"strong", "weak" or both, comma-separated, each once.</summary>
+    private static IReadOnlyList<ScalingMode> ParseModes(string text)
+    {
+        var modes = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(word => word switch { "strong" => ScalingMode.Strong, "weak" => ScalingMode.Weak, _ => (ScalingMode?)null }).ToList();
+        return modes.Count > 0 && !modes.Contains(null) && modes.Distinct().Count() == modes.Count
+            ? [.. modes.Select(mode => mode!.Value)]
+            : throw new InputException($"--mode: '{text}' is not strong, weak or strong,weak");
     }
 
     /// <summary>"2,12.5" -> (2e-6 s, 12.5e9 B/s).</summary>
-    private static (double Alpha, double Bandwidth)? ParseNetwork(string text)
+    private static (double Alpha, double Bandwidth) ParseNetwork(string text)
     {
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
         return parts.Length == 2
@@ -218,7 +171,7 @@ internal static class ScalingVerb
                && double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var gbps)
                && us >= 0 && gbps > 0
             ? (us * 1e-6, gbps * 1e9)
-            : null;
+            : throw new InputException($"--assume-network: '{text}' is not 'LATENCY_US,BANDWIDTH_GBPS' (e.g. 2,12.5)");
     }
 
     private static string I(int value) => value.ToString(CultureInfo.InvariantCulture);

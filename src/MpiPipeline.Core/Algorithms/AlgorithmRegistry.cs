@@ -57,6 +57,9 @@ internal static class AlgorithmRegistry
         All.FirstOrDefault(a => a.Name == name)
         ?? throw new InputException($"unknown --algo '{name}'; known: {string.Join(", ", Names)}");
 
+    /// <summary>The algorithms that own an option (<see cref="AlgorithmRegistration.Options"/>), by its flag.</summary>
+    public static IEnumerable<string> OwnersOf(string flag) => All.Where(a => a.Options.Any(o => o.Flag == flag)).Select(a => a.Name);
+
     /// <summary>Options owned by other algorithms and given with this one are an error naming their owners.</summary>
     public static void RejectForeignOptions(TrainOptions options)
     {
@@ -68,8 +71,7 @@ internal static class AlgorithmRegistry
                 continue;
             }
 
-            var owners = All.Where(a => a.Options.Any(o => o.Flag == flag)).Select(a => a.Name);
-            throw new InputException($"{flag} applies to --algo {string.Join(", ", owners)} only (got --algo {options.Algorithm})");
+            throw new InputException($"{flag} applies to --algo {string.Join(", ", OwnersOf(flag))} only (got --algo {options.Algorithm})");
         }
     }
 }

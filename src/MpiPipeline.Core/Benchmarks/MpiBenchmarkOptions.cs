@@ -1,5 +1,12 @@
 namespace MpiPipeline.Benchmarks;
 
+/// <summary>The command and flags of <c>mpipipe bench mpi</c>: the CLI defines the options from them, the scaling sweep its benchmark jobs.</summary>
+internal static class BenchMpiFlags
+{
+    public const string Verb = "bench", Subverb = "mpi", MinSize = "--min-size", MaxSize = "--max-size", Step = "--step", Ops = "--ops",
+        Iterations = "--iterations", Samples = "--samples", Warmup = "--warmup", Json = "--json";
+}
+
 /// <summary>The operations <c>mpipipe bench mpi</c> measures; <see cref="MpiBenchmarkOps.Name"/> is their name on the command line and in raw lines.</summary>
 internal enum MpiBenchmarkOp
 {

@@ -18,7 +18,7 @@ namespace MpiPipeline.DataParallel;
 internal sealed class LocalSgd(int tau) : IDataParallelAlgorithm
 {
     /// <summary>--tau, shared with RI-SGD.</summary>
-    public static AlgorithmOption TauOption { get; } = new("--tau", o => o.Tau != new TrainOptions().Tau);
+    public static AlgorithmOption TauOption { get; } = new(TrainFlags.Tau, o => o.Tau != new TrainOptions().Tau);
 
     public static AlgorithmRegistration Registration { get; } = new(
         "local-sgd", "local SGD: tau local steps, then the models averaged (one Allreduce)", [TauOption, DataParallelEngine.SplitOption],

@@ -33,9 +33,9 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
         [
             LocalSgd.TauOption,
             DataParallelEngine.SplitOption,
-            new("--redundancy", o => o.Redundancy != new TrainOptions().Redundancy),
-            new("--fail-rank", o => o.FailRank is not null),
-            new("--fail-step", o => o.FailStep is not null),
+            new(TrainFlags.Redundancy, o => o.Redundancy != new TrainOptions().Redundancy),
+            new(TrainFlags.FailRank, o => o.FailRank is not null),
+            new(TrainFlags.FailStep, o => o.FailStep is not null),
         ],
         context => new DataParallelEngine(context,
             new RiSgd(context.Options.Tau, context.Options.Redundancy, context.Options.FailRank, context.Options.FailStep)))

@@ -18,7 +18,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     private const int EvaluationBatch = 1000;
 
     /// <summary>--split: every data-parallel algorithm takes it.</summary>
-    public static AlgorithmOption SplitOption { get; } = new("--split", o => o.Split is not null);
+    public static AlgorithmOption SplitOption { get; } = new(TrainFlags.Split, o => o.Split is not null);
 
     private readonly TrainingContext context;
     private readonly IDataParallelAlgorithm algorithm;

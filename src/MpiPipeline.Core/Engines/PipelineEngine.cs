@@ -42,13 +42,13 @@ internal sealed class PipelineEngine : ITrainingEngine
     public static AlgorithmRegistration Registration { get; } = new(
         "pipeline", "pipeline parallelism (GPipe or 1F1B) over S stages, times D data-parallel replicas of each stage",
         [
-            new("--stages", o => o.Stages is not null),
-            new("--data-parallel", o => o.Replicas is not null),
-            new("--micro-batches", o => o.MicroBatches is not null),
-            new("--schedule", o => o.Schedule is not null),
-            new("--balance", o => o.Balance is not null),
-            new("--partition", o => o.PartitionBy is not null),
-            new("--trace", o => o.TracePath is not null),
+            new(TrainFlags.Stages, o => o.Stages is not null),
+            new(TrainFlags.Replicas, o => o.Replicas is not null),
+            new(TrainFlags.MicroBatches, o => o.MicroBatches is not null),
+            new(TrainFlags.Schedule, o => o.Schedule is not null),
+            new(TrainFlags.Balance, o => o.Balance is not null),
+            new(TrainFlags.Partition, o => o.PartitionBy is not null),
+            new(TrainFlags.Trace, o => o.TracePath is not null),
         ],
         context => new PipelineEngine(context))
     {

@@ -1,5 +1,6 @@
-using System.Globalization;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Mpi;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Scaling;
 
@@ -32,7 +33,7 @@ internal sealed record ScalingOptions
     public IReadOnlyList<int> Ranks { get; init; } = [1, 2, 4];
     public IReadOnlyList<ScalingMode> Modes { get; init; } = [ScalingMode.Strong, ScalingMode.Weak];
     public int Repetitions { get; init; } = 3;
-    public string Algorithm { get; init; } = "psgd";
+    public string Algorithm { get; init; } = DataParallel.Psgd.Registration.Name;
     public string Model { get; init; } = "mlp";
 
     /// <summary>Strong scaling: the global batch at every rank count (must divide by each).</summary>
@@ -97,8 +98,6 @@ internal sealed record ScalingOptions
 
     public string EffectiveWorkDirectory => WorkDirectory ?? Path.Combine(OutputDirectory, "runs");
 
-    public static IReadOnlyList<string> Algorithms { get; } = ["psgd", "local-sgd", "ri-sgd"];
-
     /// <summary>Fashion-MNIST's training set: every timed step must fall in the first epoch (no evaluation inside).</summary>
     public const int TrainingSamples = 60000;
 
@@ -128,9 +127,9 @@ internal sealed record ScalingOptions
             throw Bad($"--repetitions must be >= 1 (got {Repetitions})");
         }
 
-        if (!Algorithms.Contains(Algorithm))
+        if (!AlgorithmRegistry.DataParallelNames.Contains(Algorithm))
         {
-            throw Bad($"--algo {Algorithm} cannot be swept; known: {string.Join(", ", Algorithms)}");
+            throw Bad($"--algo {Algorithm} cannot be swept; known: {string.Join(", ", AlgorithmRegistry.DataParallelNames)}");
         }
 
         if (Modes.Contains(ScalingMode.Strong))
@@ -173,7 +172,8 @@ internal sealed record ScalingOptions
             throw Bad($"--tau must be >= 1 (got {Tau})");
         }
 
-        var reserved = new[] { "--algo", "--model", "--batch", "--max-steps", "--epochs", "--threads", "--output", "--curve-every", "--tau" };
+        var reserved = new[] { TrainFlags.Algorithm, TrainFlags.Model, TrainFlags.Batch, TrainFlags.MaxSteps, TrainFlags.Epochs, TrainFlags.Threads,
+            TrainFlags.Output, TrainFlags.CurveEvery, TrainFlags.Tau };
         if (TrainArguments.FirstOrDefault(a => reserved.Contains(a.Split('=')[0])) is { } clash)
         {
             throw Bad($"--train-args must not set {clash.Split('=')[0]}: the sweep sets it (use the scaling option instead)");
@@ -213,31 +213,6 @@ internal sealed record ScalingOptions
         {
             throw Bad("--timeout must be > 0 seconds");
         }
-    }
-
-    /// <summary>Parses "1,2,4" (or "1 2 4"); null with <paramref name="error"/> set when it is not a list of integers.</summary>
-    public static IReadOnlyList<int>? ParseIntList(string? text, string option, out string error)
-    {
-        error = "";
-        var values = new List<int>();
-        foreach (var word in (text ?? "").Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            if (!int.TryParse(word, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
-            {
-                error = $"{option}: '{word}' is not an integer (expected a list such as 1,2,4)";
-                return null;
-            }
-
-            values.Add(value);
-        }
-
-        if (values.Count == 0)
-        {
-            error = $"{option}: empty list (expected a list such as 1,2,4)";
-            return null;
-        }
-
-        return values;
     }
 
     private static string Join(IEnumerable<int> values) => string.Join(", ", values);

@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Benchmarks;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Scaling;
 
@@ -133,17 +135,18 @@ internal static class ScalingSweep
         {
             var args = new List<string>
             {
-                "train", "--algo", o.Algorithm, "--model", o.Model, "--batch", I(batch), "--max-steps", I(o.Steps),
-                "--epochs", "1", "--threads", I(o.ThreadsPerRank), "--curve-every", "1", "--output", json,
+                TrainFlags.Verb, TrainFlags.Algorithm, o.Algorithm, TrainFlags.Model, o.Model, TrainFlags.Batch, I(batch),
+                TrainFlags.MaxSteps, I(o.Steps), TrainFlags.Epochs, "1", TrainFlags.Threads, I(o.ThreadsPerRank),
+                TrainFlags.CurveEvery, "1", TrainFlags.Output, json,
             };
-            if (o.Algorithm != "psgd")
+            if (AlgorithmRegistry.OwnersOf(TrainFlags.Tau).Contains(o.Algorithm))
             {
-                args.AddRange(["--tau", I(o.Tau)]);
+                args.AddRange([TrainFlags.Tau, I(o.Tau)]);
             }
 
-            if (!o.TrainArguments.Any(a => a.Split('=')[0] == "--test-samples"))
+            if (!o.TrainArguments.Any(a => a.Split('=')[0] == TrainFlags.TestSamples))
             {
-                args.AddRange(["--test-samples", "500"]);
+                args.AddRange([TrainFlags.TestSamples, "500"]);
             }
 
             args.AddRange(o.TrainArguments);
@@ -173,9 +176,9 @@ internal static class ScalingSweep
         {
             string[] args =
             [
-                "bench", "mpi", "--ops", withPingPong ? "pingpong,allreduce" : "allreduce", "--min-size", "8",
-                "--max-size", I(maxBytes), "--step", "4", "--samples", I(o.BenchSamples), "--iterations", "0.25",
-                "--warmup", "0.2", "--json", json,
+                BenchMpiFlags.Verb, BenchMpiFlags.Subverb, BenchMpiFlags.Ops, withPingPong ? "pingpong,allreduce" : "allreduce",
+                BenchMpiFlags.MinSize, "8", BenchMpiFlags.MaxSize, I(maxBytes), BenchMpiFlags.Step, "4",
+                BenchMpiFlags.Samples, I(o.BenchSamples), BenchMpiFlags.Iterations, "0.25", BenchMpiFlags.Warmup, "0.2", BenchMpiFlags.Json, json,
             ];
             File.Delete(json);
             elapsed = Launch(o, launcher, reporter, what, ranks, args, Path.Combine(o.EffectiveWorkDirectory, name + ".log"));

@@ -45,8 +45,10 @@ internal sealed record PprsOptions
 
     public long Seed { get; init; } = 1;
 
-    /// <summary>d for the worst-case functions (default 101); the adversarial problem's d is the image size.</summary>
+    /// <summary>d for the worst-case functions (default <see cref="DefaultDimension"/>); the adversarial problem's d is the image size.</summary>
     public int? Dimension { get; init; }
+
+    public const int DefaultDimension = 101;
 
     /// <summary>The classifier attacked by the adversarial problem (a model zoo name).</summary>
     public string Model { get; init; } = "deep-mlp:20:32";
@@ -309,7 +311,7 @@ internal sealed class PprsProblem : IDisposable
 
     public static PprsProblem Create(PprsOptions o)
     {
-        var d = o.Dimension ?? 101;
+        var d = o.Dimension ?? PprsOptions.DefaultDimension;
         switch (o.Problem)
         {
             case "smooth":

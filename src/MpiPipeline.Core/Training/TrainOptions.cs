@@ -31,6 +31,19 @@ internal enum OptimizerKind
     Adam,
 }
 
+/// <summary>The flags of <c>mpipipe train</c>, in one place: the CLI's table, the algorithms' own options and the scaling sweep's jobs use them.</summary>
+internal static class TrainFlags
+{
+    public const string Verb = "train", Algorithm = "--algo", Model = "--model", Epochs = "--epochs", Batch = "--batch", LearningRate = "--lr",
+        Optimizer = "--optimizer", Momentum = "--momentum", Nesterov = "--nesterov", WeightDecay = "--weight-decay", Seed = "--seed";
+    public const string Tau = "--tau", Redundancy = "--redundancy", Split = "--split", FailRank = "--fail-rank", FailStep = "--fail-step";
+    public const string Threads = "--threads", Device = "--device", Exchange = "--exchange", DataSet = "--dataset", Data = "--data", TrainSamples = "--train-samples",
+        TestSamples = "--test-samples", MaxSteps = "--max-steps", CurveEvery = "--curve-every";
+    public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
+        MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
+    public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
+}
+
 /// <summary>Everything one training run needs; validated once, identically on every rank.</summary>
 internal sealed record TrainOptions
 {
@@ -115,9 +128,7 @@ internal sealed record TrainOptions
     /// <summary>The averaged flat gradient of the first mini-batch (at the initial parameters), written by rank 0.</summary>
     public string? FirstGradientsPath { get; init; }
 
-    public const int DefaultMicroBatches = 4;
-
-    public int EffectiveMicroBatches => MicroBatches ?? DefaultMicroBatches;
+    public int EffectiveMicroBatches => MicroBatches ?? 4;
 
     public ScheduleKind EffectiveSchedule => Schedule ?? ScheduleKind.OneFOneB;
 

@@ -1,3 +1,4 @@
+using MpiPipeline.Cli.Verbs;
 using MpiPipeline.Mpi;
 using MpiPipeline.Scaling;
 
@@ -35,11 +36,9 @@ public sealed class ScalingOptionsTests
     [Test]
     public void ListsParse()
     {
-        Assert.That(ScalingOptions.ParseIntList("1,2, 4 8", "--ranks", out _), Is.EqualTo(new[] { 1, 2, 4, 8 }));
-        Assert.That(ScalingOptions.ParseIntList("1,x", "--ranks", out var error), Is.Null);
-        Assert.That(error, Does.Contain("'x' is not an integer"));
-        Assert.That(ScalingOptions.ParseIntList(" ", "--ranks", out error), Is.Null);
-        Assert.That(error, Does.Contain("empty"));
+        Assert.That(ScalingVerb.ParseIntList("1,2, 4 8", "--ranks"), Is.EqualTo(new[] { 1, 2, 4, 8 }));
+        Assert.That(Assert.Throws<InputException>(() => ScalingVerb.ParseIntList("1,x", "--ranks"))!.Message, Does.Contain("'x' is not an integer"));
+        Assert.That(Assert.Throws<InputException>(() => ScalingVerb.ParseIntList(" ", "--ranks"))!.Message, Does.Contain("empty"));
     }
 
     [Test]

@@ -1,0 +1,79 @@
+using MpiPipeline.Algorithms;
+using MpiPipeline.Data;
+using MpiPipeline.DataParallel;
+using MpiPipeline.Engines;
+using MpiPipeline.Exchange;
+using MpiPipeline.Pipeline;
+using MpiPipeline.Training;
+
+namespace MpiPipeline.Cli.Verbs;
+
+/// <summary>The options of <c>train</c>, one row per <see cref="TrainOptions"/> field; <c>compare</c> takes the common ones (<see cref="Common"/>).</summary>
+internal static class TrainOptionTable
+{
+    public static OptionTable<TrainOptions> Create()
+    {
+        var defaults = new TrainOptions();
+        IReadOnlyList<(string, ScheduleKind?)> schedules = [("gpipe", ScheduleKind.GPipe), ("1f1b", ScheduleKind.OneFOneB)];
+        IReadOnlyList<(string, PartitionCost?)> partitions = [("time", PartitionCost.Time), ("parameters", PartitionCost.Parameters)];
+        var t = new OptionTable<TrainOptions>();
+        t.Add(TrainFlags.Algorithm, string.Join(" | ", AlgorithmRegistry.Names), o => o.Algorithm, (o, v) => o with { Algorithm = v }).AcceptOnlyFromAmong([.. AlgorithmRegistry.Names]);
+        t.Add(TrainFlags.Model, "mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", o => o.Model, (o, v) => o with { Model = v });
+        t.Add(TrainFlags.Epochs, "Passes over the training set.", o => o.Epochs, (o, v) => o with { Epochs = v });
+        t.Add(TrainFlags.Batch, "Global mini-batch, summed over workers (each takes batch / workers).", o => o.Batch, (o, v) => o with { Batch = v });
+        t.Add(TrainFlags.LearningRate, "Learning rate eta.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
+        t.Choice(TrainFlags.Optimizer, "sgd | adam", [("sgd", OptimizerKind.Sgd), ("adam", OptimizerKind.Adam)], o => o.Optimizer, (o, v) => o with { Optimizer = v });
+        t.Add(TrainFlags.Momentum, "SGD momentum.", o => o.Momentum, (o, v) => o with { Momentum = v });
+        t.Add(TrainFlags.Nesterov, "Nesterov momentum (SGD).", o => o.Nesterov, (o, v) => o with { Nesterov = v });
+        t.Add(TrainFlags.WeightDecay, "L2 weight decay.", o => o.WeightDecay, (o, v) => o with { WeightDecay = v });
+        t.Add(TrainFlags.Tau, $"tau: local steps between model averagings ({Owners(TrainFlags.Tau)}).", o => o.Tau, (o, v) => o with { Tau = v });
+        t.Add(TrainFlags.Redundancy, $"q: data chunks each worker holds ({Owners(TrainFlags.Redundancy)}), 1..workers.", o => o.Redundancy, (o, v) => o with { Redundancy = v });
+        var chunked = string.Join(", ", AlgorithmRegistry.All.Where(a => a.DefaultSplit == DataSplit.Chunks).Select(a => a.Name));
+        t.Choice(TrainFlags.Split, $"shuffle (i.i.d. slices of one permutation) | chunks (worker j holds chunk j); default: chunks for {chunked}, shuffle otherwise.",
+            [("shuffle", DataSplit.Shuffle), ("chunks", DataSplit.Chunks)], o => o.Split, (o, v) => o with { Split = v });
+        t.Add(TrainFlags.FailRank, $"{Owners(TrainFlags.FailRank)}: this worker fails (emulated fail-stop) ...", o => o.FailRank, (o, v) => o with { FailRank = v });
+        t.Add(TrainFlags.FailStep, "... at this step.", o => o.FailStep, (o, v) => o with { FailStep = v });
+        t.Add(TrainFlags.Seed, "Seed of initialization, shuffling and dropout (with rank and step).", o => o.Seed, (o, v) => o with { Seed = v });
+        t.Add(TrainFlags.Threads, "libtorch threads per rank (default: cores on the node / ranks on the node).", o => o.Threads, (o, v) => o with { Threads = v });
+        t.Add(TrainFlags.Device, "cpu | cuda (one GPU per rank: cuda:<node-local rank mod GPUs>) | cuda:N | auto (cuda where usable, else cpu)", o => o.Device, (o, v) => o with { Device = v });
+        t.Add(TrainFlags.Exchange, "How replicas average: " + string.Join(" | ", ExchangeRegistry.All.Select(e => $"{e.Name} ({e.Help})")), o => o.Exchange, (o, v) => o with { Exchange = v })
+            .AcceptOnlyFromAmong([.. ExchangeRegistry.All.Select(e => e.Name)]);
+        t.Add(TrainFlags.DataSet, "What to train on: " + string.Join(" | ", DataSetRegistry.Names) + "; the model is built for its sample shape and classes.",
+            o => o.DataSet, (o, v) => o with { DataSet = v });
+        t.Add(TrainFlags.Data, $"Directory of the data set's files ({FashionMnist.Registration.Name}: default {FashionMnist.DefaultDirectory}).", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
+        t.Add(TrainFlags.TrainSamples, "Use only the first N training samples.", o => o.TrainSamples, (o, v) => o with { TrainSamples = v });
+        t.Add(TrainFlags.TestSamples, "Use only the first N test samples.", o => o.TestSamples, (o, v) => o with { TestSamples = v });
+        t.Add(TrainFlags.MaxSteps, "Stop after this many steps in total.", o => o.MaxSteps, (o, v) => o with { MaxSteps = v });
+        t.Add(TrainFlags.CurveEvery, "Steps between two points of the loss curve.", o => o.CurveEvery, (o, v) => o with { CurveEvery = v });
+        t.Add(TrainFlags.Stages, $"{Owners(TrainFlags.Stages)}: S, stages (default: world size / D).", o => o.Stages, (o, v) => o with { Stages = v }).Aliases.Add(TrainFlags.StagesAlias);
+        t.Add(TrainFlags.Replicas, $"{Owners(TrainFlags.Replicas)}: D, data-parallel replicas of each stage; S * D = world size (default: world size / S).", o => o.Replicas, (o, v) => o with { Replicas = v })
+            .Aliases.Add(TrainFlags.ReplicasAlias);
+        t.Add(TrainFlags.MicroBatches, $"{Owners(TrainFlags.MicroBatches)}: M, micro-batches per mini-batch (each replica's batch / M samples each; default {defaults.EffectiveMicroBatches}).",
+            o => o.MicroBatches, (o, v) => o with { MicroBatches = v });
+        t.Choice(TrainFlags.Schedule, $"{Owners(TrainFlags.Schedule)}: gpipe | 1f1b (default {OptionTable<TrainOptions>.NameOf(schedules, defaults.EffectiveSchedule)}).",
+            schedules, o => o.Schedule, (o, v) => o with { Schedule = v });
+        t.Add(TrainFlags.Balance, $"{Owners(TrainFlags.Balance)}: layers per stage, e.g. 3,2,2 (default: automatic partition).", o => o.Balance, (o, v) => o with { Balance = v });
+        t.Choice(TrainFlags.Partition, $"{Owners(TrainFlags.Partition)}: automatic partition by measured layer 'time' (default) or by 'parameters'.",
+            partitions, o => o.PartitionBy, (o, v) => o with { PartitionBy = v });
+        t.Add(TrainFlags.Trace, $"{Owners(TrainFlags.Trace)}: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file.", o => o.TracePath, (o, v) => o with { TracePath = v });
+        t.Add(TrainFlags.Output, "Write the results as JSON to this file (rank 0).", o => o.OutputPath, (o, v) => o with { OutputPath = v });
+        t.Add(TrainFlags.SaveParameters, "Write the final flat parameters (float32) to this file (rank 0).", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
+        t.Add(TrainFlags.SaveFirstGradients, "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file " +
+            $"(rank 0; {Psgd.Single.Name}, {Psgd.Registration.Name}, {PipelineEngine.Registration.Name}).",
+            o => o.FirstGradientsPath, (o, v) => o with { FirstGradientsPath = v });
+        return t;
+    }
+
+    /// <summary>
+    /// What <c>compare</c> takes: not the algorithm and the options algorithms own (it sets them per run), nor the
+    /// output files of one run (it writes its own).
+    /// </summary>
+    public static OptionTable<TrainOptions> Common() =>
+        Create().Without([
+            TrainFlags.Algorithm, .. AlgorithmRegistry.All.SelectMany(a => a.Options).Select(o => o.Flag),
+            TrainFlags.Output, TrainFlags.SaveParameters, TrainFlags.SaveFirstGradients,
+        ]);
+
+    /// <summary>The algorithms owning a flag, for its help ("local-sgd, ri-sgd").</summary>
+    private static string Owners(string flag) => string.Join(", ", AlgorithmRegistry.OwnersOf(flag));
+}
