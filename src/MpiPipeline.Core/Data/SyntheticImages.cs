@@ -6,8 +6,12 @@ namespace MpiPipeline.Data;
 /// Generated data of any geometry, for measuring compute and communication without reading files and for models of
 /// shapes no installed data set has (Horovod's synthetic benchmark does the same). <c>synthetic:CxHxW:K</c>: samples
 /// of C x H x W values (one to three dimensions, e.g. 3x32x32 or 100) in K classes; <c>synthetic</c> alone is
-/// 3x32x32:10. Each class k has a fixed prototype P_k with N(0, 1) values; sample i is drawn with a uniform label y
-/// and the values x = <see cref="Signal"/> P_y + N(0, 1) noise, so a model can learn it but not at once. Everything
+/// 3x32x32:10. Each class k has a fixed prototype P_k with N(0, 1) values, constant over blocks of
+/// <see cref="Block"/> x <see cref="Block"/> pixels for images (C x H x W), so that it has shapes a convolution can
+/// see; sample i is drawn with a uniform label y and the values x = s P_y + N(0, 1) noise with
+/// s = <see cref="SignalFor"/>(F) = 3 / sqrt(F) for F values per sample: two prototypes then stand about 3 sqrt(2)
+/// noise deviations apart at any F, so the classes overlap a little and a model learns them over an epoch or two
+/// instead of at once. Everything
 /// comes from <see cref="SplitMix64"/> seeded by (geometry, part, i): every rank and every run gets the same data.
 /// </summary>
 internal static class SyntheticImages
@@ -18,8 +22,11 @@ internal static class SyntheticImages
     /// <summary>The largest sample it makes (3x64x64 fits): the training part is then 512 MiB per rank.</summary>
     public const int MaxSampleSize = 16_384;
 
-    /// <summary>How far apart the class prototypes stand against the unit noise.</summary>
-    public const float Signal = 0.5f;
+    /// <summary>s, the prototypes' scale against the unit noise for <paramref name="size"/> values per sample.</summary>
+    public static float SignalFor(int size) => (float)(3 / Math.Sqrt(size));
+
+    /// <summary>The side of the pixel blocks over which an image prototype is constant.</summary>
+    public const int Block = 4;
 
     private static readonly int[] DefaultShape = [3, 32, 32];
     private const int DefaultClasses = 10;
@@ -41,9 +48,13 @@ internal static class SyntheticImages
         var size = shape.Aggregate(1, (product, dimension) => product * dimension);
         var count = train ? TrainCount : TestCount;
         var geometryKey = Shuffle.Derive(classes, [.. shape.Select(d => (long)d)]);
+        var signal = SignalFor(size);
         var prototypes = new float[classes * size];
         var random = new SplitMix64(geometryKey);
-        FillNormal(ref random, prototypes);
+        for (var k = 0; k < classes; k++)
+        {
+            Prototype(ref random, shape, prototypes.AsSpan(k * size, size));
+        }
 
         var images = GC.AllocateUninitializedArray<float>(count * size);
         var labels = new int[count];
@@ -57,7 +68,7 @@ internal static class SyntheticImages
             var prototype = prototypes.AsSpan(label * size, size);
             for (var v = 0; v < size; v++)
             {
-                values[v] += Signal * prototype[v];
+                values[v] += signal * prototype[v];
             }
         });
 
@@ -87,6 +98,25 @@ internal static class SyntheticImages
         }
 
         return (shape, classes);
+    }
+
+    /// <summary>N(0, 1) values; for C x H x W one value per <see cref="Block"/> x <see cref="Block"/> block of each channel.</summary>
+    private static void Prototype(ref SplitMix64 random, int[] shape, Span<float> prototype)
+    {
+        if (shape is not [var channels, var rows, var columns])
+        {
+            FillNormal(ref random, prototype);
+            return;
+        }
+
+        var (blockRows, blockColumns) = ((rows + Block - 1) / Block, (columns + Block - 1) / Block);
+        var coarse = new float[channels * blockRows * blockColumns];
+        FillNormal(ref random, coarse);
+        for (var i = 0; i < prototype.Length; i++)
+        {
+            var (c, h, w) = (i / (rows * columns), i / columns % rows, i % columns);
+            prototype[i] = coarse[(c * blockRows + h / Block) * blockColumns + w / Block];
+        }
     }
 
     /// <summary>Standard normal values by Box-Muller over the top 53 bits of each draw.</summary>
