@@ -32,6 +32,13 @@ public static class MpiRuntime
         {
             MpiEnvironment.Initialize();
             rank = MpiEnvironment.World.Rank;
+            if (DebugRequested)
+            {
+                // A launcher that reports a dead process by pid and host only (MPICH's hydra, after kill -9) can be
+                // matched to a rank with these lines; the survivors cannot say it, as hydra kills them at once.
+                Report(errors, rank, $"pid {Environment.ProcessId} on host {MpiEnvironment.ProcessorName()}");
+            }
+
             Watchdog.Start(
                 message => Report(errors, rank, message),
                 () => MpiEnvironment.Abort(3));
@@ -46,11 +53,13 @@ public static class MpiRuntime
         }
     }
 
+    /// <summary>MPIPIPE_DEBUG is set: stack traces in messages, and each rank's pid and host at the start.</summary>
+    private static bool DebugRequested => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MPIPIPE_DEBUG"));
+
     /// <summary>The message a user sees for an exception: no stack trace unless MPIPIPE_DEBUG is set.</summary>
     public static string Describe(Exception ex)
     {
-        var debug = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MPIPIPE_DEBUG"));
-        if (debug)
+        if (DebugRequested)
         {
             return ex.ToString();
         }
