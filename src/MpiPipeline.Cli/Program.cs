@@ -5,6 +5,11 @@ using MpiPipeline.Mpi;
 
 // Every rank runs this program (SPMD). Arguments are parsed before MPI starts, identically on every rank:
 // a usage error is printed once (by the launcher's rank 0) and every rank exits with code 2.
+
+// Tables written to a log file (or through mpiexec's pipes or Open MPI's pseudo-terminals) get plain text and a fixed
+// width instead of escape codes and a truncating 80 columns. First, before anything touches the console.
+RankConsole.ConfigureOutput();
+
 var root = new RootCommand("MpiPipeline: distributed training and distributed optimization over MPI and libtorch.");
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(TrainVerb.Create());
@@ -12,12 +17,6 @@ root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());
-
-// Tables written to a log file (or through mpiexec's pipes) get a fixed width instead of a truncating 80 columns.
-if (Console.IsOutputRedirected)
-{
-    Spectre.Console.AnsiConsole.Profile.Width = 160;
-}
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = root.Parse(args);

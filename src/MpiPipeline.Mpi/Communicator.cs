@@ -26,6 +26,9 @@ public sealed unsafe class Communicator
     public bool IsPredefined { get; }
     public bool IsFreed => handle == MpiLibrary.Table.CommNull;
 
+    /// <summary>MPI_COMM_WORLD itself: its ranks are the ranks the user sees in every message.</summary>
+    internal bool IsWorld => handle == MpiLibrary.Table.CommWorld;
+
     /// <summary>Wildcards and the null process, with the loaded ABI's values (they differ between MPICH and Open MPI).</summary>
     public static int AnySource => MpiLibrary.Table.AnySource;
     public static int ProcNull => MpiLibrary.Table.ProcNull;
@@ -39,7 +42,7 @@ public sealed unsafe class Communicator
     {
         fixed (T* p = buffer)
         {
-            using (Watchdog.Enter("MPI_Send"))
+            using (Watchdog.Enter("MPI_Send", this, to: dest))
             {
                 MpiException.Check(NativeMethods.MPI_Send(p, buffer.Length, Datatype.Of<T>(), dest, tag, Handle));
             }
@@ -51,7 +54,7 @@ public sealed unsafe class Communicator
         var status = stackalloc byte[Status.MaxNativeSize];
         fixed (T* p = buffer)
         {
-            using (Watchdog.Enter("MPI_Recv"))
+            using (Watchdog.Enter("MPI_Recv", this, from: source))
             {
                 MpiException.Check(NativeMethods.MPI_Recv(p, buffer.Length, Datatype.Of<T>(), source, tag, Handle, status));
             }
@@ -68,7 +71,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Sendrecv"))
+            using (Watchdog.Enter("MPI_Sendrecv", this, from: source, to: dest))
             {
                 MpiException.Check(NativeMethods.MPI_Sendrecv(s, send.Length, type, dest, sendTag, r, receive.Length, type, source, receiveTag, Handle, status));
             }
@@ -89,7 +92,7 @@ public sealed unsafe class Communicator
         }
 
         MpiException.Check(code);
-        return new Request(request, pin, isReceive: false);
+        return new Request(request, pin, isReceive: false, this, to: dest);
     }
 
     /// <summary>Starts a receive; the buffer stays pinned (owned by the Request) until it completes.</summary>
@@ -104,13 +107,13 @@ public sealed unsafe class Communicator
         }
 
         MpiException.Check(code);
-        return new Request(request, pin, isReceive: true);
+        return new Request(request, pin, isReceive: true, this, from: source);
     }
 
     public Status Probe(int source, int tag)
     {
         var status = stackalloc byte[Status.MaxNativeSize];
-        using (Watchdog.Enter("MPI_Probe"))
+        using (Watchdog.Enter("MPI_Probe", this, from: source))
         {
             MpiException.Check(NativeMethods.MPI_Probe(source, tag, Handle, status));
         }
@@ -131,7 +134,7 @@ public sealed unsafe class Communicator
 
     public void Barrier()
     {
-        using (Watchdog.Enter("MPI_Barrier"))
+        using (Watchdog.Enter("MPI_Barrier", this))
         {
             MpiException.Check(NativeMethods.MPI_Barrier(Handle));
         }
@@ -141,7 +144,7 @@ public sealed unsafe class Communicator
     {
         fixed (T* p = buffer)
         {
-            using (Watchdog.Enter("MPI_Bcast"))
+            using (Watchdog.Enter("MPI_Bcast", this))
             {
                 MpiException.Check(NativeMethods.MPI_Bcast(p, buffer.Length, Datatype.Of<T>(), root, Handle));
             }
@@ -159,7 +162,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Reduce"))
+            using (Watchdog.Enter("MPI_Reduce", this))
             {
                 MpiException.Check(NativeMethods.MPI_Reduce(s, r, send.Length, Datatype.Of<T>(), op.Handle(), root, Handle));
             }
@@ -171,7 +174,7 @@ public sealed unsafe class Communicator
     {
         fixed (T* p = buffer)
         {
-            using (Watchdog.Enter("MPI_Reduce"))
+            using (Watchdog.Enter("MPI_Reduce", this))
             {
                 var send = Rank == root ? (void*)MpiLibrary.Table.InPlace : p;
                 MpiException.Check(NativeMethods.MPI_Reduce(send, p, buffer.Length, Datatype.Of<T>(), op.Handle(), root, Handle));
@@ -185,7 +188,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Allreduce"))
+            using (Watchdog.Enter("MPI_Allreduce", this))
             {
                 MpiException.Check(NativeMethods.MPI_Allreduce(s, r, send.Length, Datatype.Of<T>(), op.Handle(), Handle));
             }
@@ -197,7 +200,7 @@ public sealed unsafe class Communicator
     {
         fixed (T* p = buffer)
         {
-            using (Watchdog.Enter("MPI_Allreduce"))
+            using (Watchdog.Enter("MPI_Allreduce", this))
             {
                 MpiException.Check(NativeMethods.MPI_Allreduce((void*)MpiLibrary.Table.InPlace, p, buffer.Length, Datatype.Of<T>(), op.Handle(), Handle));
             }
@@ -217,7 +220,7 @@ public sealed unsafe class Communicator
             MpiException.Check(NativeMethods.MPI_Iallreduce((void*)MpiLibrary.Table.InPlace, p, buffer.Length, Datatype.Of<T>(), op.Handle(), Handle, &handle));
             // The wait stays inside `fixed`: the buffer must not move while MPI owns it. (If the wait throws, MPI may
             // still own it, but an MPI error is fatal here: the entry point aborts the job.)
-            new Request(handle, default, isReceive: false).WaitPolling(idle, "MPI_Iallreduce (polling wait)");
+            new Request(handle, default, isReceive: false, this).WaitPolling(idle, "MPI_Iallreduce (polling wait)");
         }
     }
 
@@ -241,7 +244,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Gather"))
+            using (Watchdog.Enter("MPI_Gather", this))
             {
                 MpiException.Check(NativeMethods.MPI_Gather(s, send.Length, type, r, send.Length, type, root, Handle));
             }
@@ -255,7 +258,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Allgather"))
+            using (Watchdog.Enter("MPI_Allgather", this))
             {
                 MpiException.Check(NativeMethods.MPI_Allgather(s, send.Length, type, r, send.Length, type, Handle));
             }
@@ -282,7 +285,7 @@ public sealed unsafe class Communicator
         fixed (int* c = counts)
         fixed (int* d = displacements)
         {
-            using (Watchdog.Enter("MPI_Allgatherv"))
+            using (Watchdog.Enter("MPI_Allgatherv", this))
             {
                 MpiException.Check(NativeMethods.MPI_Allgatherv(s, send.Length, type, r, c, d, type, Handle));
             }
@@ -301,7 +304,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Scatter"))
+            using (Watchdog.Enter("MPI_Scatter", this))
             {
                 MpiException.Check(NativeMethods.MPI_Scatter(s, receive.Length, type, r, receive.Length, type, root, Handle));
             }
@@ -315,7 +318,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Reduce_scatter_block"))
+            using (Watchdog.Enter("MPI_Reduce_scatter_block", this))
             {
                 MpiException.Check(NativeMethods.MPI_Reduce_scatter_block(s, r, receive.Length, Datatype.Of<T>(), op.Handle(), Handle));
             }
@@ -336,7 +339,7 @@ public sealed unsafe class Communicator
         fixed (T* s = send)
         fixed (T* r = receive)
         {
-            using (Watchdog.Enter("MPI_Alltoall"))
+            using (Watchdog.Enter("MPI_Alltoall", this))
             {
                 MpiException.Check(NativeMethods.MPI_Alltoall(s, block, type, r, block, type, Handle));
             }
@@ -348,7 +351,7 @@ public sealed unsafe class Communicator
     public Communicator Dup()
     {
         nint created = 0;
-        using (Watchdog.Enter("MPI_Comm_dup"))
+        using (Watchdog.Enter("MPI_Comm_dup", this))
         {
             MpiException.Check(NativeMethods.MPI_Comm_dup(Handle, &created));
         }
@@ -360,7 +363,7 @@ public sealed unsafe class Communicator
     public Communicator? Split(int color, int key)
     {
         nint created = 0;
-        using (Watchdog.Enter("MPI_Comm_split"))
+        using (Watchdog.Enter("MPI_Comm_split", this))
         {
             MpiException.Check(NativeMethods.MPI_Comm_split(Handle, color < 0 ? AbiTable.Undefined : color, key, &created));
         }
@@ -372,7 +375,7 @@ public sealed unsafe class Communicator
     public Communicator SplitShared(int key = 0)
     {
         nint created = 0;
-        using (Watchdog.Enter("MPI_Comm_split_type"))
+        using (Watchdog.Enter("MPI_Comm_split_type", this))
         {
             MpiException.Check(NativeMethods.MPI_Comm_split_type(Handle, MpiLibrary.Table.CommTypeShared, key, MpiLibrary.Table.InfoNull, &created));
         }

@@ -3,7 +3,9 @@ namespace MpiPipeline.Mpi;
 /// <summary>
 /// The one entry point every rank runs the program through (after MPI.NET's Environment.Run): initialize MPI,
 /// run the body, finalize. Any exception on any rank - or on any thread - prints <c>rank R: message</c> once to
-/// stderr and calls MPI_Abort, so the whole job exits non-zero within seconds instead of leaving peers blocked.
+/// stderr and calls MPI_Abort, so the whole job exits non-zero within seconds instead of leaving peers blocked. An
+/// error every rank sees (<see cref="InputException.SameOnEveryRank"/>) is printed by rank 0 alone; a rank that saw
+/// it while rank 0 did not prints it itself.
 /// </summary>
 public static class MpiRuntime
 {
@@ -11,6 +13,13 @@ public static class MpiRuntime
 
     /// <summary>How long a failing rank waits after printing, before it exits or aborts, so the launcher forwards the text.</summary>
     public static readonly TimeSpan OutputGracePeriod = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// How long a non-zero rank with a same-on-every-rank error waits for rank 0's abort before it reports the error
+    /// itself: rank 0's report, its output grace and the launcher's teardown, with room for ranks that reach the error
+    /// a little apart.
+    /// </summary>
+    public static readonly TimeSpan RankZeroReportWait = TimeSpan.FromSeconds(3);
 
     /// <summary>Runs <paramref name="body"/> on MPI_COMM_WORLD; returns the process exit code.</summary>
     public static int Run(Func<Communicator, int> body, TextWriter? errors = null)
@@ -23,6 +32,13 @@ public static class MpiRuntime
         {
             MpiEnvironment.Initialize();
             rank = MpiEnvironment.World.Rank;
+            if (DebugRequested)
+            {
+                // A launcher that reports a dead process by pid and host only (MPICH's hydra, after kill -9) can be
+                // matched to a rank with these lines; the survivors cannot say it, as hydra kills them at once.
+                Report(errors, rank, $"pid {Environment.ProcessId} on host {MpiEnvironment.ProcessorName()}");
+            }
+
             Watchdog.Start(
                 message => Report(errors, rank, message),
                 () => MpiEnvironment.Abort(3));
@@ -37,11 +53,13 @@ public static class MpiRuntime
         }
     }
 
+    /// <summary>MPIPIPE_DEBUG is set: stack traces in messages, and each rank's pid and host at the start.</summary>
+    private static bool DebugRequested => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MPIPIPE_DEBUG"));
+
     /// <summary>The message a user sees for an exception: no stack trace unless MPIPIPE_DEBUG is set.</summary>
     public static string Describe(Exception ex)
     {
-        var debug = !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("MPIPIPE_DEBUG"));
-        if (debug)
+        if (DebugRequested)
         {
             return ex.ToString();
         }
@@ -63,21 +81,29 @@ public static class MpiRuntime
             return exitCode;
         }
 
-        var collective = ex is InputException { SameOnEveryRank: true };
-        if (!collective || rank == 0)
+        var canAbort = MpiLibrary.IsLoaded && MpiEnvironment.IsInitialized && !MpiEnvironment.IsFinalized;
+        if (ex is InputException { SameOnEveryRank: true } && rank != 0)
         {
-            Report(errors, rank, Describe(ex));
+            if (!canAbort)
+            {
+                // Before MPI is up no rank can end another, and every rank exits on its own: rank 0 reports.
+                return exitCode;
+            }
+
+            // "Same on every rank" is a claim about the input, not a guarantee: one node's corrupt copy of the data
+            // fails on that node alone. This rank cannot learn whether rank 0 saw the error too without a collective
+            // that rank 0 may never reach, so it waits: if rank 0 saw it, rank 0 reports it and its MPI_Abort ends
+            // this process within the wait; a rank still alive afterwards reports the error itself, as rank 0 is
+            // blocked elsewhere, waiting for this one. (A flag reduction at fixed points such as data loading would
+            // be exact there, and silent for an error anywhere else.) The price: a second copy of the message when
+            // rank 0 reaches the same error more than the wait later than this rank.
+            Thread.Sleep(RankZeroReportWait);
         }
 
-        if (!MpiLibrary.IsLoaded || !MpiEnvironment.IsInitialized || MpiEnvironment.IsFinalized)
+        Report(errors, rank, Describe(ex));
+        if (!canAbort)
         {
             return exitCode;
-        }
-
-        if (collective && rank != 0)
-        {
-            // Rank 0 reports it and aborts the job; give it time to print before this rank's abort could kill it.
-            Thread.Sleep(2000);
         }
 
         // The launcher forwards output through pipes that MPI_Abort tears down: give it a moment to read them.

@@ -26,11 +26,20 @@ public sealed class Request
     private readonly bool isReceive;
     private Status? completed;
 
-    internal Request(nint handle, MemoryHandle pin, bool isReceive)
+    // What a wait on this request waits for, for the stall watchdog's message.
+    private readonly Communicator? communicator;
+    private readonly int from;
+    private readonly int to;
+
+    internal Request(nint handle, MemoryHandle pin, bool isReceive, Communicator? communicator = null,
+        int from = Watchdog.NoPeer, int to = Watchdog.NoPeer)
     {
         this.handle = handle;
         this.pin = pin;
         this.isReceive = isReceive;
+        this.communicator = communicator;
+        this.from = from;
+        this.to = to;
     }
 
     public bool IsCompleted => completed is not null;
@@ -45,7 +54,7 @@ public sealed class Request
 
         var status = stackalloc byte[Status.MaxNativeSize];
         var h = handle;
-        using (Watchdog.Enter("MPI_Wait"))
+        using (Watchdog.Enter(isReceive ? "MPI_Wait (MPI_Irecv)" : "MPI_Wait (MPI_Isend)", communicator, from, to))
         {
             MpiException.Check(NativeMethods.MPI_Wait(&h, status));
         }
@@ -57,9 +66,9 @@ public sealed class Request
     /// Blocks until the operation completes, polling with MPI_Test and, after the first few polls, giving the core away
     /// between polls as <paramref name="idle"/> says. MPI_Wait busy-polls: with more ranks than cores (or a loaded node)
     /// a rank waiting for its neighbour takes the core the neighbour needs to produce the message. Watched by the stall
-    /// watchdog, which names <paramref name="operation"/> if the wait stalls.
+    /// watchdog, which names <paramref name="operation"/> (default: the request's kind) and the peer if the wait stalls.
     /// </summary>
-    public Status WaitPolling(IdleWait idle = IdleWait.Yield, string operation = "MPI_Test (polling wait)")
+    public Status WaitPolling(IdleWait idle = IdleWait.Yield, string? operation = null)
     {
         if (completed is { } done)
         {
@@ -71,7 +80,8 @@ public sealed class Request
         const long firstSleepNs = 10_000, longestSleepNs = 100_000;
         var polls = 0;
         var sleepNs = 0L;
-        using (Watchdog.Enter(operation))
+        operation ??= isReceive ? "MPI_Irecv (polling wait)" : "MPI_Isend (polling wait)";
+        using (Watchdog.Enter(operation, communicator, from, to))
         {
             Status status;
             while (!Test(out status))
@@ -152,7 +162,8 @@ public sealed class Request
                 }
             }
 
-            using (Watchdog.Enter("MPI_Waitall"))
+            // Several peers, possibly on several communicators: the message names the call and the count.
+            using (Watchdog.Enter(n == 1 ? "MPI_Waitall (1 request)" : $"MPI_Waitall ({n} requests)"))
             {
                 MpiException.Check(NativeMethods.MPI_Waitall(n, h, s));
             }

@@ -24,6 +24,7 @@ internal static class Program
                 case "throw-on-rank-while-peers-poll": Failures.ThrowWhilePeersPoll(world, int.Parse(args[1]), args[2]); break;
                 case "input-error": throw new InputException("the scenario's input is bad (same on every rank)");
                 case "stall": Failures.Stall(world); break;
+                case "stopped-peer": Failures.StoppedPeer(world, args[1]); break;
                 default: throw new InputException($"unknown scenario '{scenario}'");
             }
 
@@ -439,6 +440,32 @@ internal static class Failures
                 break;
             default:
                 throw new InputException($"unknown wait '{wait}' (allreduce or irecv)");
+        }
+    }
+
+    /// <summary>
+    /// Rank 0 waits for the last rank, which stops outside MPI (as a stopped or hung process does), in a blocking
+    /// receive ("recv") or a polled one ("poll"): only rank 0's watchdog sees a stalled call, and it names the peer.
+    /// </summary>
+    public static void StoppedPeer(Communicator world, string wait)
+    {
+        var last = world.Size - 1;
+        if (world.Rank != 0)
+        {
+            Thread.Sleep(TimeSpan.FromSeconds(60));
+            return;
+        }
+
+        switch (wait)
+        {
+            case "recv":
+                world.Recv<int>(new int[1], last, 7);
+                break;
+            case "poll":
+                world.Irecv<int>(new int[1], last, 7).WaitPolling(IdleWait.Sleep);
+                break;
+            default:
+                throw new InputException($"unknown wait '{wait}' (recv or poll)");
         }
     }
 

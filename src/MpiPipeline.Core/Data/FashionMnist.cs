@@ -50,6 +50,13 @@ internal static class FashionMnist
         var labelsPath = FindFile(directory, $"{prefix}-labels-idx1-ubyte", $"{part} labels");
 
         var images = IdxReader.ReadImages(imagesPath);
+        if (images.Count == 0)
+        {
+            // A valid IDX file, but a data set without samples fails later with a message about batches or accuracy
+            // that names no file: name it here.
+            throw new InputException($"{imagesPath}: holds no images (the header's image count is 0); the {part} set needs at least one.");
+        }
+
         if (images.Rows != Rows || images.Columns != Columns)
         {
             throw new InputException(

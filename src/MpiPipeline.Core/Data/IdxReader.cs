@@ -36,7 +36,8 @@ internal static class IdxReader
         var count = ReadDimension(path, header, 1, "image count");
         var rows = ReadDimension(path, header, 2, "row count");
         var columns = ReadDimension(path, header, 3, "column count");
-        var pixels = RequireDataLength(path, file[ImagesHeaderBytes..], (long)count * rows * columns,
+        // Three 31-bit dimensions multiply past long: a corrupt header must still get the right byte count.
+        var pixels = RequireDataLength(path, file[ImagesHeaderBytes..], (Int128)count * rows * columns,
             $"{count} images of {rows}x{columns}");
         return new IdxImages(path, count, rows, columns, pixels);
     }
@@ -66,16 +67,18 @@ internal static class IdxReader
             file.Position = 0;
             if (startLength < 2 || start[0] != 0x1f || start[1] != 0x8b)
             {
-                return ReadToEnd(file, file.Length);
+                return ReadToEnd(path, file, file.Length);
             }
 
             var sizeHint = GzipSizeHint(file);
             using var gzip = new GZipStream(file, CompressionMode.Decompress);
-            return ReadToEnd(gzip, sizeHint);
+            return ReadToEnd(path, gzip, sizeHint);
         }
-        catch (InvalidDataException ex)
+        catch (InvalidDataException)
         {
-            throw new InputException($"{path}: not a valid gzip file ({ex.Message}); it may be truncated or corrupt.");
+            // Only gzip decoding throws this here. Its own words describe the deflate stream's bits (a damaged block
+            // reads "unsupported compression method"), which says nothing useful to someone holding a bad download.
+            throw new InputException($"{path}: corrupt gzip file: its compressed data cannot be decoded (damaged or truncated); replace the file.");
         }
         catch (IOException ex)
         {
@@ -91,7 +94,7 @@ internal static class IdxReader
     /// Reads until the end into one array, growing it if needed: the allocation follows the bytes that are really
     /// there, never a size claimed by a (possibly corrupt) header.
     /// </summary>
-    private static ReadOnlyMemory<byte> ReadToEnd(Stream stream, long sizeHint)
+    private static ReadOnlyMemory<byte> ReadToEnd(string path, Stream stream, long sizeHint)
     {
         // One byte beyond the hint, so a correct hint ends in a single pass with the end-of-stream read.
         var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Clamp(sizeHint + 1, 1 << 12, Array.MaxLength));
@@ -102,7 +105,7 @@ internal static class IdxReader
             {
                 if (buffer.Length == Array.MaxLength)
                 {
-                    throw new InvalidDataException($"larger than {Array.MaxLength} bytes");
+                    throw new InputException($"{path}: larger than {Array.MaxLength} bytes{(stream is GZipStream ? " once decompressed" : "")}, more than this reader can hold.");
                 }
 
                 Array.Resize(ref buffer, (int)Math.Min(2L * buffer.Length, Array.MaxLength));
@@ -168,7 +171,7 @@ internal static class IdxReader
         return value;
     }
 
-    private static ReadOnlyMemory<byte> RequireDataLength(string path, ReadOnlyMemory<byte> data, long expected, string what)
+    private static ReadOnlyMemory<byte> RequireDataLength(string path, ReadOnlyMemory<byte> data, Int128 expected, string what)
     {
         if (data.Length < expected)
         {

@@ -112,4 +112,42 @@ public sealed class IdxReaderTests
         var ex = Assert.Throws<InputException>(() => IdxReader.ReadLabels(path))!;
         Assert.That(ex.Message, Does.Contain(path).And.Contain("expected 3 bytes of data, found 5"));
     }
+
+    [Test]
+    public void HugeHeaderCountsGiveTheExactByteCount()
+    {
+        // (2^31 - 1)^3 bytes: past long, where the count used to wrap around.
+        var path = files.Write("images", [.. IdxFiles.Header(0x803, int.MaxValue, int.MaxValue, int.MaxValue), 1, 2, 3, 4]);
+        var ex = Assert.Throws<InputException>(() => IdxReader.ReadImages(path))!;
+        Assert.That(ex.Message, Does.Contain(path).And.Contain("truncated")
+            .And.Contain("2147483647 images of 2147483647x2147483647, expected 9903520300447984150353281023 bytes of data, found 4"));
+    }
+
+    [TestCase(2)]
+    [TestCase(200)]
+    public void CorruptGzipIsNamedAsOne(int damagedAt)
+    {
+        var content = IdxFiles.Images(50, 28, 28, i => (byte)(i * 2654435761u >> 24));
+        var bytes = File.ReadAllBytes(files.Write("whole.gz", content, gzip: true));
+        for (var i = damagedAt; i < damagedAt + 64; i++)
+        {
+            bytes[i] ^= 0x5a;
+        }
+
+        var path = files.Write("damaged.gz", bytes);
+        var ex = Assert.Throws<InputException>(() => IdxReader.ReadImages(path))!;
+        Assert.That(ex.Message, Does.StartWith($"{path}: corrupt gzip file"));
+        Assert.That(ex.Message, Does.Not.Contain("compression method"));
+    }
+
+    [TestCase(true, "train-images-idx3-ubyte")]
+    [TestCase(false, "t10k-images-idx3-ubyte")]
+    public void ZeroItemFileIsNamed(bool train, string images)
+    {
+        var prefix = train ? "train" : "t10k";
+        files.Write($"{prefix}-images-idx3-ubyte", IdxFiles.Images(0, 28, 28));
+        files.Write($"{prefix}-labels-idx1-ubyte", IdxFiles.Labels());
+        var ex = Assert.Throws<InputException>(() => FashionMnist.Load(files.Directory, train))!;
+        Assert.That(ex.Message, Does.StartWith($"{Path.Combine(files.Directory, images)}: holds no images"));
+    }
 }
