@@ -9,57 +9,34 @@ namespace MpiPipeline.Training;
 /// worker, an engine) is a <see cref="StepCounters"/>, so reading it is a snapshot, <c>after - before</c> is what
 /// happened between and <c>+</c> adds a step's share, field by field, in the order the steps came. The exchange's
 /// counters (<see cref="ExchangeCounters"/>) stay its own: the results add them in <see cref="Epoch"/> and
-/// <see cref="ReduceTotals"/>.
+/// <see cref="ReduceTotals"/>. Holders add what they counted with an initializer: <c>new StepCounters { DataSeconds = t }</c>.
 /// </summary>
-internal readonly record struct StepCounters
+/// <param name="ForwardSeconds">A stage's time in the bridge's forward (and, on the last stage, the loss and its gradient).</param>
+/// <param name="ComputeSeconds">Time in the bridge: forward, backward and optimizer steps.</param>
+/// <param name="ReceiveWaitSeconds">A stage's time blocked waiting for an activation or a gradient from a neighbour.</param>
+/// <param name="SendSeconds">A stage's time posting sends and, at the end of each mini-batch, waiting for them to complete.</param>
+/// <param name="CommunicationSeconds">Communication outside the exchange (the pipeline's point-to-point messages).</param>
+/// <param name="StepSeconds">Wall time of whole training steps (measured around each step).</param>
+/// <param name="PointToPointBytes">Bytes of the pipeline's point-to-point messages.</param>
+internal readonly record struct StepCounters(
+    long Steps, long Samples, double ForwardSeconds, double BackwardSeconds, double ComputeSeconds, double ReceiveWaitSeconds,
+    double SendSeconds, double CommunicationSeconds, double DataSeconds, double EvaluationSeconds, double StepSeconds,
+    long PointToPointBytes)
 {
-    public long Steps { get; init; }
-    public long Samples { get; init; }
+    public static StepCounters operator +(StepCounters a, StepCounters b) => Combine(a, b, 1);
 
-    /// <summary>A stage's time in the bridge's forward (and, on the last stage, the loss and its gradient).</summary>
-    public double ForwardSeconds { get; init; }
+    public static StepCounters operator -(StepCounters after, StepCounters before) => Combine(after, before, -1);
 
-    public double BackwardSeconds { get; init; }
-
-    /// <summary>Time in the bridge: forward, backward and optimizer steps.</summary>
-    public double ComputeSeconds { get; init; }
-
-    /// <summary>A stage's time blocked waiting for an activation or a gradient from a neighbour.</summary>
-    public double ReceiveWaitSeconds { get; init; }
-
-    /// <summary>A stage's time posting sends and, at the end of each mini-batch, waiting for them to complete.</summary>
-    public double SendSeconds { get; init; }
-
-    /// <summary>Communication outside the exchange (the pipeline's point-to-point messages).</summary>
-    public double CommunicationSeconds { get; init; }
-
-    public double DataSeconds { get; init; }
-    public double EvaluationSeconds { get; init; }
-
-    /// <summary>Wall time of whole training steps (measured around each step).</summary>
-    public double StepSeconds { get; init; }
-
-    /// <summary>Bytes of the pipeline's point-to-point messages.</summary>
-    public long PointToPointBytes { get; init; }
-
-    public static StepCounters operator +(StepCounters a, StepCounters b) => new()
+    /// <summary>a + sign * b, field by field: with sign -1 that is a - b to the bit (negation is exact), so one list of
+    /// the fields serves both operators.</summary>
+    private static StepCounters Combine(StepCounters a, StepCounters b, int sign) => new()
     {
-        Steps = a.Steps + b.Steps, Samples = a.Samples + b.Samples,
-        ForwardSeconds = a.ForwardSeconds + b.ForwardSeconds, BackwardSeconds = a.BackwardSeconds + b.BackwardSeconds,
-        ComputeSeconds = a.ComputeSeconds + b.ComputeSeconds, ReceiveWaitSeconds = a.ReceiveWaitSeconds + b.ReceiveWaitSeconds,
-        SendSeconds = a.SendSeconds + b.SendSeconds, CommunicationSeconds = a.CommunicationSeconds + b.CommunicationSeconds,
-        DataSeconds = a.DataSeconds + b.DataSeconds, EvaluationSeconds = a.EvaluationSeconds + b.EvaluationSeconds,
-        StepSeconds = a.StepSeconds + b.StepSeconds, PointToPointBytes = a.PointToPointBytes + b.PointToPointBytes,
-    };
-
-    public static StepCounters operator -(StepCounters after, StepCounters before) => new()
-    {
-        Steps = after.Steps - before.Steps, Samples = after.Samples - before.Samples,
-        ForwardSeconds = after.ForwardSeconds - before.ForwardSeconds, BackwardSeconds = after.BackwardSeconds - before.BackwardSeconds,
-        ComputeSeconds = after.ComputeSeconds - before.ComputeSeconds, ReceiveWaitSeconds = after.ReceiveWaitSeconds - before.ReceiveWaitSeconds,
-        SendSeconds = after.SendSeconds - before.SendSeconds, CommunicationSeconds = after.CommunicationSeconds - before.CommunicationSeconds,
-        DataSeconds = after.DataSeconds - before.DataSeconds, EvaluationSeconds = after.EvaluationSeconds - before.EvaluationSeconds,
-        StepSeconds = after.StepSeconds - before.StepSeconds, PointToPointBytes = after.PointToPointBytes - before.PointToPointBytes,
+        Steps = a.Steps + sign * b.Steps, Samples = a.Samples + sign * b.Samples,
+        ForwardSeconds = a.ForwardSeconds + sign * b.ForwardSeconds, BackwardSeconds = a.BackwardSeconds + sign * b.BackwardSeconds,
+        ComputeSeconds = a.ComputeSeconds + sign * b.ComputeSeconds, ReceiveWaitSeconds = a.ReceiveWaitSeconds + sign * b.ReceiveWaitSeconds,
+        SendSeconds = a.SendSeconds + sign * b.SendSeconds, CommunicationSeconds = a.CommunicationSeconds + sign * b.CommunicationSeconds,
+        DataSeconds = a.DataSeconds + sign * b.DataSeconds, EvaluationSeconds = a.EvaluationSeconds + sign * b.EvaluationSeconds,
+        StepSeconds = a.StepSeconds + sign * b.StepSeconds, PointToPointBytes = a.PointToPointBytes + sign * b.PointToPointBytes,
     };
 
     /// <summary>
