@@ -8,7 +8,7 @@
 #   make bench-bridge WARMUP_mlp=500 WARMUP_cnn=50           warm-up steps per model (default 300 and 20)
 
 BENCH_BRIDGE_BUILD   := $(REPO)/build/bench
-BENCH_BRIDGE_SOURCES := bench/bridge/bridge_bench.cpp bench/bridge/CMakeLists.txt mk/bench-bridge.mk
+BENCH_BRIDGE_SOURCES := bench/bridge/bridge_bench.cpp bench/bridge/CMakeLists.txt cmake/libtorch.cmake mk/bench-bridge.mk
 BENCH_BRIDGE_BIN     := $(BENCH_BRIDGE_BUILD)/bridge_bench
 BENCH_BRIDGE_ROUNDS  ?= 6
 BENCH_BRIDGE_ARGS    ?=

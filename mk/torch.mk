@@ -6,7 +6,7 @@
 
 TORCH_NATIVE_DIR     := src/MpiPipeline.Torch/native
 TORCH_NATIVE_SOURCES := $(wildcard $(TORCH_NATIVE_DIR)/*.cpp $(TORCH_NATIVE_DIR)/*.h) \
-                        $(TORCH_NATIVE_DIR)/CMakeLists.txt $(TORCH_NATIVE_DIR)/exports.map mk/torch.mk
+                        $(TORCH_NATIVE_DIR)/CMakeLists.txt $(TORCH_NATIVE_DIR)/exports.map cmake/libtorch.cmake mk/torch.mk
 TORCH_BRIDGE         := build/native/libmpp_bridge.so
 TORCH_BRIDGE_CUDA    := build/native-cuda/libmpp_bridge.so
 TORCH_BUILD_JOBS     ?= $(shell nproc 2>/dev/null || echo 2)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 
 namespace MpiPipeline.RankTests;
@@ -8,22 +7,14 @@ namespace MpiPipeline.RankTests;
 /// without mpiexec as make bench starts it (MPICH singleton), it prints its comment lines, the header and one result
 /// line in the C++ baseline's format; on more than one rank it refuses, once.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class BenchBridgeTests
+public sealed class BenchBridgeTests : RankFixture
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
     [Test]
     public void WithoutMpiexecItPrintsOneResultLine()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { MpiLauncher.Mpipipe, "bench", "bridge", "--model", "mlp", "--threads", "1", "--steps", "5", "--warmup", "1" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var result = MpiLauncher.Run(start, Timeout);
+        var result = MpiLauncher.RunMpipipe(["bench", "bridge", "--model", "mlp", "--threads", "1", "--steps", "5", "--warmup", "1"], Timeout);
         Assert.That(result.TimedOut, Is.False, result.ToString());
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 
@@ -9,9 +8,7 @@ namespace MpiPipeline.RankTests;
 /// operation is reported once, by rank 0, with positive finite times; one rank skips ping-pong or refuses it; the C
 /// baseline prints lines a script can pair with the C# ones.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class BenchTests
+public sealed class BenchTests : RankFixture
 {
     private static readonly string[] Quick = ["--max-size", "4096", "--iterations", "0.01", "--samples", "3", "--warmup", "0.01"];
     private static readonly long[] QuickSizes = [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
@@ -20,8 +17,6 @@ public sealed class BenchTests
     // Three busy-polling ranks on a 2-core machine make every MPICH message wait for a time slice: keep that run tiny.
     private static readonly string[] Oversubscribed = ["--max-size", "256", "--iterations", "0.005", "--samples", "3", "--warmup", "0.01"];
     private static readonly long[] OversubscribedSizes = [8, 16, 32, 64, 128, 256];
-
-    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
 
     [TestCaseSource(nameof(Flavors))]
     public void RawLinesCoverEveryOperationAndSizeOnTwoRanks(MpiFlavor flavor)
@@ -37,8 +32,7 @@ public sealed class BenchTests
     [TestCaseSource(nameof(Flavors))]
     public void TableOnStdoutAndJsonFileOnTwoRanks(MpiFlavor flavor)
     {
-        var json = Path.Combine(Path.GetTempPath(), $"bench-mpi-{flavor.Name}-{Environment.ProcessId}.json");
-        File.Delete(json);
+        var json = NewStem($"bench-mpi-{flavor.Name}") + ".json";
         var result = Bench(flavor, 2, ["--json", json]);
         Assert.That(MpiLauncher.Count(result.Stdout, "pingpong"), Is.EqualTo(QuickSizes.Length), result.ToString());
         Assert.That(MpiLauncher.Count(result.Stdout, "allreduce"), Is.EqualTo(QuickSizes.Length), result.ToString());
@@ -59,8 +53,6 @@ public sealed class BenchTests
             Assert.That(e.GetProperty("MedianBandwidthMBps").GetDouble(), Is.Positive.And.Not.EqualTo(double.PositiveInfinity), e.ToString());
             Assert.That(e.GetProperty("Samples").GetInt32(), Is.EqualTo(3));
         }
-
-        File.Delete(json);
     }
 
     [TestCaseSource(nameof(Flavors))]
@@ -105,18 +97,7 @@ public sealed class BenchTests
     public void CBaselinePrintsLinesThatPairWithCSharp(MpiFlavor flavor)
     {
         var program = CompileBaseline(flavor);
-        var start = new ProcessStartInfo(flavor.Launcher) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in flavor.Flags.Concat(["-n", "2", program]).Concat(Quick))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (key, value) in flavor.Environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        var c = MpiLauncher.Run(start, Timeout);
+        var c = MpiLauncher.LaunchProgram(flavor, 2, [program, .. Quick], Timeout);
         Assert.That(c.ExitCode, Is.EqualTo(0), c.ToString());
         var cLines = RawLines(c);
         AssertPlausible(cLines, c);
@@ -167,17 +148,11 @@ public sealed class BenchTests
         }
     }
 
-    private static string CompileBaseline(MpiFlavor flavor)
+    private string CompileBaseline(MpiFlavor flavor)
     {
         var source = Path.Combine(RepoRoot(), "bench", "mpi", "mpi_bench.c");
-        var program = Path.Combine(Path.GetTempPath(), $"mpi_bench_{flavor.Name}_{Environment.ProcessId}");
-        var start = new ProcessStartInfo($"mpicc.{flavor.Name}") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-O2", "-o", program, source, "-lm" })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        var compiled = MpiLauncher.Run(start, Timeout);
+        var program = NewStem($"mpi_bench_{flavor.Name}");
+        var compiled = MpiLauncher.Run($"mpicc.{flavor.Name}", ["-O2", "-o", program, source, "-lm"], Timeout);
         Assert.That(compiled.ExitCode, Is.EqualTo(0), compiled.ToString());
         return program;
     }

@@ -4,9 +4,7 @@ namespace MpiPipeline.RankTests;
 /// Every binding operation under a real mpiexec, MPICH and Open MPI, at n = 1..4. The scenarios compute the
 /// expected values from rank and size (tests/RankScenarios), so the same scenario runs at any -n.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class BindingTests
+public sealed class BindingTests : RankFixture
 {
     private static readonly string[] Scenarios =
         ["point-to-point", "collectives", "nonblocking-ring", "subcommunicators", "managed-exception-after-init"];

@@ -1,37 +1,18 @@
-using System.Runtime.InteropServices;
-using System.Text.Json;
-
 namespace MpiPipeline.RankTests;
 
 /// <summary>
 /// Data-parallel training under a real mpiexec: the algorithms against each other and against single-rank training
 /// (final flat parameters compared), replica consistency, RI-SGD's emulated failure, and bad input.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class DataParallelTests
+public sealed class DataParallelTests : RankFixture
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
-
     /// <summary>A small, quick run: the MLP, 1536 training samples, a handful of steps, one thread per rank.</summary>
     private static readonly string[] Small =
     [
         "--model", "mlp", "--train-samples", "1536", "--test-samples", "300", "--threads", "1", "--lr", "0.1",
     ];
 
-    private string workDirectory = "";
-
-    [OneTimeSetUp]
-    public void CreateWorkDirectory() =>
-        workDirectory = Directory.CreateTempSubdirectory("mpipipe-dp-").FullName;
-
-    [OneTimeTearDown]
-    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
-
-    public static IEnumerable<TestCaseData> PsgdCases() =>
-        from flavor in MpiFlavor.All
-        from ranks in new[] { 2, 4 }
-        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
+    public static IEnumerable<TestCaseData> PsgdCases() => FlavorsAndRanks(2, 4);
 
     /// <summary>PSGD on n ranks with b = B/n per rank equals one rank with batch B on the same samples.</summary>
     [TestCaseSource(nameof(PsgdCases))]
@@ -135,42 +116,10 @@ public sealed class DataParallelTests
     [TestCaseSource(nameof(BadInputs))]
     public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, string[] args, string message)
     {
-        var output = Path.Combine(workDirectory, $"bad-{Guid.NewGuid():N}.json");
+        var output = NewStem("bad") + ".json";
         var result = MpiLauncher.Launch(flavor, 3, MpiLauncher.Mpipipe, ["train", .. Small, .. args, "--output", output], TimeSpan.FromSeconds(60));
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)), result.ToString());
+        AssertStoppedByBadInput(result, TimeSpan.FromSeconds(15), output);
         Assert.That(result.Output, Does.Contain(message), result.ToString());
         Assert.That(MpiLauncher.Count(result.Output, "rank 0: "), Is.EqualTo(1), "reported once, by rank 0: " + result);
-        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(result.Output, "rank [1-9][0-9]*: "), Is.False, "only rank 0 reports: " + result);
-        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace: " + result);
-        Assert.That(File.Exists(output), Is.False, "no results file from a failed run");
-    }
-
-    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
-
-    private sealed record TrainRun(float[] Parameters, JsonElement Json, string Output);
-
-    private TrainRun Train(MpiFlavor flavor, int ranks, string name, string[] args)
-    {
-        var stem = Path.Combine(workDirectory, $"{flavor.Name}-{name}-n{ranks}-{Guid.NewGuid():N}");
-        var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe,
-            ["train", .. args, "--output", stem + ".json", "--save-parameters", stem + ".bin"], Limit);
-        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
-        var parameters = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(stem + ".bin")).ToArray();
-        using var json = JsonDocument.Parse(File.ReadAllText(stem + ".json"));
-        return new TrainRun(parameters, json.RootElement.Clone(), result.Output);
-    }
-
-    private static double MaxDifference(float[] a, float[] b)
-    {
-        Assert.That(b, Has.Length.EqualTo(a.Length));
-        var max = 0.0;
-        for (var i = 0; i < a.Length; i++)
-        {
-            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
-        }
-
-        return max;
     }
 }

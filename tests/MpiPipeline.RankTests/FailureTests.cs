@@ -1,37 +1,24 @@
 namespace MpiPipeline.RankTests;
 
 /// <summary>No-hang tests: each failure makes the whole job exit non-zero promptly with one clear message.</summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class FailureTests
+public sealed class FailureTests : RankFixture
 {
-    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
+    public static IEnumerable<TestCaseData> Cases() => FlavorsAndRanks(2, 3, 4);
 
-    public static IEnumerable<TestCaseData> FlavorsAndRanks() =>
-        from flavor in MpiFlavor.All
-        from ranks in new[] { 2, 3, 4 }
-        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
-
-    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
-
-    [TestCaseSource(nameof(FlavorsAndRanks))]
+    [TestCaseSource(nameof(Cases))]
     public void ExceptionOnOneRankAbortsTheJobAndNamesTheRank(MpiFlavor flavor, int ranks)
     {
         var failing = ranks - 1;
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Scenarios, ["throw-on-rank", failing.ToString()], Prompt * 3);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(MpiLauncher.Count(result.Output, $"rank {failing}: InvalidOperationException: deliberate failure on rank {failing}"), Is.EqualTo(1), result.ToString());
     }
 
-    [TestCaseSource(nameof(FlavorsAndRanks))]
+    [TestCaseSource(nameof(Cases))]
     public void ExceptionWhilePeersAreBlockedInRecvDoesNotHang(MpiFlavor flavor, int ranks)
     {
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Scenarios, ["throw-on-rank-while-peers-wait", "0"], Prompt * 3);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(MpiLauncher.Count(result.Output, "rank 0: InvalidOperationException: deliberate failure on rank 0 mid-pipeline"), Is.EqualTo(1), result.ToString());
     }
 
@@ -47,9 +34,7 @@ public sealed class FailureTests
     {
         var failing = ranks - 1;
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Scenarios, ["throw-on-rank-while-peers-poll", failing.ToString(), wait], Prompt * 3);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(MpiLauncher.Count(result.Output, $"rank {failing}: InvalidOperationException: deliberate failure on rank {failing} while its peers poll"),
             Is.EqualTo(1), result.ToString());
     }
@@ -58,8 +43,7 @@ public sealed class FailureTests
     public void InputErrorSeenByEveryRankIsReportedOnceByRankZero(MpiFlavor flavor)
     {
         var result = MpiLauncher.Launch(flavor, 4, MpiLauncher.Scenarios, ["input-error"], Prompt * 3);
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(MpiLauncher.Count(result.Output, "the scenario's input is bad"), Is.EqualTo(1), result.ToString());
         Assert.That(result.Output, Does.Contain("rank 0: the scenario's input is bad"), result.ToString());
     }
@@ -69,9 +53,7 @@ public sealed class FailureTests
     {
         var result = MpiLauncher.Launch(flavor, 2, MpiLauncher.Scenarios, ["stall"], Prompt * 3,
             [("MPIPIPE_STALL_ABORT_SECONDS", "2")]);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(result.Output, Does.Match("rank [01]: blocked in MPI_(Recv|Barrier) for [0-9]+ s"), result.ToString());
     }
 

@@ -3,14 +3,9 @@ using System.Text.Json;
 namespace MpiPipeline.RankTests;
 
 /// <summary><c>mpipipe info</c> on a real job: one report, from rank 0, describing every rank.</summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class InfoTests
+public sealed class InfoTests : RankFixture
 {
-    public static IEnumerable<TestCaseData> Cases() =>
-        from flavor in MpiFlavor.All
-        from ranks in new[] { 1, 4 }
-        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
+    public static IEnumerable<TestCaseData> Cases() => FlavorsAndRanks(1, 4);
 
     [TestCaseSource(nameof(Cases))]
     public void JsonReportDescribesEveryRank(MpiFlavor flavor, int ranks)

@@ -32,38 +32,32 @@ public static class MpiLauncher
     public static string Mpipipe => Path.Combine(Bin, "mpipipe.dll");
 
     public static LaunchResult Launch(MpiFlavor flavor, int ranks, string dll, IEnumerable<string> args,
-        TimeSpan? timeout = null, IEnumerable<(string Key, string Value)>? environment = null)
-    {
-        var start = new ProcessStartInfo(flavor.Launcher)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var flag in flavor.Flags)
-        {
-            start.ArgumentList.Add(flag);
-        }
+        TimeSpan? timeout = null, IEnumerable<(string Key, string Value)>? environment = null) =>
+        LaunchProgram(flavor, ranks, ["dotnet", dll, .. args], timeout, environment);
 
-        start.ArgumentList.Add("-n");
-        start.ArgumentList.Add(ranks.ToString());
-        start.ArgumentList.Add("dotnet");
-        start.ArgumentList.Add(dll);
+    /// <summary>mpiexec -n <paramref name="ranks"/> on any program: <paramref name="command"/> is the program and its arguments.</summary>
+    public static LaunchResult LaunchProgram(MpiFlavor flavor, int ranks, IEnumerable<string> command,
+        TimeSpan? timeout = null, IEnumerable<(string Key, string Value)>? environment = null) =>
+        Run(flavor.Launcher, [.. flavor.Flags, "-n", ranks.ToString(), .. command], timeout ?? TimeSpan.FromSeconds(60),
+            [.. flavor.Environment, .. (environment ?? [])]);
+
+    /// <summary>mpipipe as make and the scaling driver start it: a plain process, no mpiexec (an MPI singleton).</summary>
+    public static LaunchResult RunMpipipe(IEnumerable<string> args, TimeSpan timeout) => Run("dotnet", [Mpipipe, .. args], timeout);
+
+    public static LaunchResult Run(string program, IEnumerable<string> args, TimeSpan timeout,
+        IEnumerable<(string Key, string Value)>? environment = null)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
         }
 
-        foreach (var (key, value) in flavor.Environment.Concat(environment ?? []))
+        foreach (var (key, value) in environment ?? [])
         {
             start.Environment[key] = value;
         }
 
-        return Run(start, timeout ?? TimeSpan.FromSeconds(60));
-    }
-
-    public static LaunchResult Run(ProcessStartInfo start, TimeSpan timeout)
-    {
         var watch = Stopwatch.StartNew();
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
         var stdout = process.StandardOutput.ReadToEndAsync();

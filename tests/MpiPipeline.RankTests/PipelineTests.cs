@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace MpiPipeline.RankTests;
@@ -13,13 +12,8 @@ namespace MpiPipeline.RankTests;
 /// every S and every M with both schedules, at half the launches of running all cells on both.
 /// </para>
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class PipelineTests
+public sealed class PipelineTests : RankFixture
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
-    private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
-
     /// <summary>
     /// deep-mlp:4:32 has 8 layers (flatten, 4 linear of width 32, relu between); batch 16 cuts into 1..8 micro-batches;
     /// plain SGD with a little momentum; 20 steps over 320 samples; one thread per rank.
@@ -30,18 +24,10 @@ public sealed class PipelineTests
         "--batch", "16", "--lr", "0.1", "--momentum", "0.5", "--max-steps", "20",
     ];
 
-    private string workDirectory = "";
     private TrainRun? reference;
 
-    [OneTimeSetUp]
-    public void CreateWorkDirectory() =>
-        workDirectory = Directory.CreateTempSubdirectory("mpipipe-pipe-").FullName;
-
-    [OneTimeTearDown]
-    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
-
     /// <summary>One rank, the whole model, batch 16: what every pipelined run must reproduce (it does not depend on the MPI).</summary>
-    private TrainRun Reference => reference ??= Train(MpiFlavor.Mpich, 1, "single", [.. Small, "--algo", "single"]);
+    private TrainRun Reference => reference ??= Train(MpiFlavor.Mpich, 1, "single", [.. Small, "--algo", "single"], firstGradients: true);
 
     public static IEnumerable<TestCaseData> Matrix()
     {
@@ -77,7 +63,7 @@ public sealed class PipelineTests
         };
         var run = Train(flavor, stages, $"S{stages}-M{microBatches}-{schedule}",
             [.. Small, "--algo", "pipeline", "--stages", stages.ToString(), "--micro-batches", microBatches.ToString(), "--schedule", schedule, .. partition],
-            trace: true);
+            firstGradients: true, trace: true);
 
         AssertClose(run.FirstGradients, Reference.FirstGradients, 1e-5, "gradient of the first mini-batch");
         AssertClose(run.Parameters, Reference.Parameters, 1e-5, "parameters after 20 steps");
@@ -105,7 +91,7 @@ public sealed class PipelineTests
     public void GridOfTwoByTwoEqualsSingleRankTraining(MpiFlavor flavor)
     {
         var run = Train(flavor, 4, "grid",
-            [.. Small, "--algo", "pipeline", "--stages", "2", "--data-parallel", "2", "--micro-batches", "2", "--schedule", "1f1b"]);
+            [.. Small, "--algo", "pipeline", "--stages", "2", "--data-parallel", "2", "--micro-batches", "2", "--schedule", "1f1b"], firstGradients: true);
         AssertClose(run.FirstGradients, Reference.FirstGradients, 1e-5, "gradient of the first mini-batch");
         AssertClose(run.Parameters, Reference.Parameters, 1e-5, "parameters after 20 steps");
         Assert.That(run.Json.GetProperty("initialReplicaSpread").GetDouble(), Is.EqualTo(0));
@@ -121,10 +107,8 @@ public sealed class PipelineTests
         var result = MpiLauncher.Launch(flavor, 4, MpiLauncher.Mpipipe,
             ["train", .. Small, "--algo", "pipeline", "--stages", "4", "--micro-batches", "4", "--balance", "2,2,2,2"],
             Prompt * 6, [("MPIPIPE_TEST_THROW_AT", "2:1")]);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
+        AssertFailedWithin(result, Prompt);
         Assert.That(MpiLauncher.Count(result.Output, "rank 2: InvalidOperationException: deliberate failure on stage 2 before forward 2"), Is.EqualTo(1), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt), result.ToString());
     }
 
     public static IEnumerable<TestCaseData> BadInputs()
@@ -144,32 +128,12 @@ public sealed class PipelineTests
     [TestCaseSource(nameof(BadInputs))]
     public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, int ranks, string[] args, string message)
     {
-        var output = Path.Combine(workDirectory, $"bad-{Guid.NewGuid():N}.json");
+        var output = NewStem("bad") + ".json";
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe,
             ["train", "--algo", "pipeline", "--threads", "1", "--max-steps", "2", .. args, "--output", output], Prompt * 6);
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(Prompt * 1.5), result.ToString());
+        AssertStoppedByBadInput(result, Prompt * 1.5, output);
         Assert.That(result.Output, Does.Contain(message), result.ToString());
         Assert.That(MpiLauncher.Count(result.Output, "rank 0: "), Is.EqualTo(1), "reported once, by rank 0: " + result);
-        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(result.Output, "rank [1-9][0-9]*: "), Is.False, "only rank 0 reports: " + result);
-        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace: " + result);
-        Assert.That(File.Exists(output), Is.False, "no results file from a failed run");
-    }
-
-    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
-
-    private sealed record TrainRun(float[] Parameters, float[] FirstGradients, JsonElement Json, string Output, string TracePath);
-
-    private TrainRun Train(MpiFlavor flavor, int ranks, string name, string[] args, bool trace = false)
-    {
-        var stem = Path.Combine(workDirectory, $"{flavor.Name}-{name}-n{ranks}-{Guid.NewGuid():N}");
-        string[] traceArgs = trace ? ["--trace", stem + ".trace.json"] : [];
-        var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe,
-            ["train", .. args, .. traceArgs, "--output", stem + ".json", "--save-parameters", stem + ".bin", "--save-first-gradients", stem + ".grad"], Limit);
-        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
-        using var json = JsonDocument.Parse(File.ReadAllText(stem + ".json"));
-        return new TrainRun(Floats(stem + ".bin"), Floats(stem + ".grad"), json.RootElement.Clone(), result.Output, stem + ".trace.json");
     }
 
     /// <summary>A row per rank (named "rank R"), S * M forward and backward spans in the first step of each rank.</summary>
@@ -196,8 +160,6 @@ public sealed class PipelineTests
         }
     }
 
-    private static float[] Floats(string path) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(path)).ToArray();
-
     private static int[] Ints(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetInt32())];
 
     /// <summary>||a - b|| &lt;= tolerance ||b|| and every |a_i - b_i| &lt;= tolerance max |b|: relative, robust to entries near 0.</summary>
@@ -216,16 +178,5 @@ public sealed class PipelineTests
         Assert.That(norm, Is.GreaterThan(0), $"{what}: all zero");
         Assert.That(Math.Sqrt(difference / norm), Is.LessThanOrEqualTo(tolerance), $"{what}: relative difference");
         Assert.That(MaxDifference(actual, expected), Is.LessThanOrEqualTo(tolerance * largest), $"{what}: largest difference");
-    }
-
-    private static double MaxDifference(float[] a, float[] b)
-    {
-        var max = 0.0;
-        for (var i = 0; i < Math.Min(a.Length, b.Length); i++)
-        {
-            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
-        }
-
-        return max;
     }
 }

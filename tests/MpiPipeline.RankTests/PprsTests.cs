@@ -7,12 +7,8 @@ namespace MpiPipeline.RankTests;
 /// them) give the one-rank run's numbers exactly, the clock is 2 (K + Delta - 1) time units per iteration, and bad
 /// input stops every rank with one message.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class PprsTests
+public sealed class PprsTests : RankFixture
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
-
     /// <summary>
     /// Eq. 8 on d = 21 through a chain of Delta = 7 nodes; f monitored by forward passes over the ranks (not the closed
     /// form), so values and gradients both cross the ranks.
@@ -31,18 +27,8 @@ public sealed class PprsTests
     ];
 
     private readonly Dictionary<string, JsonElement> oneRank = [];
-    private string workDirectory = "";
 
-    [OneTimeSetUp]
-    public void CreateWorkDirectory() => workDirectory = Directory.CreateTempSubdirectory("mpipipe-pprs-").FullName;
-
-    [OneTimeTearDown]
-    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
-
-    public static IEnumerable<TestCaseData> PipelineCases() =>
-        from flavor in MpiFlavor.All
-        from ranks in new[] { 2, 4 }
-        select new TestCaseData(flavor, ranks).SetArgDisplayNames(flavor.Name, $"n={ranks}");
+    public static IEnumerable<TestCaseData> PipelineCases() => FlavorsAndRanks(2, 4);
 
     /// <summary>Pipelined over n ranks = one rank, bit for bit, for GD, AGD and PPRS with K = 1 and 5.</summary>
     [TestCaseSource(nameof(PipelineCases))]
@@ -105,18 +91,11 @@ public sealed class PprsTests
     [TestCaseSource(nameof(BadInputs))]
     public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, string[] args, string message)
     {
-        var output = Path.Combine(workDirectory, $"bad-{Guid.NewGuid():N}.json");
+        var output = NewStem("bad") + ".json";
         var result = MpiLauncher.Launch(flavor, 3, MpiLauncher.Mpipipe, ["pprs", "--iterations", "3", .. args, "--output", output], TimeSpan.FromSeconds(60));
-        Assert.That(result.TimedOut, Is.False, result.ToString());
-        Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
-        Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), result.ToString());
+        AssertStoppedByBadInput(result, TimeSpan.FromSeconds(20), output);
         Assert.That(MpiLauncher.Count(result.Output, message), Is.EqualTo(1), "one message: " + result);
-        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(result.Output, "rank [1-9][0-9]*: "), Is.False, "only rank 0 reports: " + result);
-        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace: " + result);
-        Assert.That(File.Exists(output), Is.False, "no results file from a failed run");
     }
-
-    public static IEnumerable<MpiFlavor> Flavors => MpiFlavor.All;
 
     private static void AssertSameCurves(JsonElement reference, JsonElement pipelined, int expectedRuns)
     {
@@ -155,7 +134,7 @@ public sealed class PprsTests
 
     private JsonElement Pprs(MpiFlavor flavor, int ranks, string name, string[] args)
     {
-        var path = Path.Combine(workDirectory, $"{flavor.Name}-{name}-{Guid.NewGuid():N}.json");
+        var path = NewStem($"{flavor.Name}-{name}") + ".json";
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe, ["pprs", .. args, "--output", path], Limit,
             [("MPIPIPE_TORCH_THREADS", "1")]);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());

@@ -9,9 +9,7 @@ namespace MpiPipeline.RankTests;
 /// them. Each run also checks its byte counters: the payload the exchange handed to MPI is the flat buffer per round,
 /// and the ring estimate 2(n-1)/n of it.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class ReferenceLossTests
+public sealed class ReferenceLossTests : RankFixture
 {
     private static readonly JsonElement Reference = JsonDocument.Parse(
         File.ReadAllText(Path.Combine(MpiLauncher.Bin, "Fixtures", "reference-losses.json"))).RootElement.Clone();
@@ -25,51 +23,44 @@ public sealed class ReferenceLossTests
     {
         var reference = Reference.GetProperty("runs").EnumerateArray().Single(r => r.GetProperty("name").GetString() == name);
         var ranks = Reference.GetProperty("ranks").GetInt32();
-        var output = Path.Combine(Path.GetTempPath(), $"mpipipe-reference-{name}-{Guid.NewGuid():N}.json");
-        try
+        var output = NewStem($"reference-{name}") + ".json";
+        string[] args =
+        [
+            "train", .. reference.GetProperty("args").EnumerateArray().Select(a => a.GetString()!),
+            .. Reference.GetProperty("common").EnumerateArray().Select(a => a.GetString()!),
+            "--exchange", "allreduce", "--output", output,
+        ];
+        var result = MpiLauncher.Launch(MpiFlavor.Mpich, ranks, MpiLauncher.Mpipipe, args, TimeSpan.FromSeconds(180));
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        using var json = JsonDocument.Parse(File.ReadAllText(output));
+        var root = json.RootElement;
+        var curve = root.GetProperty("lossCurve").EnumerateArray().ToArray();
+        var expected = reference.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToArray();
+        var rounds = reference.GetProperty("rounds").EnumerateArray().Select(r => r.GetInt64()).ToArray();
+        Assert.That(curve.Select(p => p.GetProperty("step").GetInt64()), Is.EqualTo(Enumerable.Range(1, expected.Length).Select(i => (long)i)));
+        Assert.That(curve.Select(p => p.GetProperty("communicationRounds").GetInt64()), Is.EqualTo(rounds));
+        for (var i = 0; i < expected.Length; i++)
         {
-            string[] args =
-            [
-                "train", .. reference.GetProperty("args").EnumerateArray().Select(a => a.GetString()!),
-                .. Reference.GetProperty("common").EnumerateArray().Select(a => a.GetString()!),
-                "--exchange", "allreduce", "--output", output,
-            ];
-            var result = MpiLauncher.Launch(MpiFlavor.Mpich, ranks, MpiLauncher.Mpipipe, args, TimeSpan.FromSeconds(180));
-            Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
-            using var json = JsonDocument.Parse(File.ReadAllText(output));
-            var root = json.RootElement;
-            var curve = root.GetProperty("lossCurve").EnumerateArray().ToArray();
-            var expected = reference.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToArray();
-            var rounds = reference.GetProperty("rounds").EnumerateArray().Select(r => r.GetInt64()).ToArray();
-            Assert.That(curve.Select(p => p.GetProperty("step").GetInt64()), Is.EqualTo(Enumerable.Range(1, expected.Length).Select(i => (long)i)));
-            Assert.That(curve.Select(p => p.GetProperty("communicationRounds").GetInt64()), Is.EqualTo(rounds));
-            for (var i = 0; i < expected.Length; i++)
-            {
-                var loss = curve[i].GetProperty("loss").GetDouble();
-                Assert.That(Math.Abs(loss - expected[i]), Is.LessThanOrEqualTo(1e-6 * Math.Abs(expected[i])), $"step {i + 1}: {loss} vs {expected[i]}");
-            }
-
-            Assert.That(root.GetProperty("options").GetProperty("exchange").GetString(), Is.EqualTo("allreduce"));
-            var totals = root.GetProperty("totals");
-            var payload = totals.GetProperty("allreducePayloadBytesPerRank").GetInt64();
-            if (!name.StartsWith("pipeline", StringComparison.Ordinal))
-            {
-                // Every data-parallel round hands the whole flat buffer (gradients or parameters) to MPI.
-                var parameters = ParameterCount(root);
-                Assert.That(payload, Is.EqualTo(totals.GetProperty("communicationRounds").GetInt64() * parameters * sizeof(float)));
-                Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(payload));
-                Assert.That(totals.GetProperty("bytesSentPerRank").GetInt64(), Is.EqualTo(2L * (ranks - 1) * payload / ranks));
-            }
-            else
-            {
-                // D = 2 replicas: the ring estimate of a 2-rank Allreduce is its payload; the stages' messages come on top.
-                Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(totals.GetProperty("bytesSentPerRank").GetInt64()));
-                Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.GreaterThan(payload / 2));
-            }
+            var loss = curve[i].GetProperty("loss").GetDouble();
+            Assert.That(Math.Abs(loss - expected[i]), Is.LessThanOrEqualTo(1e-6 * Math.Abs(expected[i])), $"step {i + 1}: {loss} vs {expected[i]}");
         }
-        finally
+
+        Assert.That(root.GetProperty("options").GetProperty("exchange").GetString(), Is.EqualTo("allreduce"));
+        var totals = root.GetProperty("totals");
+        var payload = totals.GetProperty("allreducePayloadBytesPerRank").GetInt64();
+        if (!name.StartsWith("pipeline", StringComparison.Ordinal))
         {
-            File.Delete(output);
+            // Every data-parallel round hands the whole flat buffer (gradients or parameters) to MPI.
+            var parameters = ParameterCount(root);
+            Assert.That(payload, Is.EqualTo(totals.GetProperty("communicationRounds").GetInt64() * parameters * sizeof(float)));
+            Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(payload));
+            Assert.That(totals.GetProperty("bytesSentPerRank").GetInt64(), Is.EqualTo(2L * (ranks - 1) * payload / ranks));
+        }
+        else
+        {
+            // D = 2 replicas: the ring estimate of a 2-rank Allreduce is its payload; the stages' messages come on top.
+            Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.EqualTo(totals.GetProperty("bytesSentPerRank").GetInt64()));
+            Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.GreaterThan(payload / 2));
         }
     }
 

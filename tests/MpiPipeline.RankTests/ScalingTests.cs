@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Xml.Linq;
 
 namespace MpiPipeline.RankTests;
@@ -8,30 +7,9 @@ namespace MpiPipeline.RankTests;
 /// (strong scaling, the small model, a few steps) and one small `bench mpi` job, fits the model, and writes the CSV
 /// files, the markdown report and the plots.
 /// </summary>
-[TestFixture]
-[Parallelizable(ParallelScope.None)]
-public sealed class ScalingTests
+public sealed class ScalingTests : RankFixture
 {
-    private string workDirectory = "";
-
-    [OneTimeSetUp]
-    public void CreateWorkDirectory() => workDirectory = Directory.CreateTempSubdirectory("mpipipe-scaling-").FullName;
-
-    [OneTimeTearDown]
-    public void RemoveWorkDirectory() => Directory.Delete(workDirectory, recursive: true);
-
-    private static LaunchResult Scaling(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(MpiLauncher.Mpipipe);
-        start.ArgumentList.Add("scaling");
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        return MpiLauncher.Run(start, TimeSpan.FromSeconds(120));
-    }
+    private static LaunchResult Scaling(params string[] args) => MpiLauncher.RunMpipipe(["scaling", .. args], Limit);
 
     [Test]
     public void SweepAtOneTwoAndFourRanksWritesTablesPlotsAndTheModel()
@@ -39,16 +17,16 @@ public sealed class ScalingTests
         var result = Scaling(
             "--ranks", "1,2,4", "--mode", "strong", "--repetitions", "1", "--model", "mlp", "--global-batch", "64",
             "--steps", "4", "--warmup-steps", "1", "--train-args", "--train-samples 512 --test-samples 100",
-            "--bench-ranks", "2", "--bench-samples", "2", "--bench-max-size", "32KiB", "--timeout", "60", "--out", workDirectory);
+            "--bench-ranks", "2", "--bench-samples", "2", "--bench-max-size", "32KiB", "--timeout", "60", "--out", WorkDirectory);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
 
-        var csv = File.ReadAllLines(Path.Combine(workDirectory, "scaling.csv"));
+        var csv = File.ReadAllLines(Path.Combine(WorkDirectory, "scaling.csv"));
         Assert.That(csv[0], Does.StartWith("mode,ranks,global_batch,per_rank_batch,repetitions,throughput_median"));
         Assert.That(csv.Skip(1).Select(l => l.Split(',')[1]), Is.EqualTo(new[] { "1", "2", "4" }));
         Assert.That(csv[1].Split(',')[16], Is.EqualTo("1"), "efficiency of the baseline");
-        Assert.That(File.ReadAllLines(Path.Combine(workDirectory, "scaling-runs.csv")), Has.Length.EqualTo(4));
+        Assert.That(File.ReadAllLines(Path.Combine(WorkDirectory, "scaling-runs.csv")), Has.Length.EqualTo(4));
 
-        var md = File.ReadAllText(Path.Combine(workDirectory, "scaling.md"));
+        var md = File.ReadAllText(Path.Combine(WorkDirectory, "scaling.md"));
         Assert.That(md, Does.Contain("## Strong scaling (global batch 64").And.Contain("### Fitted parameters")
             .And.Contain("### Validation against the measured points").And.Contain("### Projections with the fitted parameters"));
         if (Environment.ProcessorCount < 4)
@@ -59,17 +37,17 @@ public sealed class ScalingTests
 
         foreach (var svg in new[] { "scaling-speedup.svg", "scaling-breakdown-strong.svg", "scaling-projection.svg" })
         {
-            Assert.That(XDocument.Load(Path.Combine(workDirectory, svg)).Root!.Name.LocalName, Is.EqualTo("svg"), svg);
+            Assert.That(XDocument.Load(Path.Combine(WorkDirectory, svg)).Root!.Name.LocalName, Is.EqualTo("svg"), svg);
         }
 
         Assert.That(result.Stdout, Does.Contain("model: Allreduce alpha"));
-        Assert.That(File.Exists(Path.Combine(workDirectory, "runs", "bench-n2.json")));
+        Assert.That(File.Exists(Path.Combine(WorkDirectory, "runs", "bench-n2.json")));
     }
 
     [Test]
     public void BadInputIsOneMessageBeforeAnyJob()
     {
-        var result = Scaling("--ranks", "1,3", "--global-batch", "64", "--out", workDirectory);
+        var result = Scaling("--ranks", "1,3", "--global-batch", "64", "--out", WorkDirectory);
         Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
         Assert.That(result.Stderr, Does.Contain("must be divisible by every rank count; it is not by 3"));
         Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)));

@@ -17,7 +17,7 @@ internal sealed record BridgeBenchmarkResult(
     string Model, int Threads, int Batch, int TimedSteps, double MeanMilliseconds, double MedianMilliseconds,
     double MinMilliseconds, double LossSum, long CorrectSum, double FirstLoss, ulong OrderFingerprint)
 {
-    /// <summary>Mean time of the sampler and the batch gather (<see cref="TrainingStats.DataSeconds"/>) per timed step, in us.</summary>
+    /// <summary>Mean time of the sampler and the batch gather (<see cref="StepCounters.DataSeconds"/>) per timed step, in us.</summary>
     public double DataMicroseconds { get; init; }
 
     /// <summary>Step times (ms) at the 10th, 25th, 50th, 75th and 90th percentile (nearest rank below, as the C++ baseline).</summary>
@@ -75,13 +75,14 @@ internal static class BridgeBenchmark
 
         using var worker = new Worker(trainOptions, world, train, sampler);
         var times = new double[options.TimedSteps];
-        double lossSum = 0, firstLoss = 0, dataSecondsBefore = 0;
+        double lossSum = 0, firstLoss = 0;
+        var atWarmup = default(StepCounters);
         long correctSum = 0;
         for (var t = 0; t < options.TotalSteps; t++)
         {
             if (t == options.WarmupSteps)
             {
-                dataSecondsBefore = worker.Stats.DataSeconds;
+                atWarmup = worker.Stats;
             }
 
             var start = Stopwatch.GetTimestamp();
@@ -105,7 +106,7 @@ internal static class BridgeBenchmark
             times.Average(), SampleStatistics.Median(times), SampleStatistics.Min(times), lossSum, correctSum, firstLoss,
             fingerprint)
         {
-            DataMicroseconds = (worker.Stats.DataSeconds - dataSecondsBefore) * 1e6 / options.TimedSteps,
+            DataMicroseconds = (worker.Stats - atWarmup).DataSeconds * 1e6 / options.TimedSteps,
             PercentileMilliseconds = Percentiles(times, [0.1, 0.25, 0.5, 0.75, 0.9]),
         };
     }

@@ -50,7 +50,7 @@ internal sealed class Worker : IDisposable
     public Stage Stage { get; }
     public Optimizer Optimizer { get; }
     public IBatchSampler Sampler { get; }
-    public TrainingStats Stats { get; } = new();
+    public StepCounters Stats { get; set; }
 
     /// <summary>How the workers average gradients and models, and the counters of what it handed to MPI.</summary>
     public IGradientExchange Exchange { get; }
@@ -63,15 +63,13 @@ internal sealed class Worker : IDisposable
         // Images on libtorch's intra-op threads (in parallel at 2+ threads, as a libtorch loop's index_select), labels here.
         TorchRuntime.GatherRows(train.Images, train.SampleSize, batchIndices, batchImages);
         train.CopyLabels(batchIndices, batchLabels);
-        Stats.DataSeconds += clock.Elapsed.TotalSeconds;
+        Stats += new StepCounters { DataSeconds = clock.Elapsed.TotalSeconds };
         clock.Restart();
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));
         Stage.ZeroGradients();
         var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
         Stage.PullGradients();
-        Stats.Steps++;
-        Stats.Samples += result.Count;
-        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+        Stats += new StepCounters { Steps = 1, Samples = result.Count, ComputeSeconds = clock.Elapsed.TotalSeconds };
         return result;
     }
 
@@ -80,7 +78,7 @@ internal sealed class Worker : IDisposable
     {
         var clock = Stopwatch.StartNew();
         Optimizer.Step();
-        Stats.ComputeSeconds += clock.Elapsed.TotalSeconds;
+        Stats += new StepCounters { ComputeSeconds = clock.Elapsed.TotalSeconds };
     }
 
     /// <summary>g_j &lt;- (1/p) sum_j g_j: one Allreduce over the flat gradient buffer.</summary>

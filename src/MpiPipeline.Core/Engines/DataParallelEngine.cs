@@ -68,7 +68,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         var clock = Stopwatch.StartNew();
         var result = algorithm.Step(t, worker);
-        worker.Stats.StepSeconds += clock.Elapsed.TotalSeconds;
+        worker.Stats += new StepCounters { StepSeconds = clock.Elapsed.TotalSeconds };
         if (t == 0 && !algorithm.Stopped && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
         {
             worker.Stage.PullGradients();
@@ -127,17 +127,12 @@ internal sealed class DataParallelEngine : ITrainingEngine
             stage.PushParameters();
         }
 
-        worker.Stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
+        worker.Stats += new StepCounters { EvaluationSeconds = clock.Elapsed.TotalSeconds };
         return tally.Means();
     }
 
     /// <summary>Rank 0's own counters (every worker does the same rounds).</summary>
-    public EpochCounters EpochCounters()
-    {
-        var exchange = worker.Exchange.Counters;
-        return new EpochCounters(exchange.Rounds, (long)exchange.EstimatedRingBytes, exchange.PayloadBytes,
-            worker.Stats.ComputeSeconds, worker.Stats.CommunicationSeconds + exchange.Seconds);
-    }
+    public EpochCounters EpochCounters() => worker.Stats.Epoch(worker.Exchange.Counters);
 
     public double ReplicaSpread() => TrainingLoop.ReplicaSpread(worker.Stage, worker.Group);
 

@@ -76,14 +76,13 @@ internal sealed class PipelineEngine : ITrainingEngine
     private readonly long[] parametersPerStage;
     private readonly int microBatches;
     private readonly int microBatchSize;
-    private readonly TrainingStats stats = new();
     private readonly List<string> notes = [];
+    private StepCounters stats;
 
     // Figures of the steady state (the first mini-batch warms libtorch and MPI up), for the summary.
     private readonly double[] stepSeconds;
-    private int measuredSteps;
-    private double forwardSeconds, backwardSeconds, bubbleSum, receiveWaitSeconds;
-    private long bytesSent;
+    private StepCounters measured;
+    private double bubbleSum;
 
     public PipelineEngine(TrainingContext context)
     {
@@ -188,10 +187,10 @@ internal sealed class PipelineEngine : ITrainingEngine
             }
         }
 
-        stats.DataSeconds += (trace.Now() - stepStart) * 1e-6;
+        stats += new StepCounters { DataSeconds = (trace.Now() - stepStart) * 1e-6 };
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, world.Rank, t));
         stage.ZeroGradients();
-        var before = executor.Counters.Snapshot();
+        var before = executor.Totals;
         var runStart = trace.Now();
         int? failBeforeForward = throwAt is (var rank, var step) && rank == world.Rank && step == t ? microBatches / 2 : null;
         var result = executor.Run(images, labels, failBeforeForward);
@@ -227,20 +226,18 @@ internal sealed class PipelineEngine : ITrainingEngine
             trace.Add("optimizer", TraceCategory.Optimizer, optimizerStart, stepEnd - optimizerStart);
         }
 
-        var delta = executor.Counters.Snapshot() - before;
-        stats.ComputeSeconds += delta.ForwardSeconds + delta.BackwardSeconds + (stepEnd - optimizerStart) * 1e-6;
-        stats.CommunicationSeconds += delta.ReceiveWaitSeconds + delta.SendSeconds;
-        stats.StepSeconds += (stepEnd - stepStart) * 1e-6;
-        stats.Steps++;
-        stats.Samples += result.Count;
+        var delta = executor.Totals - before;     // one mini-batch: Steps = 1
+        stats += delta with
+        {
+            ComputeSeconds = delta.ForwardSeconds + delta.BackwardSeconds + (stepEnd - optimizerStart) * 1e-6,
+            CommunicationSeconds = delta.ReceiveWaitSeconds + delta.SendSeconds,
+            StepSeconds = (stepEnd - stepStart) * 1e-6,
+            Samples = result.Count,
+        };
         stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
         if (t > 0 || context.TotalSteps == 1)
         {
-            measuredSteps++;
-            forwardSeconds += delta.ForwardSeconds;
-            backwardSeconds += delta.BackwardSeconds;
-            receiveWaitSeconds += delta.ReceiveWaitSeconds;
-            bytesSent += delta.BytesSent;
+            measured += delta;
             bubbleSum += runEnd > runStart ? ChromeTrace.MeasuredBubble(spans, runStart, runEnd) : 0;
         }
 
@@ -287,25 +284,12 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         tally.Allreduce(context.World);
-        stats.EvaluationSeconds += clock.Elapsed.TotalSeconds;
+        stats += new StepCounters { EvaluationSeconds = clock.Elapsed.TotalSeconds };
         return tally.Means();
     }
 
     /// <summary>Means over the world's ranks of bytes and times; rounds are this rank's.</summary>
-    public EpochCounters EpochCounters()
-    {
-        var counters = exchange.Counters;
-        var pointToPoint = executor.Counters.BytesSent;
-        var sums = new[]
-        {
-            counters.EstimatedRingBytes + pointToPoint, (double)counters.PayloadBytes + pointToPoint, stats.ComputeSeconds,
-            stats.CommunicationSeconds + counters.Seconds,
-        };
-        var world = context.World;
-        world.Allreduce<double>(sums, ReduceOp.Sum);
-        return new EpochCounters(counters.Rounds, (long)(sums[0] / world.Size), (long)(sums[1] / world.Size),
-            sums[2] / world.Size, sums[3] / world.Size);
-    }
+    public EpochCounters EpochCounters() => stats.Epoch(exchange.Counters, context.World);
 
     /// <summary>max over parameters of (max - min over the replicas of a stage), the maximum over stages.</summary>
     public double ReplicaSpread()
@@ -314,11 +298,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         return context.World.Allreduce(spread, ReduceOp.Max);
     }
 
-    public RunTotals Totals()
-    {
-        stats.PointToPointBytes = executor.Counters.BytesSent;
-        return stats.ReduceTotals(context.World, exchange.Counters);
-    }
+    public RunTotals Totals() => stats.ReduceTotals(context.World, exchange.Counters);
 
     public void DescribeOptions(IDictionary<string, string> options)
     {
@@ -474,18 +454,17 @@ internal sealed class PipelineEngine : ITrainingEngine
     private PipelineSummary Summarize()
     {
         var world = context.World;
-        var counters = executor.Counters;
         var stages = grid.Stages;
         var m = schedule.MicroBatches;
         var s = grid.Stage;
-        var steps = Math.Max(1, measuredSteps);
+        var steps = Math.Max(1, measured.Steps);
 
         // Per-stage figures: each rank fills its stage's entry; sums over the world divided by D are replica means.
         var perStage = new double[4 * stages];
-        perStage[s] = forwardSeconds / (steps * m);
-        perStage[stages + s] = backwardSeconds / (steps * m);
+        perStage[s] = measured.ForwardSeconds / (steps * m);
+        perStage[stages + s] = measured.BackwardSeconds / (steps * m);
         perStage[2 * stages + s] = bubbleSum / steps;
-        perStage[3 * stages + s] = receiveWaitSeconds / steps;
+        perStage[3 * stages + s] = measured.ReceiveWaitSeconds / steps;
         world.Allreduce<double>(perStage, ReduceOp.Sum);
         for (var k = 0; k < perStage.Length; k++)
         {
@@ -493,10 +472,10 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         var peaks = new int[stages];
-        peaks[s] = counters.PeakLiveSlots;
+        peaks[s] = executor.PeakLiveSlots;
         world.Allreduce<int>(peaks, ReduceOp.Max);
         var bytes = new long[stages];
-        bytes[s] = bytesSent / steps;
+        bytes[s] = measured.PointToPointBytes / steps;
         world.Allreduce<long>(bytes, ReduceOp.Max);
 
         // The slowest rank's time for each mini-batch; the median over the mini-batches after the first.

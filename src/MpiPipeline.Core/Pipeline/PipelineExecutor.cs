@@ -1,47 +1,9 @@
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Pipeline;
-
-/// <summary>The additive part of <see cref="StageCounters"/> at one moment; the difference of two is what happened between.</summary>
-internal readonly record struct StageCounterSnapshot(double ForwardSeconds, double BackwardSeconds, double ReceiveWaitSeconds,
-    double SendSeconds, long BytesSent)
-{
-    public static StageCounterSnapshot operator -(StageCounterSnapshot after, StageCounterSnapshot before) => new(
-        after.ForwardSeconds - before.ForwardSeconds, after.BackwardSeconds - before.BackwardSeconds,
-        after.ReceiveWaitSeconds - before.ReceiveWaitSeconds, after.SendSeconds - before.SendSeconds, after.BytesSent - before.BytesSent);
-}
-
-/// <summary>What one stage did over a run: the executor's counters, read by the pipeline engine for the results.</summary>
-internal sealed class StageCounters
-{
-    public StageCounterSnapshot Snapshot() => new(ForwardSeconds, BackwardSeconds, ReceiveWaitSeconds, SendSeconds, BytesSent);
-
-    public long MiniBatches { get; set; }
-    public long Forwards { get; set; }
-    public long Backwards { get; set; }
-
-    /// <summary>Time in the bridge's forward (and, on the last stage, the loss and its gradient).</summary>
-    public double ForwardSeconds { get; set; }
-
-    public double BackwardSeconds { get; set; }
-
-    /// <summary>Time blocked waiting for an activation or a gradient from a neighbour.</summary>
-    public double ReceiveWaitSeconds { get; set; }
-
-    /// <summary>Time posting sends and, at the end of each mini-batch, waiting for them to complete.</summary>
-    public double SendSeconds { get; set; }
-
-    public long BytesSent { get; set; }
-    public long MessagesSent { get; set; }
-
-    /// <summary>The most forward graphs the stage held at once (<see cref="Stage.LiveSlots"/> after each forward).</summary>
-    public int PeakLiveSlots { get; set; }
-
-    /// <summary>The most micro-batches forwarded and not yet backwarded, counted by the executor.</summary>
-    public int PeakInFlight { get; set; }
-}
 
 /// <summary>
 /// Runs one stage's part of a pipelined mini-batch: walks <c>schedule[s]</c> (<see cref="Schedule"/>) step by step on
@@ -160,7 +122,14 @@ internal sealed class PipelineExecutor
 
     public bool IsLast { get; }
 
-    public StageCounters Counters { get; } = new();
+    /// <summary>What the stage did so far: mini-batches (as steps), forward, backward, receive-wait and send times, bytes sent.</summary>
+    public StepCounters Totals { get; private set; }
+
+    /// <summary>The most forward graphs the stage held at once (<see cref="Stage.LiveSlots"/> after each forward).</summary>
+    public int PeakLiveSlots { get; private set; }
+
+    /// <summary>The most micro-batches forwarded and not yet backwarded, counted by the executor.</summary>
+    public int PeakInFlight { get; private set; }
 
     /// <summary>The spans of the last <see cref="Run"/> (forward, backward, receive waits, sends), on the clock's time.</summary>
     public IReadOnlyList<TraceSpan> Spans => spans;
@@ -228,10 +197,9 @@ internal sealed class PipelineExecutor
 
                     var end = clock.Now();
                     spans.Add(new TraceSpan($"F{i}", TraceCategory.Forward, start, end - start, i));
-                    Counters.ForwardSeconds += (end - start) * 1e-6;
-                    Counters.Forwards++;
-                    Counters.PeakInFlight = Math.Max(Counters.PeakInFlight, ++inFlight);
-                    Counters.PeakLiveSlots = Math.Max(Counters.PeakLiveSlots, stage.LiveSlots);
+                    Totals += new StepCounters { ForwardSeconds = (end - start) * 1e-6 };
+                    PeakInFlight = Math.Max(PeakInFlight, ++inFlight);
+                    PeakLiveSlots = Math.Max(PeakLiveSlots, stage.LiveSlots);
                     if (!IsFirst)
                     {
                         activations!.Release(received[i]!);
@@ -259,8 +227,7 @@ internal sealed class PipelineExecutor
                     stage.Backward(i, outputGradient, inputGradient);
                     var end = clock.Now();
                     spans.Add(new TraceSpan($"B{i}", TraceCategory.Backward, start, end - start, i));
-                    Counters.BackwardSeconds += (end - start) * 1e-6;
-                    Counters.Backwards++;
+                    Totals += new StepCounters { BackwardSeconds = (end - start) * 1e-6 };
                     inFlight--;
                     if (IsLast)
                     {
@@ -287,7 +254,7 @@ internal sealed class PipelineExecutor
         }
 
         WaitSends();
-        Counters.MiniBatches++;
+        Totals += new StepCounters { Steps = 1 };
         return IsLast ? new LossResult((float)(lossSum / microBatches), correct, microBatches * microBatchSize) : default;
     }
 
@@ -337,7 +304,7 @@ internal sealed class PipelineExecutor
         var buffer = queue.Wait(microBatch, idle);
         var end = clock.Now();
         spans.Add(new TraceSpan(name, TraceCategory.RecvWait, start, end - start, microBatch));
-        Counters.ReceiveWaitSeconds += (end - start) * 1e-6;
+        Totals += new StepCounters { ReceiveWaitSeconds = (end - start) * 1e-6 };
         return buffer;
     }
 
@@ -348,9 +315,7 @@ internal sealed class PipelineExecutor
         pendingSends.Add((request, buffer, pool));
         var end = clock.Now();
         spans.Add(new TraceSpan(name, TraceCategory.Send, start, end - start, microBatch));
-        Counters.SendSeconds += (end - start) * 1e-6;
-        Counters.BytesSent += (long)buffer.Length * sizeof(float);
-        Counters.MessagesSent++;
+        Totals += new StepCounters { SendSeconds = (end - start) * 1e-6, PointToPointBytes = (long)buffer.Length * sizeof(float) };
     }
 
     /// <summary>Completes the sends that are done (MPI_Test also drives progress) and takes their buffers back.</summary>
@@ -388,7 +353,7 @@ internal sealed class PipelineExecutor
         pendingSends.Clear();
         var end = clock.Now();
         spans.Add(new TraceSpan("send wait", TraceCategory.Send, start, end - start));
-        Counters.SendSeconds += (end - start) * 1e-6;
+        Totals += new StepCounters { SendSeconds = (end - start) * 1e-6 };
     }
 
     private void CheckSize(Status status, int expected, string what)
