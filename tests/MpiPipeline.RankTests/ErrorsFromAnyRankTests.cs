@@ -40,21 +40,13 @@ public sealed class ErrorsFromAnyRankTests
     public void CorruptDataOnOneRankIsReportedByThatRank(MpiFlavor flavor)
     {
         string[] train = ["train", "--algo", "psgd", "--model", "mlp", "--batch", "32", "--epochs", "1", "--threads", "1"];
-        var start = new ProcessStartInfo(flavor.Launcher) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in (string[])[
-            .. flavor.Flags,
-            "-n", "1", "dotnet", MpiLauncher.Mpipipe, .. train, "--data", good, ":",
-            "-n", "1", "dotnet", MpiLauncher.Mpipipe, .. train, "--data", corrupt])
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        foreach (var (key, value) in flavor.Environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        var result = MpiLauncher.Run(start, TimeSpan.FromSeconds(60));
+        var result = MpiLauncher.Run(flavor.Launcher,
+            [
+                .. flavor.Flags,
+                "-n", "1", "dotnet", MpiLauncher.Mpipipe, .. train, "--data", good, ":",
+                "-n", "1", "dotnet", MpiLauncher.Mpipipe, .. train, "--data", corrupt,
+            ],
+            TimeSpan.FromSeconds(60), flavor.Environment);
 
         Assert.That(result.TimedOut, Is.False, result.ToString());
         Assert.That(result.ExitCode, Is.Not.EqualTo(0), result.ToString());
