@@ -5,7 +5,10 @@ namespace MpiPipeline.RankTests;
 /// <summary>
 /// The four reference runs of the training-loop redesign (4 ranks, MPICH), against the per-step training losses
 /// recorded before it (Fixtures/reference-losses.json): a refactor of the loop, the engines or the exchange that
-/// changes any number shows here. The runs name today's exchange, so that a later change of the default does not move
+/// changes any number shows here. libtorch's kernels pick other instructions on other CPUs, and a cnn's float
+/// trajectory then drifts chaotically (0.8% apart by step 38 between the two recorded machines, from 4e-6 at step 16),
+/// so the fixture holds one recording per build machine: the run must match one of them to 1e-6 relative at every
+/// step, and must when this CPU model has a recording; on a CPU without one only <see cref="OtherCpuTolerance"/> holds. The runs name today's exchange, so that a later change of the default does not move
 /// them. Each run also checks its byte counters: the payload the exchange handed to MPI is the flat buffer per round,
 /// and the ring estimate 2(n-1)/n of it.
 /// </summary>
@@ -17,6 +20,9 @@ public sealed class ReferenceLossTests : RankFixture
     public static IEnumerable<TestCaseData> Runs() =>
         Reference.GetProperty("runs").EnumerateArray().Select(run => new TestCaseData(run.GetProperty("name").GetString()!)
             .SetArgDisplayNames(run.GetProperty("name").GetString()!));
+
+    /// <summary>Relative distance to the recordings allowed on a CPU model none of them came from.</summary>
+    private const double OtherCpuTolerance = 0.05;
 
     [TestCaseSource(nameof(Runs))]
     public void StepLossesMatchTheRecordedOnes(string name)
@@ -35,14 +41,22 @@ public sealed class ReferenceLossTests : RankFixture
         using var json = JsonDocument.Parse(File.ReadAllText(output));
         var root = json.RootElement;
         var curve = root.GetProperty("lossCurve").EnumerateArray().ToArray();
-        var expected = reference.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToArray();
+        var recordings = reference.GetProperty("recordings").EnumerateArray()
+            .Select(r => (Cpu: r.GetProperty("cpu").GetString()!, Losses: r.GetProperty("losses").EnumerateArray().Select(l => l.GetDouble()).ToArray()))
+            .ToArray();
+        var expected = recordings[0].Losses;
         var rounds = reference.GetProperty("rounds").EnumerateArray().Select(r => r.GetInt64()).ToArray();
         Assert.That(curve.Select(p => p.GetProperty("step").GetInt64()), Is.EqualTo(Enumerable.Range(1, expected.Length).Select(i => (long)i)));
         Assert.That(curve.Select(p => p.GetProperty("communicationRounds").GetInt64()), Is.EqualTo(rounds));
-        for (var i = 0; i < expected.Length; i++)
+        var losses = curve.Select(p => p.GetProperty("loss").GetDouble()).ToArray();
+        var cpu = CpuModel();
+        var distances = recordings.Select(r => MaxRelativeDistance(losses, r.Losses)).ToArray();
+        var report = string.Join("; ", recordings.Select((r, i) => $"{r.Cpu}: {distances[i]:E2}")) + $" (this CPU: {cpu})";
+        if (distances.Min() > 1e-6)
         {
-            var loss = curve[i].GetProperty("loss").GetDouble();
-            Assert.That(Math.Abs(loss - expected[i]), Is.LessThanOrEqualTo(1e-6 * Math.Abs(expected[i])), $"step {i + 1}: {loss} vs {expected[i]}");
+            Assert.That(recordings.Any(r => r.Cpu == cpu), Is.False, $"this CPU has a recording, so one must match to 1e-6: {report}");
+            Assert.That(distances.Min(), Is.LessThanOrEqualTo(OtherCpuTolerance), $"no recording from this CPU, and none within {OtherCpuTolerance}: {report}");
+            TestContext.Out.WriteLine($"{name}: no recording from this CPU; within {OtherCpuTolerance} only: {report}");
         }
 
         Assert.That(root.GetProperty("options").GetProperty("exchange").GetString(), Is.EqualTo("allreduce"));
@@ -63,6 +77,13 @@ public sealed class ReferenceLossTests : RankFixture
             Assert.That(totals.GetProperty("mpiPayloadBytesPerRank").GetInt64(), Is.GreaterThan(payload / 2));
         }
     }
+
+    private static double MaxRelativeDistance(double[] losses, double[] recorded) =>
+        losses.Zip(recorded, (loss, r) => Math.Abs(loss - r) / Math.Abs(r)).Max();
+
+    /// <summary>The CPU model as /proc/cpuinfo names it (the fixture's recordings are keyed by it).</summary>
+    private static string CpuModel() =>
+        File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
 
     /// <summary>Parameters of the Fashion-MNIST mlp and cnn (weights and biases of each layer), counted independently of the program.</summary>
     private static long ParameterCount(JsonElement root) => root.GetProperty("model").GetString() switch
