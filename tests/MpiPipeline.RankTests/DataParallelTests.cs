@@ -98,6 +98,35 @@ public sealed class DataParallelTests : RankFixture
         Assert.That(run.Output, Does.Contain("chunks lost with the failed worker (q = 1): 1;"));
     }
 
+    /// <summary>
+    /// The models are built for the data's geometry, by both engines: cnn on 3x12x12 samples in 5 classes has
+    /// conv 3-16, conv 16-32, linear 32*3*3-128 and linear 128-5 (independently counted here), learns the generated
+    /// classes well above chance (20%), and a cnn on flat samples is one clear error.
+    /// </summary>
+    [Test]
+    public void ModelsAreBuiltForTheDataSetsGeometry()
+    {
+        const long cnnParameters = (3 * 16 * 9 + 16) + (16 * 32 * 9 + 32) + (32 * 3 * 3 * 128 + 128) + (128 * 5 + 5);
+        string[] synthetic = ["--dataset", "synthetic:3x12x12:5", "--model", "cnn", "--threads", "1", "--batch", "64", "--epochs", "2",
+            "--test-samples", "512"];
+        var psgd = Train(MpiFlavor.Mpich, 2, "synthetic-psgd", [.. synthetic, "--algo", "psgd"]);
+        var pipeline = Train(MpiFlavor.OpenMpi, 2, "synthetic-pipeline", [.. synthetic, "--algo", "pipeline", "--stages", "2", "--partition", "parameters"]);
+        foreach (var run in new[] { psgd, pipeline })
+        {
+            Assert.That(run.Parameters, Has.Length.EqualTo(cnnParameters));
+            Assert.That(run.Json.GetProperty("options").GetProperty("dataset").GetString(), Is.EqualTo("synthetic:3x12x12:5"));
+            Assert.That(run.Json.GetProperty("finalTestAccuracy").GetDouble(), Is.GreaterThan(0.5), run.Output);
+            Assert.That(run.Output, Does.Contain("data: synthetic:3x12x12:5, 8192 training / 512 test samples"));
+        }
+
+        var output = NewStem("cnn-on-flat") + ".json";
+        var result = MpiLauncher.Launch(MpiFlavor.Mpich, 2, MpiLauncher.Mpipipe,
+            ["train", "--dataset", "synthetic:100", "--model", "cnn", "--threads", "1", "--output", output], TimeSpan.FromSeconds(60));
+        AssertStoppedByBadInput(result, TimeSpan.FromSeconds(15), output);
+        Assert.That(MpiLauncher.Count(result.Output, "model 'cnn' takes images of C x H x W values with H and W at least 4; the data's samples are 100"),
+            Is.EqualTo(1), result.ToString());
+    }
+
     public static IEnumerable<TestCaseData> BadInputs()
     {
         foreach (var flavor in MpiFlavor.All)
@@ -106,6 +135,7 @@ public sealed class DataParallelTests : RankFixture
             yield return Case(flavor, "tau < 1", ["--batch", "48", "--algo", "local-sgd", "--tau", "0"], "--tau must be >= 1");
             yield return Case(flavor, "batch not divisible", ["--batch", "100"], "must be divisible by the 3 workers");
             yield return Case(flavor, "data missing", ["--batch", "48", "--data", "/nonexistent/fmnist"], "/nonexistent/fmnist");
+            yield return Case(flavor, "unknown data set", ["--batch", "48", "--dataset", "cifar10"], "unknown --dataset 'cifar10'; known: fashion-mnist");
         }
 
         static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>
