@@ -87,19 +87,23 @@ echo "slurm smoke: $(tail -n 1 "$results/slurm-start.log")"
 # ---- the configurations: NAME | sbatch script | sbatch arguments | expected outcome | lines the output must hold ----
 # Every slurm/*.sbatch needs at least one, so a new script cannot go untested. Flavours covered: MPICH with
 # srun --mpi=pmi2, Open MPI with srun --mpi=pmix, MPICH's mpiexec inside the allocation, and a job that must fail.
+# Algorithms: psgd, local-sgd and a 2-stage pipeline (point-to-point between the stages instead of an Allreduce; the
+# README advertises `train.sbatch --algo pipeline`, so it is submitted the way the README writes it).
 # "ok" jobs must COMPLETE; "fail" jobs must end FAILED with a non-zero exit code, quickly, saying why.
 mkdir -p "$jobs_dir"
 configs=(
     "train-mpich-srun-pmi2|train.sbatch|-p gpu -N 1 -n 2 --gpus-per-node=2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |^LAUNCH launcher=srun mpi=mpich srun_mpi=pmi2 |gpus_on_node=2"
     "train-openmpi-srun-pmix|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=openmpi steps=10 |^LAUNCH launcher=srun mpi=openmpi srun_mpi=pmix mpiexec=mpirun.openmpi mpi_lib=libmpi.so.40 "
     "train-mpich-mpiexec-local-sgd|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=mpiexec|ok|^RESULT train ok algo=local-sgd ranks=2 device=cpu launcher=mpiexec mpi=mpich steps=10 "
+    "train-mpich-srun-pipeline|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=pipeline ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |S = 2 stages x D = 1 replicas|^pipeline: 1f1b, M = 4 micro-batches "
     "train-bad-batch-fails|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|fail|must be divisible by the 2 workers|^RESULT train failed "
     "pprs-openmpi-srun-pmix|pprs.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT pprs ok problem=nonsmooth delta=20 ranks=2 launcher=srun mpi=openmpi runs=4 "
     "scaling-mpich-srun|scaling.sbatch|-N 1 -n 2 -t 8 --export=ALL,SMOKE=1,MPI=mpich|ok|^RESULT scaling ok |^RESULT scaling point mode=strong ranks=1 |^RESULT scaling point mode=strong ranks=2 |^RESULT scaling point mode=weak ranks=2 |^RESULT scaling model Allreduce alpha "
 )
 # Extra arguments for the script itself (after the script name), and extra environment (reaching the job through
 # --export=ALL), per configuration.
-declare -A script_args=(["train-bad-batch-fails"]="--batch 63")
+declare -A script_args=(["train-bad-batch-fails"]="--batch 63"
+                         ["train-mpich-srun-pipeline"]="--algo pipeline --stages 2 --micro-batches 4")
 declare -A job_env=(["train-mpich-mpiexec-local-sgd"]="TRAIN_ARGS=--algo local-sgd --tau 2")
 
 declare -A covered=()
