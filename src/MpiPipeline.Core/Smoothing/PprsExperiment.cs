@@ -513,21 +513,14 @@ internal static class PprsExperiment
                 PprsMethodRun run;
                 switch (method)
                 {
-                    case "gd":
+                    case "gd" or "agd":
                     {
                         var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth) : o.Iterations;
                         var eta = o.Step ?? GdStep(problem, T);
-                        var trace = GradientDescent.WithStepSize(eta).Run(timed, start, T);
-                        run = Summarize("gd", "GD", 1, T, 0, eta, o.Depth, trace, timed, oracle);
-                        break;
-                    }
-
-                    case "agd":
-                    {
-                        var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth) : o.Iterations;
-                        var eta = o.Step ?? GdStep(problem, T);
-                        var trace = new AcceleratedGradientDescent(eta).Run(timed, start, T);
-                        run = Summarize("agd", "AGD", 1, T, 0, eta, o.Depth, trace, timed, oracle);
+                        var trace = method == "gd"
+                            ? GradientDescent.WithStepSize(eta).Run(timed, start, T)
+                            : new AcceleratedGradientDescent(eta).Run(timed, start, T);
+                        run = Summarize(method, method.ToUpperInvariant(), 1, T, 0, eta, o.Depth, trace, timed, oracle);
                         break;
                     }
 
