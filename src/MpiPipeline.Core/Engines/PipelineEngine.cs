@@ -207,14 +207,14 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         var delta = executor.Totals - before;     // one mini-batch: Steps = 1
+        stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
         stats += delta with
         {
             ComputeSeconds = delta.ForwardSeconds + delta.BackwardSeconds + (stepEnd - optimizerStart) * 1e-6,
             CommunicationSeconds = delta.ReceiveWaitSeconds + delta.SendSeconds,
-            StepSeconds = (stepEnd - stepStart) * 1e-6,
+            StepSeconds = stepSeconds[t],
             Samples = result.Count,
         };
-        stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
         if (t > 0 || context.TotalSteps == 1)
         {
             measured += delta;
