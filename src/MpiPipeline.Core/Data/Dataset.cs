@@ -64,24 +64,16 @@ internal sealed class Dataset
     /// </summary>
     public void CopyBatch(ReadOnlySpan<int> indices, Span<float> images, Span<int> labels)
     {
-        if (images.Length < (long)indices.Length * SampleSize || labels.Length < indices.Length)
+        if (images.Length < (long)indices.Length * SampleSize)
         {
             throw new ArgumentException(
-                $"a batch of {indices.Length} samples needs {(long)indices.Length * SampleSize} image values and " +
-                $"{indices.Length} labels; the buffers hold {images.Length} and {labels.Length}.");
+                $"a batch of {indices.Length} samples needs {(long)indices.Length * SampleSize} image values; the buffer holds {images.Length}.");
         }
 
-        var source = Images.AsSpan();
+        CopyLabels(indices, labels); // checks the indices too
         for (var i = 0; i < indices.Length; i++)
         {
-            var index = indices[i];
-            if ((uint)index >= (uint)Count)
-            {
-                throw new ArgumentOutOfRangeException(nameof(indices), $"sample index {index} is outside 0..{Count - 1}.");
-            }
-
-            source.Slice(index * SampleSize, SampleSize).CopyTo(images.Slice(i * SampleSize, SampleSize));
-            labels[i] = Labels[index];
+            Sample(indices[i]).CopyTo(images.Slice(i * SampleSize, SampleSize));
         }
     }
 

@@ -5,10 +5,7 @@ namespace MpiPipeline.Data;
 
 /// <summary>Images of an IDX3 file: <see cref="Count"/> images of <see cref="Rows"/> x <see cref="Columns"/> bytes.</summary>
 /// <param name="Pixels">Count * Rows * Columns bytes, image after image, row after row.</param>
-internal sealed record IdxImages(string Path, int Count, int Rows, int Columns, ReadOnlyMemory<byte> Pixels)
-{
-    public int PixelsPerImage => Rows * Columns;
-}
+internal sealed record IdxImages(string Path, int Count, int Rows, int Columns, ReadOnlyMemory<byte> Pixels);
 
 /// <summary>
 /// Reads the IDX files of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/): a big-endian header - magic
@@ -80,11 +77,7 @@ internal static class IdxReader
             // reads "unsupported compression method"), which says nothing useful to someone holding a bad download.
             throw new InputException($"{path}: corrupt gzip file: its compressed data cannot be decoded (damaged or truncated); replace the file.");
         }
-        catch (IOException ex)
-        {
-            throw new InputException($"{path}: cannot be read: {ex.Message}");
-        }
-        catch (UnauthorizedAccessException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw new InputException($"{path}: cannot be read: {ex.Message}");
         }

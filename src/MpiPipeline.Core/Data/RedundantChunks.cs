@@ -18,14 +18,11 @@ internal sealed record ChunkCoverage(IReadOnlyList<int> Covered, IReadOnlyList<i
 /// <para>
 /// Chunks are contiguous ranges of sample indices, each of floor(count / p) samples (the last count mod p samples
 /// are in no chunk, so every worker holds the same number of samples and runs the same number of steps).
-/// Worker j draws its mini-batches from all it holds, in the order <see cref="EpochOrder"/>: a permutation of its
-/// held samples seeded by (seed, j, epoch).
+/// Worker j draws its mini-batches from all it holds (<see cref="Training.ChunkSampler"/>).
 /// </para>
 /// </summary>
 internal static class RedundantChunks
 {
-    private const ulong WorkerEpochTag = 0x5249534744; // "RISGD"
-
     /// <summary>Fails with an <see cref="InputException"/> unless 1 &lt;= q &lt;= p.</summary>
     public static void Validate(int p, int q)
     {
@@ -96,17 +93,6 @@ internal static class RedundantChunks
         }
 
         return held;
-    }
-
-    /// <summary>
-    /// The order in which worker <paramref name="worker"/> visits its held samples in epoch <paramref name="epoch"/>:
-    /// <see cref="HeldSamples"/> shuffled by Fisher-Yates with a seed derived from (seed, worker, epoch).
-    /// </summary>
-    public static int[] EpochOrder(int worker, int count, int p, int q, long seed, int epoch)
-    {
-        var order = HeldSamples(worker, count, p, q);
-        Shuffle.Permute<int>(order, Shuffle.DeriveTagged(seed, WorkerEpochTag, worker, epoch));
-        return order;
     }
 
     /// <summary>Which chunks the workers in <paramref name="aliveWorkers"/> still hold, and which no one holds.</summary>

@@ -150,9 +150,6 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
         notes.Add(coverage.Missing.Count == 0
             ? $"every chunk is still covered (q = {q}): chunks {string.Join(", ", coverage.Covered)} of {p}"
             : $"chunks lost with the failed worker (q = {q}): {string.Join(", ", coverage.Missing)}; training goes on without them");
-        Coverage = coverage;
         return false;
     }
-
-    public ChunkCoverage? Coverage { get; private set; }
 }

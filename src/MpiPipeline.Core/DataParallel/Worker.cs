@@ -32,9 +32,7 @@ internal sealed class Worker : IDisposable
         Sampler = sampler;
         var layers = ModelZoo.Build(options.Model, train.Geometry);
         Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
-        Optimizer = options.Optimizer == OptimizerKind.Adam
-            ? Optimizer.Adam(Stage, options.LearningRate, weightDecay: options.WeightDecay)
-            : Optimizer.Sgd(Stage, options.LearningRate, options.Momentum, nesterov: options.Nesterov, weightDecay: options.WeightDecay);
+        Optimizer = TrainingLoop.CreateOptimizer(options, Stage);
         Exchange = ExchangeRegistry.Find(options.Exchange).Create(world, wait);
         batchImages = new float[sampler.Batch * train.SampleSize];
         batchLabels = new int[sampler.Batch];

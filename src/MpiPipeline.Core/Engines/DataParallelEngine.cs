@@ -35,8 +35,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
         worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait);
-        Plan = new TrainingPlan(options, world.Size, train.Count, context.Test.Count, context.StepsPerEpoch, context.TotalSteps,
-            worker.Stage.ParameterCount, context.Threads, options.EffectiveSplit.ToString().ToLowerInvariant(),
+        Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.ToString().ToLowerInvariant(),
             AlgorithmRegistry.Find(options.Algorithm).Describe(options, world.Size));
         if (context.Node.OversubscribedNote("the averaging Allreduce is an MPI_Iallreduce polled with sched_yield, so that "
             + "a rank that arrives early leaves its core to the ranks still computing", wholeJob: true) is { } oversubscribed)
@@ -59,7 +58,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public double Start()
     {
-        var spread = TrainingLoop.ReplicaSpread(worker.Stage, worker.Group);
+        var spread = ReplicaSpread();
         worker.BroadcastParameters();
         return spread;
     }
@@ -89,7 +88,6 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         var clock = Stopwatch.StartNew();
         var stage = worker.Stage;
-        var test = context.Test;
         float[]? saved = null;
         if (!algorithm.ReplicasIdentical)
         {
@@ -100,25 +98,9 @@ internal sealed class DataParallelEngine : ITrainingEngine
         }
 
         var group = worker.Group;
-        var (start, end) = LossTally.Share(test.Count, group.Rank, group.Size);
-        var images = new float[EvaluationBatch * test.SampleSize];
-        var labels = new int[EvaluationBatch];
-        var indices = new int[EvaluationBatch];
-        var tally = new LossTally();
         stage.Training = false;
-        for (var at = start; at < end; at += EvaluationBatch)
-        {
-            var count = Math.Min(EvaluationBatch, end - at);
-            for (var i = 0; i < count; i++)
-            {
-                indices[i] = at + i;
-            }
-
-            test.CopyBatch(indices.AsSpan(0, count), images.AsSpan(0, count * test.SampleSize), labels.AsSpan(0, count));
-            var result = stage.Evaluate(images.AsSpan(0, count * test.SampleSize), count, labels.AsSpan(0, count));
-            tally.Add(result.Loss, result.Correct, result.Count);
-        }
-
+        var tally = LossTally.Evaluate(context.Test, group.Rank, group.Size, EvaluationBatch,
+            (images, labels, count) => stage.Evaluate(images, count, labels));
         stage.Training = true;
         tally.Allreduce(group);
         if (saved is not null)

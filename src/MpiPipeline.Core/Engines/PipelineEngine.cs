@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using MpiPipeline.Algorithms;
+using MpiPipeline.Benchmarks;
 using MpiPipeline.Data;
 using MpiPipeline.Exchange;
 using MpiPipeline.Mpi;
@@ -67,15 +68,9 @@ internal sealed class PipelineEngine : ITrainingEngine
     private readonly int[] indices;
     private readonly float[] images;
     private readonly int[] labels;
-    private readonly int[] unusedLabels;
     private readonly (int Rank, long Step)? throwAt;
-    private readonly string scheduleName;
-    private readonly string partitionName;
-    private readonly IReadOnlyList<LayerRange> ranges;
+    private readonly PipelinePlan layout;
     private readonly double[] layerSeconds;
-    private readonly long[] parametersPerStage;
-    private readonly int microBatches;
-    private readonly int microBatchSize;
     private readonly List<string> notes = [];
     private StepCounters stats;
 
@@ -89,7 +84,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         this.context = context;
         var (world, options, train) = (context.World, context.Options, context.Train);
         var (stages, replicas) = options.GridShape(world.Size);
-        microBatches = options.EffectiveMicroBatches;
+        var microBatches = options.EffectiveMicroBatches;
         throwAt = ParseThrowAt(Environment.GetEnvironmentVariable(ThrowAtVariable));
         var layers = ModelZoo.Build(options.Model, train.Geometry);
         if (stages > layers.Count)
@@ -98,16 +93,11 @@ internal sealed class PipelineEngine : ITrainingEngine
                 $"--stages {stages}: the model '{options.Model}' has only {layers.Count} layers and every stage needs at least one; use at most {layers.Count} stages");
         }
 
-        var balance = options.Balance is { } text ? Partition.ParseBalance(text) : null;
-        if (balance is not null)
-        {
-            Partition.ByBalance(layers.Count, balance); // a bad balance is reported before any work
-        }
-
-        microBatchSize = options.Batch / replicas / microBatches;
+        // A bad balance is reported before any work.
+        var balanced = options.Balance is { } text ? Partition.ByBalance(layers.Count, Partition.ParseBalance(text)) : null;
+        var microBatchSize = options.Batch / replicas / microBatches;
         grid = PipelineGrid.Create(world, stages, replicas);
-        partitionName = balance is not null ? "balance" : options.EffectivePartitionBy.ToString().ToLowerInvariant();
-        var measure = balance is null && options.EffectivePartitionBy == PartitionCost.Time;
+        var measure = balanced is null && options.EffectivePartitionBy == PartitionCost.Time;
         var profiles = StageBuilder.Profile(layers, train.SampleShape, measure ? microBatchSize : null);
         layerSeconds = measure ? profiles.Select(p => p.Seconds).ToArray() : [];
         if (measure)
@@ -116,9 +106,11 @@ internal sealed class PipelineEngine : ITrainingEngine
             world.Bcast<double>(layerSeconds, 0);
         }
 
-        ranges = balance is not null ? Partition.ByBalance(layers.Count, balance)
-            : Partition.ByCost(measure ? layerSeconds : profiles.Select(p => (double)p.Parameters).ToArray(), stages);
-        parametersPerStage = ranges.Select(r => profiles.Skip(r.Start).Take(r.Count).Sum(p => p.Parameters)).ToArray();
+        var ranges = balanced ?? Partition.ByCost(measure ? layerSeconds : profiles.Select(p => (double)p.Parameters).ToArray(), stages);
+        layout = new PipelinePlan(options.EffectiveSchedule == ScheduleKind.GPipe ? "gpipe" : "1f1b", stages, replicas, microBatches,
+            microBatchSize, balanced is not null ? "balance" : options.EffectivePartitionBy.ToString().ToLowerInvariant(),
+            Partition.ToBalance(ranges), [.. ranges.Select(r => profiles.Skip(r.Start).Take(r.Count).Sum(p => p.Parameters))],
+            [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")]);
 
         stage = StageBuilder.Create(layers, profiles, train.SampleShape, ranges[grid.Stage], options.Device, options.Seed);
         optimizer = TrainingLoop.CreateOptimizer(options, stage);
@@ -129,16 +121,9 @@ internal sealed class PipelineEngine : ITrainingEngine
         sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, grid.Replica, replicas);
         indices = new int[sampler.Batch];
         images = grid.IsFirstStage ? new float[sampler.Batch * train.SampleSize] : [];
-        labels = grid.IsLastStage ? new int[sampler.Batch] : [];
-        unusedLabels = grid.IsFirstStage && !grid.IsLastStage ? new int[sampler.Batch] : [];
-        scheduleName = options.EffectiveSchedule == ScheduleKind.GPipe ? "gpipe" : "1f1b";
+        labels = grid.IsFirstStage || grid.IsLastStage ? new int[sampler.Batch] : []; // the first stage's are not used
         stepSeconds = new double[context.TotalSteps];
-
-        Plan = new TrainingPlan(options, replicas, train.Count, context.Test.Count, context.StepsPerEpoch, context.TotalSteps,
-            parametersPerStage.Sum(), context.Threads, "shuffle", Registration.Name,
-            new PipelinePlan(scheduleName, stages, replicas, microBatches, microBatchSize, partitionName,
-                Partition.ToBalance(ranges), parametersPerStage,
-                [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")]));
+        Plan = context.Plan(replicas, layout.ParametersPerStage.Sum(), "shuffle", Registration.Name, layout);
         if (context.Node.OversubscribedNote("stages that wait for a message sleep between polls so that they leave the cores to the stages that compute")
             is { } oversubscribed)
         {
@@ -151,8 +136,6 @@ internal sealed class PipelineEngine : ITrainingEngine
     public TrainingPlan Plan { get; }
 
     public IReadOnlyList<string> Notes => notes;
-
-    public bool Stopped => false;
 
     /// <summary>The loss lives on the last stages; rank 0 is a first stage.</summary>
     public bool RootSeesBatchLoss => false;
@@ -176,14 +159,11 @@ internal sealed class PipelineEngine : ITrainingEngine
             sampler.Indices(t, indices);
             if (grid.IsFirstStage)
             {
-                train.CopyBatch(indices, images, grid.IsLastStage ? labels : unusedLabels);
+                train.CopyBatch(indices, images, labels);
             }
             else
             {
-                for (var k = 0; k < indices.Length; k++)
-                {
-                    labels[k] = train.Labels[indices[k]];
-                }
+                train.CopyLabels(indices, labels);
             }
         }
 
@@ -192,7 +172,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         stage.ZeroGradients();
         var before = executor.Totals;
         var runStart = trace.Now();
-        int? failBeforeForward = throwAt is (var rank, var step) && rank == world.Rank && step == t ? microBatches / 2 : null;
+        int? failBeforeForward = throwAt is (var rank, var step) && rank == world.Rank && step == t ? layout.MicroBatches / 2 : null;
         var result = executor.Run(images, labels, failBeforeForward);
         var runEnd = trace.Now();
         var spans = executor.Spans;
@@ -227,14 +207,14 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         var delta = executor.Totals - before;     // one mini-batch: Steps = 1
+        stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
         stats += delta with
         {
             ComputeSeconds = delta.ForwardSeconds + delta.BackwardSeconds + (stepEnd - optimizerStart) * 1e-6,
             CommunicationSeconds = delta.ReceiveWaitSeconds + delta.SendSeconds,
-            StepSeconds = (stepEnd - stepStart) * 1e-6,
+            StepSeconds = stepSeconds[t],
             Samples = result.Count,
         };
-        stepSeconds[t] = (stepEnd - stepStart) * 1e-6;
         if (t > 0 || context.TotalSteps == 1)
         {
             measured += delta;
@@ -248,41 +228,13 @@ internal sealed class PipelineEngine : ITrainingEngine
     public double CurveMean(double localSum, int count) =>
         context.World.Allreduce(localSum, ReduceOp.Sum) / (grid.ReplicaCount * count);
 
-    public void EndTraining()
-    {
-    }
-
     public void ReduceTally(LossTally tally) => tally.Allreduce(context.World);
 
     /// <summary>Test loss and accuracy: each replica pushes its share of the test set through its pipeline.</summary>
     public (double Loss, double Accuracy) Evaluate()
     {
         var clock = Stopwatch.StartNew();
-        var test = context.Test;
-        var (start, end) = LossTally.Share(test.Count, grid.Replica, grid.ReplicaCount);
-        var images = grid.IsFirstStage ? new float[EvaluationBatch * test.SampleSize] : [];
-        var labels = new int[EvaluationBatch];
-        var indices = new int[EvaluationBatch];
-        var tally = new LossTally();
-        for (var at = start; at < end; at += EvaluationBatch)
-        {
-            var count = Math.Min(EvaluationBatch, end - at);
-            for (var i = 0; i < count; i++)
-            {
-                indices[i] = at + i;
-                labels[i] = test.Labels[at + i];
-            }
-
-            if (grid.IsFirstStage)
-            {
-                test.CopyBatch(indices.AsSpan(0, count), images.AsSpan(0, count * test.SampleSize), labels.AsSpan(0, count));
-            }
-
-            var result = executor.EvaluateBatch(grid.IsFirstStage ? images.AsSpan(0, count * test.SampleSize) : [],
-                labels.AsSpan(0, count), count);
-            tally.Add(result.Loss, result.Correct, result.Count);
-        }
-
+        var tally = LossTally.Evaluate(context.Test, grid.Replica, grid.ReplicaCount, EvaluationBatch, executor.EvaluateBatch);
         tally.Allreduce(context.World);
         stats += new StepCounters { EvaluationSeconds = clock.Elapsed.TotalSeconds };
         return tally.Means();
@@ -302,22 +254,12 @@ internal sealed class PipelineEngine : ITrainingEngine
 
     public void DescribeOptions(IDictionary<string, string> options)
     {
-        options["schedule"] = scheduleName;
-        options["stages"] = grid.Stages.ToString(CultureInfo.InvariantCulture);
-        options["replicas"] = grid.ReplicaCount.ToString(CultureInfo.InvariantCulture);
-        options["microBatches"] = microBatches.ToString(CultureInfo.InvariantCulture);
-        options["balance"] = string.Join(',', Partition.ToBalance(ranges));
-        options["partition"] = partitionName;
-    }
-
-    public PipelineSummary Summary()
-    {
-        if (context.Options.TracePath is { } tracePath)
-        {
-            notes.Add($"Chrome trace written to {tracePath} (open it in chrome://tracing or ui.perfetto.dev)");
-        }
-
-        return Summarize();
+        options["schedule"] = layout.Schedule;
+        options["stages"] = layout.Stages.ToString(CultureInfo.InvariantCulture);
+        options["replicas"] = layout.Replicas.ToString(CultureInfo.InvariantCulture);
+        options["microBatches"] = layout.MicroBatches.ToString(CultureInfo.InvariantCulture);
+        options["balance"] = string.Join(',', layout.Balance);
+        options["partition"] = layout.Partition;
     }
 
     public void SaveParameters(string path)
@@ -345,24 +287,23 @@ internal sealed class PipelineEngine : ITrainingEngine
     /// <summary>The pipeline's own checks: the grid, micro-batches that cut each replica's batch evenly, the balance's form.</summary>
     private static void Check(TrainOptions options, int workers)
     {
-        static InputException Bad(string message) => new(message);
         var (stages, replicas) = options.GridShape(workers);
         var batch = options.Batch;
         if (batch % replicas != 0)
         {
-            throw Bad($"--batch {batch} is the global mini-batch and must be divisible by the D = {replicas} data-parallel replicas; try --batch {(batch / replicas + 1) * replicas}");
+            throw new InputException($"--batch {batch} is the global mini-batch and must be divisible by the D = {replicas} data-parallel replicas; try --batch {(batch / replicas + 1) * replicas}");
         }
 
         var m = options.EffectiveMicroBatches;
         if (m < 1)
         {
-            throw Bad($"--micro-batches must be >= 1 (got {m})");
+            throw new InputException($"--micro-batches must be >= 1 (got {m})");
         }
 
         var perReplica = batch / replicas;
         if (perReplica % m != 0)
         {
-            throw Bad($"--micro-batches {m} does not divide the per-replica batch {perReplica} (--batch {batch} / D = {replicas}): " +
+            throw new InputException($"--micro-batches {m} does not divide the per-replica batch {perReplica} (--batch {batch} / D = {replicas}): " +
                 $"each mini-batch is cut into M equal micro-batches; try --batch {(perReplica / m + 1) * m * replicas} or --micro-batches that divides {perReplica}");
         }
 
@@ -371,12 +312,12 @@ internal sealed class PipelineEngine : ITrainingEngine
             var counts = Partition.ParseBalance(balance);
             if (counts.Length != stages)
             {
-                throw Bad($"--balance {balance} gives {counts.Length} stages but the pipeline has S = {stages}: give one layer count per stage");
+                throw new InputException($"--balance {balance} gives {counts.Length} stages but the pipeline has S = {stages}: give one layer count per stage");
             }
 
             if (options.PartitionBy is not null)
             {
-                throw Bad("--balance gives the partition explicitly; --partition chooses the automatic one: use one of them");
+                throw new InputException("--balance gives the partition explicitly; --partition chooses the automatic one: use one of them");
             }
         }
     }
@@ -417,12 +358,12 @@ internal sealed class PipelineEngine : ITrainingEngine
             return;
         }
 
-        var whole = new float[parametersPerStage.Sum()];
+        var whole = new float[layout.ParametersPerStage.Sum()];
         local.CopyTo(whole);
         var offset = local.Length;
         for (var s = 1; s < grid.Stages; s++)
         {
-            var part = whole.AsSpan(offset, (int)parametersPerStage[s]);
+            var part = whole.AsSpan(offset, (int)layout.ParametersPerStage[s]);
             grid.Pipeline.Recv(part, s, tag);
             offset += part.Length;
         }
@@ -451,8 +392,13 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
     }
 
-    private PipelineSummary Summarize()
+    public PipelineSummary Summary()
     {
+        if (context.Options.TracePath is { } tracePath)
+        {
+            notes.Add($"Chrome trace written to {tracePath} (open it in chrome://tracing or ui.perfetto.dev)");
+        }
+
         var world = context.World;
         var stages = grid.Stages;
         var m = schedule.MicroBatches;
@@ -480,23 +426,20 @@ internal sealed class PipelineEngine : ITrainingEngine
 
         // The slowest rank's time for each mini-batch; the median over the mini-batches after the first.
         world.Allreduce<double>(stepSeconds, ReduceOp.Max);
-        var steady = stepSeconds.Length > 1 ? stepSeconds[1..] : stepSeconds;
-        Array.Sort(steady);
-        var median = steady.Length == 0 ? double.NaN
-            : steady.Length % 2 == 1 ? steady[steady.Length / 2] : (steady[steady.Length / 2 - 1] + steady[steady.Length / 2]) / 2;
+        var median = SampleStatistics.Median(stepSeconds.Length > 1 ? stepSeconds.AsSpan(1) : stepSeconds);
 
         var forward = perStage[..stages];
         var backward = perStage[stages..(2 * stages)];
         return new PipelineSummary(
-            Schedule: scheduleName,
+            Schedule: layout.Schedule,
             Stages: stages,
             Replicas: grid.ReplicaCount,
             MicroBatches: m,
-            MicroBatchSize: microBatchSize,
-            Partition: partitionName,
-            Balance: Partition.ToBalance(ranges),
+            MicroBatchSize: layout.MicroBatchSize,
+            Partition: layout.Partition,
+            Balance: layout.Balance,
             LayerSeconds: layerSeconds,
-            ParametersPerStage: parametersPerStage,
+            ParametersPerStage: layout.ParametersPerStage,
             PeakActivationsPerStage: peaks,
             ScheduledPeakActivationsPerStage: [.. Enumerable.Range(0, stages).Select(k => Schedule.PeakInFlight(schedule[k]))],
             ForwardSecondsPerMicroBatch: forward,

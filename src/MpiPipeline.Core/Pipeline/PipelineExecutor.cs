@@ -25,7 +25,7 @@ namespace MpiPipeline.Pipeline;
 /// receive. Shapes are known on every rank before the first message (<see cref="StageBuilder"/>); each receive
 /// checks the size it got.</item>
 /// <item>Graphs: forward i keeps its graph in slot i until backward i (<see cref="Stage.Forward"/>), so the stage
-/// holds exactly the micro-batches the schedule has in flight; the executor counts them and records the bridge's
+/// holds exactly the micro-batches the schedule has in flight; the executor records the bridge's count of them,
 /// <see cref="Stage.LiveSlots"/>.</item>
 /// <item>The last stage computes the loss right after its forward (<see cref="CrossEntropy"/>, scaled by 1/M so the
 /// M micro-batch gradients accumulate to the mini-batch mean's) and keeps dL/dz for backward i.</item>
@@ -128,9 +128,6 @@ internal sealed class PipelineExecutor
     /// <summary>The most forward graphs the stage held at once (<see cref="Stage.LiveSlots"/> after each forward).</summary>
     public int PeakLiveSlots { get; private set; }
 
-    /// <summary>The most micro-batches forwarded and not yet backwarded, counted by the executor.</summary>
-    public int PeakInFlight { get; private set; }
-
     /// <summary>The spans of the last <see cref="Run"/> (forward, backward, receive waits, sends), on the clock's time.</summary>
     public IReadOnlyList<TraceSpan> Spans => spans;
 
@@ -158,7 +155,6 @@ internal sealed class PipelineExecutor
         gradients?.Start();
         var lossSum = 0.0;
         var correct = 0;
-        var inFlight = 0;
         foreach (var step in steps)
         {
             var i = step.MicroBatch;
@@ -198,7 +194,6 @@ internal sealed class PipelineExecutor
                     var end = clock.Now();
                     spans.Add(new TraceSpan($"F{i}", TraceCategory.Forward, start, end - start, i));
                     Totals += new StepCounters { ForwardSeconds = (end - start) * 1e-6 };
-                    PeakInFlight = Math.Max(PeakInFlight, ++inFlight);
                     PeakLiveSlots = Math.Max(PeakLiveSlots, stage.LiveSlots);
                     if (!IsFirst)
                     {
@@ -228,7 +223,6 @@ internal sealed class PipelineExecutor
                     var end = clock.Now();
                     spans.Add(new TraceSpan($"B{i}", TraceCategory.Backward, start, end - start, i));
                     Totals += new StepCounters { BackwardSeconds = (end - start) * 1e-6 };
-                    inFlight--;
                     if (IsLast)
                     {
                         lossGradientPool.Return(outputGradient);
@@ -275,8 +269,7 @@ internal sealed class PipelineExecutor
                 evaluationInput = new float[inputLength];
             }
 
-            var status = pipeline.Recv(evaluationInput.AsSpan(0, inputLength), StageIndex - 1, EvaluationTag);
-            CheckSize(status, inputLength, "evaluation activation");
+            CheckSize(pipeline.Recv(evaluationInput.AsSpan(0, inputLength), StageIndex - 1, EvaluationTag), inputLength, "evaluation activation");
             input = evaluationInput.AsSpan(0, inputLength);
         }
 
@@ -356,13 +349,13 @@ internal sealed class PipelineExecutor
         Totals += new StepCounters { SendSeconds = (end - start) * 1e-6 };
     }
 
-    private void CheckSize(Status status, int expected, string what)
+    private static void CheckSize(Status status, int expected, string what)
     {
         var count = status.Count<float>();
         if (count != expected)
         {
             throw new InvalidOperationException(
-                $"stage {StageIndex} received a {what} of {count} values from stage {status.Source}, expected {expected}: the ranks disagree on the model's shapes");
+                $"received a {what} of {count} values from stage {status.Source}, expected {expected}: the ranks disagree on the model's shapes");
         }
     }
 
@@ -407,14 +400,7 @@ internal sealed class PipelineExecutor
                 throw new InvalidOperationException($"internal: the {what} of micro-batch {microBatch} was not the next receive posted");
             }
 
-            var status = head.Request.WaitPolling(idle);
-            var count = status.Count<float>();
-            if (count != length)
-            {
-                throw new InvalidOperationException(
-                    $"received a {what} of {count} values for micro-batch {microBatch} from stage {source}, expected {length}: the ranks disagree on the model's shapes");
-            }
-
+            CheckSize(head.Request.WaitPolling(idle), length, $"{what} for micro-batch {microBatch}");
             return head.Buffer;
         }
 

@@ -14,40 +14,15 @@ namespace MpiPipeline.Pipeline;
 /// </list>
 /// Both are freed by <see cref="Free"/>, collectively, on every rank (never by a finalizer).
 /// </summary>
-internal sealed class PipelineGrid
+/// <param name="Stages">S.</param>
+/// <param name="ReplicaCount">D.</param>
+/// <param name="Stage">s, this rank's stage.</param>
+/// <param name="Replica">d, this rank's replica.</param>
+internal sealed record PipelineGrid(int Stages, int ReplicaCount, int Stage, int Replica, Communicator Pipeline, Communicator Replicas)
 {
-    private PipelineGrid(int stages, int replicaCount, int stage, int replica, Communicator pipeline, Communicator replicas)
-    {
-        Stages = stages;
-        ReplicaCount = replicaCount;
-        Stage = stage;
-        Replica = replica;
-        Pipeline = pipeline;
-        Replicas = replicas;
-    }
-
-    /// <summary>S.</summary>
-    public int Stages { get; }
-
-    /// <summary>D.</summary>
-    public int ReplicaCount { get; }
-
-    /// <summary>s, this rank's stage.</summary>
-    public int Stage { get; }
-
-    /// <summary>d, this rank's replica.</summary>
-    public int Replica { get; }
-
-    public Communicator Pipeline { get; }
-
-    public Communicator Replicas { get; }
-
     public bool IsFirstStage => Stage == 0;
 
     public bool IsLastStage => Stage == Stages - 1;
-
-    /// <summary>The world rank of stage <paramref name="stage"/> of replica <paramref name="replica"/>.</summary>
-    public static int WorldRank(int stage, int replica, int stages) => replica * stages + stage;
 
     /// <summary>Splits <paramref name="world"/> (collective); S * D must equal its size.</summary>
     public static PipelineGrid Create(Communicator world, int stages, int replicas)

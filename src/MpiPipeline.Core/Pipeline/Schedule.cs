@@ -62,14 +62,6 @@ internal sealed class Schedule
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    /// <summary>The schedule a <c>--schedule</c> value names: <c>gpipe</c> or <c>1f1b</c> (any case).</summary>
-    public static ScheduleKind ParseKind(string text) => text.Trim().ToLowerInvariant() switch
-    {
-        "gpipe" => ScheduleKind.GPipe,
-        "1f1b" or "onefoneb" or "pipedream-flush" => ScheduleKind.OneFOneB,
-        _ => throw new InputException($"unknown schedule '{text}': use gpipe or 1f1b"),
-    };
-
     /// <summary>
     /// GPipe: the forward passes of all M micro-batches, then their backward passes, on every stage. Activations of
     /// all M micro-batches are alive at once on every stage (peak in flight = M).

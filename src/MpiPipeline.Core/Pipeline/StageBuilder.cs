@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MpiPipeline.Benchmarks;
 using MpiPipeline.Torch;
 
 namespace MpiPipeline.Pipeline;
@@ -131,10 +132,6 @@ internal static class StageBuilder
             }
         }
 
-        return [.. times.Select(t =>
-        {
-            Array.Sort(t);
-            return t[t.Length / 2];
-        })];
+        return [.. times.Select(t => SampleStatistics.Median(t))];
     }
 }

@@ -125,13 +125,10 @@ internal static class ScalingSweep
 
     private static ScalingRun Train(ScalingOptions o, JobLauncher launcher, IScalingReporter reporter, ScalingMode mode, int ranks, int repetition)
     {
-        var name = $"{ScalingCsv.ModeName(mode)}-n{ranks}-r{repetition}";
-        var json = Path.Combine(o.EffectiveWorkDirectory, name + ".json");
         var oversubscribed = ScalingMath.Oversubscribed(ranks, o.ThreadsPerRank, launcher.Cores);
         var batch = o.GlobalBatchAt(mode, ranks);
         var what = $"{ScalingCsv.ModeName(mode)} scaling, {ranks} rank(s), repetition {repetition}/{o.Repetitions}";
-        var elapsed = " [reused]";
-        if (!(o.Reuse && File.Exists(json)))
+        var (json, elapsed) = RunOrReuse(o, launcher, reporter, what, ranks, $"{ScalingCsv.ModeName(mode)}-n{ranks}-r{repetition}", json =>
         {
             var args = new List<string>
             {
@@ -150,10 +147,8 @@ internal static class ScalingSweep
             }
 
             args.AddRange(o.TrainArguments);
-            File.Delete(json);
-            elapsed = Launch(o, launcher, reporter, what, ranks, args, Path.Combine(o.EffectiveWorkDirectory, name + ".log"));
-        }
-
+            return args;
+        });
         var run = ScalingRun.FromResult(ResultsJson.Read(json), mode, repetition, o.WarmupSteps, oversubscribed, json);
         if (run.Ranks != ranks || run.GlobalBatch != batch)
         {
@@ -168,21 +163,13 @@ internal static class ScalingSweep
     private static (List<TimingSample> Allreduce, List<TimingSample> PingPong) Bench(
         ScalingOptions o, JobLauncher launcher, IScalingReporter reporter, int ranks, long maxBytes, bool withPingPong)
     {
-        var name = $"bench-n{ranks}";
-        var json = Path.Combine(o.EffectiveWorkDirectory, name + ".json");
         var what = $"MPI benchmark, {ranks} ranks, 8 B to {MessageSizes.Label(maxBytes)}";
-        var elapsed = " [reused]";
-        if (!(o.Reuse && File.Exists(json)))
-        {
-            string[] args =
-            [
-                BenchMpiFlags.Verb, BenchMpiFlags.Subverb, BenchMpiFlags.Ops, withPingPong ? "pingpong,allreduce" : "allreduce",
-                BenchMpiFlags.MinSize, "8", BenchMpiFlags.MaxSize, I(maxBytes), BenchMpiFlags.Step, "4",
-                BenchMpiFlags.Samples, I(o.BenchSamples), BenchMpiFlags.Iterations, "0.25", BenchMpiFlags.Warmup, "0.2", BenchMpiFlags.Json, json,
-            ];
-            File.Delete(json);
-            elapsed = Launch(o, launcher, reporter, what, ranks, args, Path.Combine(o.EffectiveWorkDirectory, name + ".log"));
-        }
+        var (json, elapsed) = RunOrReuse(o, launcher, reporter, what, ranks, $"bench-n{ranks}", json =>
+        [
+            BenchMpiFlags.Verb, BenchMpiFlags.Subverb, BenchMpiFlags.Ops, withPingPong ? "pingpong,allreduce" : "allreduce",
+            BenchMpiFlags.MinSize, "8", BenchMpiFlags.MaxSize, I(maxBytes), BenchMpiFlags.Step, "4",
+            BenchMpiFlags.Samples, I(o.BenchSamples), BenchMpiFlags.Iterations, "0.25", BenchMpiFlags.Warmup, "0.2", BenchMpiFlags.Json, json,
+        ]);
 
         var report = ReadBench(json);
         var allreduce = new List<TimingSample>();
@@ -209,6 +196,24 @@ internal static class ScalingSweep
         {
             throw new InputException($"{path}: not a `bench mpi --json` report: {ex.Message}");
         }
+    }
+
+    /// <summary>
+    /// The job <paramref name="name"/> (its results in name.json, given to <paramref name="arguments"/>; its output in
+    /// name.log), unless --reuse finds name.json already there; returns that file and how long the job took.
+    /// </summary>
+    private static (string Json, string Elapsed) RunOrReuse(ScalingOptions o, JobLauncher launcher, IScalingReporter reporter,
+        string what, int ranks, string name, Func<string, List<string>> arguments)
+    {
+        var json = Path.Combine(o.EffectiveWorkDirectory, name + ".json");
+        if (o.Reuse && File.Exists(json))
+        {
+            return (json, " [reused]");
+        }
+
+        var args = arguments(json);
+        File.Delete(json);
+        return (json, Launch(o, launcher, reporter, what, ranks, args, Path.Combine(o.EffectiveWorkDirectory, name + ".log")));
     }
 
     private static string Launch(ScalingOptions o, JobLauncher launcher, IScalingReporter reporter, string what, int ranks, IEnumerable<string> args, string log)

@@ -22,8 +22,8 @@ namespace MpiPipeline.Smoothing;
 /// of PPRS is done by the optimizer (<see cref="SmoothedGradient"/>, k = 0 .. K-1) identically on every rank.
 /// <para>
 /// The clock is the paper's: each call adds 2 (K + Delta - 1) time units (supplement Eq. 14), the makespan of the
-/// schedule when every node is its own worker; besides it the oracle measures wall time, time in node computations
-/// and time in MPI calls on this rank.
+/// schedule when every node is its own worker; besides it the oracle measures time in node computations and time in
+/// MPI calls on this rank.
 /// </para>
 /// </summary>
 internal sealed class MpiChainOracle : IGradientOracle
@@ -45,7 +45,6 @@ internal sealed class MpiChainOracle : IGradientOracle
     private readonly int next;
     private readonly Stopwatch compute = new();
     private readonly Stopwatch communication = new();
-    private readonly Stopwatch wall = new();
 
     /// <param name="comm">The ranks of the pipeline, stage r = rank r.</param>
     /// <param name="chain">The whole chain (every rank builds the same; only this rank's nodes are run here).</param>
@@ -91,9 +90,6 @@ internal sealed class MpiChainOracle : IGradientOracle
     /// <summary>Node backward operations this rank performed in <see cref="Evaluate"/>.</summary>
     public long BackwardOperations { get; private set; }
 
-    /// <summary>Wall time inside <see cref="Evaluate"/> on this rank.</summary>
-    public TimeSpan EvaluateTime => wall.Elapsed;
-
     /// <summary>Time in this rank's node computations (forward and backward) inside <see cref="Evaluate"/>.</summary>
     public TimeSpan ComputeTime => compute.Elapsed;
 
@@ -126,7 +122,6 @@ internal sealed class MpiChainOracle : IGradientOracle
                 $"{count} points of dimension {d} need {count * d} point values, {count} f values and {count * d} gradient values; got {points.Length}, {values.Length}, {gradients.Length}");
         }
 
-        wall.Start();
         while (tapes.Count < count)
         {
             tapes.Add(segment.NewTape());
@@ -214,7 +209,6 @@ internal sealed class MpiChainOracle : IGradientOracle
         communication.Stop();
         ElapsedTimeUnits += TimeUnits.PipelinedEvaluation(count, Depth); // 2 (K + Delta - 1), Eq. 14
         Calls++;
-        wall.Stop();
     }
 
     /// <summary>

@@ -261,44 +261,30 @@ internal sealed record PprsRunSummary(string Label, int Iterations, long TimeUni
 /// <summary>
 /// A problem for <c>mpipipe pprs</c>: f as a chain, where to start, and the constants the default parameters need.
 /// </summary>
-internal sealed class PprsProblem : IDisposable
+/// <param name="owner">What the chain's nodes belong to, disposed with the problem.</param>
+internal sealed class PprsProblem(string name, string description, Chain chain, Func<double[], double>? closedForm, double? minimum,
+    double lipschitz, double radius, double defaultStep, IDisposable? owner) : IDisposable
 {
-    private readonly IDisposable? owner;
+    public string Name { get; } = name;
 
-    private PprsProblem(string name, string description, Chain chain, Func<double[], double>? closedForm, double? minimum,
-        double lipschitz, double radius, double defaultStep, IDisposable? owner)
-    {
-        Name = name;
-        Description = description;
-        Chain = chain;
-        ClosedForm = closedForm;
-        MinimumValue = minimum;
-        Lipschitz = lipschitz;
-        Radius = radius;
-        DefaultStep = defaultStep;
-        this.owner = owner;
-    }
+    public string Description { get; } = description;
 
-    public string Name { get; }
-
-    public string Description { get; }
-
-    public Chain Chain { get; }
+    public Chain Chain { get; } = chain;
 
     public int Dimension => Chain.InputDimension;
 
     /// <summary>f in closed form (the worst-case functions), for <see cref="IGradientOracle.Monitor"/>.</summary>
-    public Func<double[], double>? ClosedForm { get; }
+    public Func<double[], double>? ClosedForm { get; } = closedForm;
 
-    public double? MinimumValue { get; }
+    public double? MinimumValue { get; } = minimum;
 
     /// <summary>L and R of Eq. 13's defaults.</summary>
-    public double Lipschitz { get; }
+    public double Lipschitz { get; } = lipschitz;
 
-    public double Radius { get; }
+    public double Radius { get; } = radius;
 
     /// <summary>eta of GD and AGD when --step is not given (0: the subgradient step R/(L sqrt T)).</summary>
-    public double DefaultStep { get; }
+    public double DefaultStep { get; } = defaultStep;
 
     /// <summary>Whether PPRS's eta defaults to GD's (smooth and adversarial problems) rather than gamma/L.</summary>
     public bool PprsStepIsGdStep => Name is "smooth" or "nonconvex" or "adversarial";
@@ -513,21 +499,14 @@ internal static class PprsExperiment
                 PprsMethodRun run;
                 switch (method)
                 {
-                    case "gd":
+                    case "gd" or "agd":
                     {
                         var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth) : o.Iterations;
                         var eta = o.Step ?? GdStep(problem, T);
-                        var trace = GradientDescent.WithStepSize(eta).Run(timed, start, T);
-                        run = Summarize("gd", "GD", 1, T, 0, eta, o.Depth, trace, timed, oracle);
-                        break;
-                    }
-
-                    case "agd":
-                    {
-                        var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth) : o.Iterations;
-                        var eta = o.Step ?? GdStep(problem, T);
-                        var trace = new AcceleratedGradientDescent(eta).Run(timed, start, T);
-                        run = Summarize("agd", "AGD", 1, T, 0, eta, o.Depth, trace, timed, oracle);
+                        var trace = method == "gd"
+                            ? GradientDescent.WithStepSize(eta).Run(timed, start, T)
+                            : new AcceleratedGradientDescent(eta).Run(timed, start, T);
+                        run = Summarize(method, method.ToUpperInvariant(), 1, T, 0, eta, o.Depth, trace, timed, oracle);
                         break;
                     }
 

@@ -34,11 +34,7 @@ internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IR
 
     public void Write(string path) => AtomicFile.WriteAllText(path, ToSvg());
 
-    public string ToSvg()
-    {
-        var document = ToXml();
-        return $"{document.Declaration}\n{document.Root}\n";
-    }
+    public string ToSvg() => ToText(ToXml());
 
     public XDocument ToXml()
     {
@@ -88,15 +84,7 @@ internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IR
         }
 
         root.Add(grid, labels, bars);
-        root.Add(new XElement(Svg + "rect",
-            new XAttribute("x", Number(left)), new XAttribute("y", Number(top)),
-            new XAttribute("width", Number(plotWidth)), new XAttribute("height", Number(plotHeight)),
-            new XAttribute("fill", "none"), new XAttribute("stroke", "#555")));
-        root.Add(Text(left + plotWidth / 2, Height - 14, xLabel, "middle"));
-        var yLabelY = top + plotHeight / 2;
-        var yTitle = Text(16, yLabelY, yLabel, "middle");
-        yTitle.Add(new XAttribute("transform", $"rotate(-90 16 {Number(yLabelY)})"));
-        root.Add(yTitle);
+        root.Add(FrameAndAxisTitles(left, top, plotWidth, plotHeight, Height, xLabel, yLabel));
 
         var legend = new XElement(Svg + "g");
         for (var s = 0; s < series.Count; s++)
@@ -111,6 +99,6 @@ internal sealed class SvgBarChart(string title, string xLabel, string yLabel, IR
         }
 
         root.Add(legend);
-        return new XDocument(new XDeclaration("1.0", "utf-8", null), root);
+        return Finish(root);
     }
 }

@@ -41,11 +41,7 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
 
     public void Write(string path) => AtomicFile.WriteAllText(path, ToSvg());
 
-    public string ToSvg()
-    {
-        var document = ToXml();
-        return $"{document.Declaration}\n{document.Root}\n";
-    }
+    public string ToSvg() => ToText(ToXml());
 
     public XDocument ToXml()
     {
@@ -88,16 +84,7 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
         }
 
         root.Add(grid, labels);
-        root.Add(new XElement(Svg + "rect",
-            new XAttribute("x", Number(left)), new XAttribute("y", Number(top)),
-            new XAttribute("width", Number(plotWidth)), new XAttribute("height", Number(plotHeight)),
-            new XAttribute("fill", "none"), new XAttribute("stroke", "#555")));
-        root.Add(Text(left + plotWidth / 2, Height - 14, XLabel, "middle"));
-        var yLabelX = 16.0;
-        var yLabelY = top + plotHeight / 2;
-        var yTitle = Text(yLabelX, yLabelY, YLabel + (LogY ? " (log scale)" : ""), "middle");
-        yTitle.Add(new XAttribute("transform", $"rotate(-90 {Number(yLabelX)} {Number(yLabelY)})"));
-        root.Add(yTitle);
+        root.Add(FrameAndAxisTitles(left, top, plotWidth, plotHeight, Height, XLabel, YLabel + (LogY ? " (log scale)" : "")));
 
         var lines = new XElement(Svg + "g", new XAttribute("fill", "none"), new XAttribute("stroke-width", "2"),
             new XAttribute("stroke-linejoin", "round"));
@@ -139,7 +126,7 @@ internal sealed class SvgPlot(string title, string xLabel, string yLabel)
         }
 
         root.Add(lines, legend);
-        return new XDocument(new XDeclaration("1.0", "utf-8", null), root);
+        return Finish(root);
     }
 
     private bool IsDrawable((double X, double Y) point) =>

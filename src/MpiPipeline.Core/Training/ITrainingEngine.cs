@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MpiPipeline.Data;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
@@ -9,7 +8,12 @@ namespace MpiPipeline.Training;
 /// <summary>What every engine starts from: the validated options, the node, the data and the step counts.</summary>
 internal sealed record TrainingContext(
     Communicator World, TrainOptions Options, NodeShare Node, int Threads, Dataset Train, Dataset Test,
-    long StepsPerEpoch, long TotalSteps, Stopwatch Wall);
+    long StepsPerEpoch, long TotalSteps)
+{
+    /// <summary>The plan of a run on <paramref name="workers"/> workers (replicas) of a model of <paramref name="parameters"/>.</summary>
+    public TrainingPlan Plan(int workers, long parameters, string split, string algorithm, PipelinePlan? pipeline = null) =>
+        new(Options, workers, Train.Count, Test.Count, StepsPerEpoch, TotalSteps, parameters, Threads, split, algorithm, pipeline);
+}
 
 /// <summary>The counters an epoch's record shows, as rank 0 reports them (this rank's, or means over the ranks).</summary>
 internal readonly record struct EpochCounters(
@@ -35,7 +39,7 @@ internal interface ITrainingEngine : IDisposable
     IReadOnlyList<string> Notes { get; }
 
     /// <summary>True once this rank has left the run (an emulated failure): the loop stops and reports nothing.</summary>
-    bool Stopped { get; }
+    bool Stopped => false;
 
     /// <summary>True when rank 0's step result holds the batch's loss (false where the loss lives on other ranks).</summary>
     bool RootSeesBatchLoss { get; }
@@ -53,7 +57,9 @@ internal interface ITrainingEngine : IDisposable
     double CurveMean(double localSum, int count);
 
     /// <summary>After the last step, before the last evaluation: leave one model (a last averaging where needed).</summary>
-    void EndTraining();
+    void EndTraining()
+    {
+    }
 
     /// <summary>The training tally over the ranks that hold losses (every rank calls this).</summary>
     void ReduceTally(LossTally tally);

@@ -1,4 +1,6 @@
+using MpiPipeline.Data;
 using MpiPipeline.Mpi;
+using MpiPipeline.Torch;
 
 namespace MpiPipeline.Training;
 
@@ -36,5 +38,22 @@ internal sealed class LossTally
         var per = (count + parts - 1) / parts;
         var start = Math.Min(count, part * per);
         return (start, Math.Min(count, start + per));
+    }
+
+    /// <summary>This rank's tally of share <paramref name="part"/> of <paramref name="parts"/> of the test set, in batches of
+    /// <paramref name="batch"/> samples: <paramref name="evaluate"/> takes a batch's images, labels and size.</summary>
+    public static LossTally Evaluate(Dataset test, int part, int parts, int batch,
+        Func<ReadOnlySpan<float>, ReadOnlySpan<int>, int, LossResult> evaluate)
+    {
+        var (start, end) = Share(test.Count, part, parts);
+        var tally = new LossTally();
+        for (var at = start; at < end; at += batch)
+        {
+            var count = Math.Min(batch, end - at);
+            var result = evaluate(test.Images.AsSpan(at * test.SampleSize, count * test.SampleSize), test.Labels.AsSpan(at, count), count);
+            tally.Add(result.Loss, result.Correct, result.Count);
+        }
+
+        return tally;
     }
 }

@@ -86,17 +86,9 @@ internal sealed record NodeShare(int RanksOnNode, int CoresOnNode, bool OtherNod
             var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal));
             return line is null ? [] : ParseCpuList(line["Cpus_allowed_list:".Length..]);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
-            return [];
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return [];
-        }
-        catch (FormatException)
-        {
-            return []; // a format this parser does not know: fall back to Environment.ProcessorCount
+            return []; // unreadable, or a format this parser does not know: fall back to Environment.ProcessorCount
         }
     }
 

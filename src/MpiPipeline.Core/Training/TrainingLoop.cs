@@ -51,7 +51,7 @@ internal static class TrainingLoop
         TorchRuntime.Threads = threads;
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
-        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, wall));
+        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps));
 
         var initialSpread = engine.Start();
         reporter?.Started(engine.Plan);

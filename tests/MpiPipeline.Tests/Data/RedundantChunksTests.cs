@@ -115,16 +115,4 @@ public sealed class RedundantChunksTests
         // Chunk 2 is held by workers 1 and 2 only.
         Assert.That(RedundantChunks.Covered([0, 3], p: 4, q: 2).Missing, Is.EqualTo(new[] { 2 }));
     }
-
-    [Test]
-    public void EpochOrderIsADeterministicPermutationOfTheHeldSamples()
-    {
-        var order = RedundantChunks.EpochOrder(worker: 1, count: 1000, p: 4, q: 2, seed: 9, epoch: 0);
-        Assert.That(order.Order(), Is.EqualTo(Enumerable.Range(250, 500)));
-        Assert.That(order, Is.EqualTo(RedundantChunks.EpochOrder(1, 1000, 4, 2, 9, 0)));
-        Assert.That(order, Is.Not.EqualTo(RedundantChunks.EpochOrder(1, 1000, 4, 2, 9, 1)), "another epoch");
-        Assert.That(
-            RedundantChunks.EpochOrder(0, 1000, 4, 1, 9, 0), Is.Not.EqualTo(RedundantChunks.EpochOrder(1, 1000, 4, 1, 9, 0).Select(i => i - 250)),
-            "workers shuffle with their own seeds");
-    }
 }

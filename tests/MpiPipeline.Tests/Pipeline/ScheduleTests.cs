@@ -153,17 +153,6 @@ internal sealed class ScheduleTests
         Assert.That(error.Message, Does.Contain("at least 1"));
     }
 
-    [TestCase("gpipe", ScheduleKind.GPipe)]
-    [TestCase("GPipe", ScheduleKind.GPipe)]
-    [TestCase("1f1b", ScheduleKind.OneFOneB)]
-    [TestCase(" 1F1B ", ScheduleKind.OneFOneB)]
-    public void ParsesScheduleNames(string text, ScheduleKind expected) =>
-        Assert.That(Schedule.ParseKind(text), Is.EqualTo(expected));
-
-    [Test]
-    public void UnknownScheduleNameSaysWhatToUse() =>
-        Assert.That(Assert.Throws<InputException>(() => Schedule.ParseKind("zb-h1"))!.Message, Does.Contain("gpipe or 1f1b"));
-
     // ---- properties over S = 1..6, M = 1..10 ----
 
     [Test, Combinatorial]
