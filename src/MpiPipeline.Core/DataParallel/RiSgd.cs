@@ -50,17 +50,16 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
 
     private static void Check(TrainOptions o, int workers)
     {
-        static InputException Bad(string message) => new(message);
         o.RequireBatchDivisibleBy(workers);
         LocalSgd.RequireTau(o);
         if (o.Redundancy < 1 || o.Redundancy > workers)
         {
-            throw Bad($"--redundancy {o.Redundancy} is out of range: each of the p = {workers} workers holds q chunks out of p, so 1 <= q <= {workers}");
+            throw new InputException($"--redundancy {o.Redundancy} is out of range: each of the p = {workers} workers holds q chunks out of p, so 1 <= q <= {workers}");
         }
 
         if (o.Split == DataSplit.Shuffle)
         {
-            throw Bad("--algo ri-sgd samples from the chunks each worker holds; --split shuffle does not apply");
+            throw new InputException("--algo ri-sgd samples from the chunks each worker holds; --split shuffle does not apply");
         }
 
         if (o.FailRank is null && o.FailStep is null)
@@ -70,17 +69,17 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
 
         if (o.FailRank is null || o.FailStep is null)
         {
-            throw Bad("--fail-rank and --fail-step go together");
+            throw new InputException("--fail-rank and --fail-step go together");
         }
 
         if (o.FailRank < 1 || o.FailRank >= workers)
         {
-            throw Bad($"--fail-rank {o.FailRank} is out of range: 1..{workers - 1} (rank 0 reports the results and cannot be the failed one)");
+            throw new InputException($"--fail-rank {o.FailRank} is out of range: 1..{workers - 1} (rank 0 reports the results and cannot be the failed one)");
         }
 
         if (o.FailStep < 0)
         {
-            throw Bad($"--fail-step must be >= 0 (got {o.FailStep})");
+            throw new InputException($"--fail-step must be >= 0 (got {o.FailStep})");
         }
     }
 

@@ -106,112 +106,111 @@ internal sealed record ScalingOptions
 
     public void Validate()
     {
-        static InputException Bad(string message) => new(message);
         if (Ranks.Count == 0 || Ranks.Any(n => n < 1))
         {
-            throw Bad("--ranks needs one or more rank counts >= 1, e.g. 1,2,4");
+            throw new InputException("--ranks needs one or more rank counts >= 1, e.g. 1,2,4");
         }
 
         if (Ranks.Distinct().Count() != Ranks.Count)
         {
-            throw Bad($"--ranks names a rank count twice ({Join(Ranks)})");
+            throw new InputException($"--ranks names a rank count twice ({Join(Ranks)})");
         }
 
         if (Modes.Count == 0)
         {
-            throw Bad("--mode needs strong, weak or both");
+            throw new InputException("--mode needs strong, weak or both");
         }
 
         if (Repetitions < 1)
         {
-            throw Bad($"--repetitions must be >= 1 (got {Repetitions})");
+            throw new InputException($"--repetitions must be >= 1 (got {Repetitions})");
         }
 
         if (!AlgorithmRegistry.DataParallelNames.Contains(Algorithm))
         {
-            throw Bad($"--algo {Algorithm} cannot be swept; known: {string.Join(", ", AlgorithmRegistry.DataParallelNames)}");
+            throw new InputException($"--algo {Algorithm} cannot be swept; known: {string.Join(", ", AlgorithmRegistry.DataParallelNames)}");
         }
 
         if (Modes.Contains(ScalingMode.Strong))
         {
             if (GlobalBatch < 1)
             {
-                throw Bad($"--global-batch must be >= 1 (got {GlobalBatch})");
+                throw new InputException($"--global-batch must be >= 1 (got {GlobalBatch})");
             }
 
             var misfits = Ranks.Where(n => GlobalBatch % n != 0).ToList();
             if (misfits.Count > 0)
             {
-                throw Bad($"strong scaling: --global-batch {GlobalBatch} must be divisible by every rank count; it is not by {Join(misfits)}");
+                throw new InputException($"strong scaling: --global-batch {GlobalBatch} must be divisible by every rank count; it is not by {Join(misfits)}");
             }
         }
 
         if (PerRankBatch < 1)
         {
-            throw Bad($"--per-rank-batch must be >= 1 (got {PerRankBatch})");
+            throw new InputException($"--per-rank-batch must be >= 1 (got {PerRankBatch})");
         }
 
         if (Steps < 2 || WarmupSteps < 0 || WarmupSteps >= Steps)
         {
-            throw Bad($"--steps {Steps} and --warmup-steps {WarmupSteps}: need steps >= 2 and 0 <= warmup < steps (the timed steps are steps - warmup)");
+            throw new InputException($"--steps {Steps} and --warmup-steps {WarmupSteps}: need steps >= 2 and 0 <= warmup < steps (the timed steps are steps - warmup)");
         }
 
         var largestBatch = Modes.Max(mode => Ranks.Max(n => (long)GlobalBatchAt(mode, n)));
         if (Steps * largestBatch > TrainingSamples)
         {
-            throw Bad($"--steps {Steps} x the largest global batch {largestBatch} = {Steps * largestBatch} samples is more than one epoch ({TrainingSamples}): every timed step must be in the first epoch; lower --steps or the batch");
+            throw new InputException($"--steps {Steps} x the largest global batch {largestBatch} = {Steps * largestBatch} samples is more than one epoch ({TrainingSamples}): every timed step must be in the first epoch; lower --steps or the batch");
         }
 
         if (ThreadsPerRank < 1)
         {
-            throw Bad($"--threads must be >= 1 (got {ThreadsPerRank})");
+            throw new InputException($"--threads must be >= 1 (got {ThreadsPerRank})");
         }
 
         if (Tau < 1)
         {
-            throw Bad($"--tau must be >= 1 (got {Tau})");
+            throw new InputException($"--tau must be >= 1 (got {Tau})");
         }
 
         var reserved = new[] { TrainFlags.Algorithm, TrainFlags.Model, TrainFlags.Batch, TrainFlags.MaxSteps, TrainFlags.Epochs, TrainFlags.Threads,
             TrainFlags.Output, TrainFlags.CurveEvery, TrainFlags.Tau };
         if (TrainArguments.FirstOrDefault(a => reserved.Contains(a.Split('=')[0])) is { } clash)
         {
-            throw Bad($"--train-args must not set {clash.Split('=')[0]}: the sweep sets it (use the scaling option instead)");
+            throw new InputException($"--train-args must not set {clash.Split('=')[0]}: the sweep sets it (use the scaling option instead)");
         }
 
         if (BenchRanks is { } benchRanks && benchRanks.Any(n => n < 2))
         {
-            throw Bad("--bench-ranks: Allreduce and ping-pong need rank counts >= 2");
+            throw new InputException("--bench-ranks: Allreduce and ping-pong need rank counts >= 2");
         }
 
         if (BenchSamples < 1)
         {
-            throw Bad("--bench-samples must be >= 1");
+            throw new InputException("--bench-samples must be >= 1");
         }
 
         if (ProjectRanks.Count == 0 || ProjectRanks.Any(n => n < 2))
         {
-            throw Bad("--project needs rank counts >= 2");
+            throw new InputException("--project needs rank counts >= 2");
         }
 
         if (PipelineStages < 2 || MicroBatches < 1 || ActivationBytesPerSample < 0)
         {
-            throw Bad("--stages must be >= 2, --micro-batches >= 1 and --activation-bytes >= 0");
+            throw new InputException("--stages must be >= 2, --micro-batches >= 1 and --activation-bytes >= 0");
         }
 
         if (ProjectRanks.FirstOrDefault(n => n % PipelineStages != 0) is var odd and > 0)
         {
-            throw Bad($"--project {odd}: the pipeline projection needs rank counts divisible by --stages {PipelineStages}");
+            throw new InputException($"--project {odd}: the pipeline projection needs rank counts divisible by --stages {PipelineStages}");
         }
 
         if (AssumedNetwork is { } net && (!(net.Alpha >= 0) || !(net.Bandwidth > 0)))
         {
-            throw Bad("--assume-network needs a latency >= 0 us and a bandwidth > 0 GB/s, e.g. 2,12.5");
+            throw new InputException("--assume-network needs a latency >= 0 us and a bandwidth > 0 GB/s, e.g. 2,12.5");
         }
 
         if (RunTimeout <= TimeSpan.Zero)
         {
-            throw Bad("--timeout must be > 0 seconds");
+            throw new InputException("--timeout must be > 0 seconds");
         }
     }
 

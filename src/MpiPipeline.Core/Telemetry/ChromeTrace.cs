@@ -72,9 +72,6 @@ internal sealed class ChromeTrace
     public void Add(string name, TraceCategory category, double startMicroseconds, double durationMicroseconds, int? microBatch = null) =>
         Add(new TraceSpan(name, category, startMicroseconds, durationMicroseconds, microBatch));
 
-    /// <summary>Starts a span that is recorded when the returned scope is disposed: <c>using (trace.Measure("F3", TraceCategory.Forward, 3)) { ... }</c>.</summary>
-    public SpanScope Measure(string name, TraceCategory category, int? microBatch = null) => new(this, name, category, microBatch, Now());
-
     /// <summary>The <c>cat</c> text of each category, in <see cref="TraceCategory"/>'s order.</summary>
     private static readonly string[] CategoryNames = ["forward", "backward", "send", "recv-wait", "allreduce", "optimizer"];
 
@@ -285,10 +282,4 @@ internal sealed class ChromeTrace
 
     /// <summary>Nanosecond resolution is plenty; shorter numbers keep the file small.</summary>
     private static double Round(double microseconds) => Math.Round(microseconds, 3, MidpointRounding.AwayFromZero);
-
-    /// <summary>A span being measured; records it on <see cref="Dispose"/>.</summary>
-    internal readonly struct SpanScope(ChromeTrace trace, string name, TraceCategory category, int? microBatch, double start) : IDisposable
-    {
-        public void Dispose() => trace.Add(name, category, start, Math.Max(0, trace.Now() - start), microBatch);
-    }
 }

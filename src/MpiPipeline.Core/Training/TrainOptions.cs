@@ -140,15 +140,14 @@ internal sealed record TrainOptions
     /// </summary>
     public (int Stages, int Replicas) GridShape(int worldSize)
     {
-        static InputException Bad(string message) => new(message);
         if (Stages is < 1)
         {
-            throw Bad($"--stages must be >= 1 (got {Stages})");
+            throw new InputException($"--stages must be >= 1 (got {Stages})");
         }
 
         if (Replicas is < 1)
         {
-            throw Bad($"--data-parallel must be >= 1 (got {Replicas})");
+            throw new InputException($"--data-parallel must be >= 1 (got {Replicas})");
         }
 
         var stages = Stages ?? (Replicas is int d ? worldSize / d : worldSize);
@@ -161,7 +160,7 @@ internal sealed record TrainOptions
                 (int s, null) => $"--stages {s} does not divide the world size",
                 _ => $"--data-parallel {Replicas} does not divide the world size",
             };
-            throw Bad($"the pipeline grid needs S x D = world size, but the job has {worldSize} ranks and {given}; " +
+            throw new InputException($"the pipeline grid needs S x D = world size, but the job has {worldSize} ranks and {given}; " +
                 "start the job with S * D ranks (mpiexec -n S*D) or change --stages / --data-parallel");
         }
 
@@ -176,48 +175,47 @@ internal sealed record TrainOptions
     /// </summary>
     public void Validate(int workers)
     {
-        static InputException Bad(string message) => new(message);
         var algorithm = AlgorithmRegistry.Find(Algorithm);
         if (Epochs < 1)
         {
-            throw Bad($"--epochs must be >= 1 (got {Epochs})");
+            throw new InputException($"--epochs must be >= 1 (got {Epochs})");
         }
 
         if (Batch < 1)
         {
-            throw Bad($"--batch must be >= 1 (got {Batch})");
+            throw new InputException($"--batch must be >= 1 (got {Batch})");
         }
 
         AlgorithmRegistry.RejectForeignOptions(this);
         algorithm.Validate(this, workers);
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
         {
-            throw Bad($"--lr must be a positive number (got {LearningRate})");
+            throw new InputException($"--lr must be a positive number (got {LearningRate})");
         }
 
         if (Momentum < 0 || Momentum >= 1)
         {
-            throw Bad($"--momentum must be in [0, 1) (got {Momentum})");
+            throw new InputException($"--momentum must be in [0, 1) (got {Momentum})");
         }
 
         if (TrainSamples is < 1 || TestSamples is < 1)
         {
-            throw Bad("--train-samples and --test-samples must be >= 1");
+            throw new InputException("--train-samples and --test-samples must be >= 1");
         }
 
         if (MaxSteps is < 1)
         {
-            throw Bad("--max-steps must be >= 1");
+            throw new InputException("--max-steps must be >= 1");
         }
 
         if (CurveEvery < 1)
         {
-            throw Bad("--curve-every must be >= 1");
+            throw new InputException("--curve-every must be >= 1");
         }
 
         if (Device is not ("cpu" or "auto" or "cuda") && !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), out var index) && index >= 0))
         {
-            throw Bad($"--device must be cpu, cuda, cuda:N or auto (got '{Device}')");
+            throw new InputException($"--device must be cpu, cuda, cuda:N or auto (got '{Device}')");
         }
 
         ExchangeRegistry.Find(Exchange);

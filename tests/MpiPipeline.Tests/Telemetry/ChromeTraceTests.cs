@@ -129,17 +129,16 @@ internal sealed class ChromeTraceTests
     }
 
     [Test]
-    public void MeasureTakesTimesFromTheClockSinceTheOrigin()
+    public void NowCountsFromTheClockSinceTheOrigin()
     {
         var clock = new ManualClock { Microseconds = 1_000 };
         var trace = new ChromeTrace(0, "stage 0, replica 0", clock);
         clock.Microseconds = 5_000;
         trace.ResetOrigin(); // after the barrier
         clock.Microseconds = 5_100;
-        using (trace.Measure("F0", TraceCategory.Forward, microBatch: 0))
-        {
-            clock.Microseconds = 5_350;
-        }
+        var start = trace.Now();
+        clock.Microseconds = 5_350;
+        trace.Add("F0", TraceCategory.Forward, start, trace.Now() - start, microBatch: 0);
 
         Assert.That(trace.Spans, Is.EqualTo(new[] { new TraceSpan("F0", TraceCategory.Forward, 100, 250, 0) }));
         Assert.That(trace.Now(), Is.EqualTo(350));
