@@ -191,9 +191,7 @@ internal sealed class PipelineExecutor
                         ready[i] = output;
                     }
 
-                    var end = clock.Now();
-                    spans.Add(new TraceSpan($"F{i}", TraceCategory.Forward, start, end - start, i));
-                    Totals += new StepCounters { ForwardSeconds = (end - start) * 1e-6 };
+                    Totals += new StepCounters { ForwardSeconds = EndSpan($"F{i}", TraceCategory.Forward, start, i) };
                     PeakLiveSlots = Math.Max(PeakLiveSlots, stage.LiveSlots);
                     if (!IsFirst)
                     {
@@ -220,9 +218,7 @@ internal sealed class PipelineExecutor
                     var inputGradient = IsFirst ? null : inputGradientPool.Rent();
                     var start = clock.Now();
                     stage.Backward(i, outputGradient, inputGradient);
-                    var end = clock.Now();
-                    spans.Add(new TraceSpan($"B{i}", TraceCategory.Backward, start, end - start, i));
-                    Totals += new StepCounters { BackwardSeconds = (end - start) * 1e-6 };
+                    Totals += new StepCounters { BackwardSeconds = EndSpan($"B{i}", TraceCategory.Backward, start, i) };
                     if (IsLast)
                     {
                         lossGradientPool.Return(outputGradient);
@@ -295,9 +291,7 @@ internal sealed class PipelineExecutor
     {
         var start = clock.Now();
         var buffer = queue.Wait(microBatch, idle);
-        var end = clock.Now();
-        spans.Add(new TraceSpan(name, TraceCategory.RecvWait, start, end - start, microBatch));
-        Totals += new StepCounters { ReceiveWaitSeconds = (end - start) * 1e-6 };
+        Totals += new StepCounters { ReceiveWaitSeconds = EndSpan(name, TraceCategory.RecvWait, start, microBatch) };
         return buffer;
     }
 
@@ -306,9 +300,7 @@ internal sealed class PipelineExecutor
         var start = clock.Now();
         var request = pipeline.Isend<float>(buffer, destination, tag);
         pendingSends.Add((request, buffer, pool));
-        var end = clock.Now();
-        spans.Add(new TraceSpan(name, TraceCategory.Send, start, end - start, microBatch));
-        Totals += new StepCounters { SendSeconds = (end - start) * 1e-6, PointToPointBytes = (long)buffer.Length * sizeof(float) };
+        Totals += new StepCounters { SendSeconds = EndSpan(name, TraceCategory.Send, start, microBatch), PointToPointBytes = (long)buffer.Length * sizeof(float) };
     }
 
     /// <summary>Completes the sends that are done (MPI_Test also drives progress) and takes their buffers back.</summary>
@@ -344,9 +336,15 @@ internal sealed class PipelineExecutor
         }
 
         pendingSends.Clear();
+        Totals += new StepCounters { SendSeconds = EndSpan("send wait", TraceCategory.Send, start) };
+    }
+
+    /// <summary>Records the span from <paramref name="start"/> to now; returns its length in seconds.</summary>
+    private double EndSpan(string name, TraceCategory category, double start, int? microBatch = null)
+    {
         var end = clock.Now();
-        spans.Add(new TraceSpan("send wait", TraceCategory.Send, start, end - start));
-        Totals += new StepCounters { SendSeconds = (end - start) * 1e-6 };
+        spans.Add(new TraceSpan(name, category, start, end - start, microBatch));
+        return (end - start) * 1e-6;
     }
 
     private static void CheckSize(Status status, int expected, string what)

@@ -198,24 +198,13 @@ internal sealed class ChromeTrace
     public static void WriteMerged(string path, IEnumerable<string> serializedRanks)
     {
         var json = Merge(serializedRanks);
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full) ?? ".";
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         if (!Directory.Exists(directory))
         {
             throw new InputException($"cannot write the trace to {path}: the directory {directory} does not exist", sameOnEveryRank: false);
         }
 
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            File.WriteAllText(temporary, json, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-            File.Move(temporary, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
+        AtomicFile.WriteAllText(path, json);
     }
 
     /// <summary>

@@ -231,16 +231,8 @@ internal static class TrainingLoop
     };
 
     /// <summary>Raw little-endian float32, through a temporary file so that a failed write leaves no partial file.</summary>
-    internal static void WriteParameters(string path, ReadOnlySpan<float> parameters)
-    {
-        var temporary = path + ".tmp";
-        using (var file = File.Create(temporary))
-        {
-            file.Write(MemoryMarshal.AsBytes(parameters));
-        }
-
-        File.Move(temporary, path, overwrite: true);
-    }
+    internal static void WriteParameters(string path, ReadOnlySpan<float> parameters) =>
+        AtomicFile.WriteAllBytes(path, MemoryMarshal.AsBytes(parameters));
 
     /// <summary>The optimizer the options name, over a stage's flat buffers.</summary>
     internal static Optimizer CreateOptimizer(TrainOptions options, Stage stage) => options.Optimizer == OptimizerKind.Adam
