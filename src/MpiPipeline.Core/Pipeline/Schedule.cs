@@ -73,28 +73,11 @@ internal sealed class Schedule
     /// micro-batches' gradients accumulate the same as torchgpipe's.)
     /// </para>
     /// </summary>
-    public static Schedule GPipe(int stages, int microBatches)
-    {
-        Validate(stages, microBatches);
-        var perStage = new ScheduleStep[stages][];
-        for (var s = 0; s < stages; s++)
-        {
-            var compute = new List<(Pass, int)>(2 * microBatches);
-            for (var i = 0; i < microBatches; i++)
-            {
-                compute.Add((Pass.Forward, i)); // fill: F0 .. F(M-1)
-            }
-
-            for (var i = microBatches - 1; i >= 0; i--)
-            {
-                compute.Add((Pass.Backward, i)); // drain: B(M-1) .. B0
-            }
-
-            perStage[s] = WithCommunication(compute, s, stages);
-        }
-
-        return new Schedule(ScheduleKind.GPipe, stages, microBatches, perStage);
-    }
+    public static Schedule GPipe(int stages, int microBatches) => Build(ScheduleKind.GPipe, stages, microBatches, _ =>
+    [
+        .. Enumerable.Range(0, microBatches).Select(i => (Pass.Forward, i)),            // fill: F0 .. F(M-1)
+        .. Enumerable.Range(0, microBatches).Reverse().Select(i => (Pass.Backward, i)), // drain: B(M-1) .. B0
+    ]);
 
     /// <summary>
     /// 1F1B (PipeDream-flush; Megatron-LM <c>forward_backward_pipelining_without_interleaving</c>). On stage s:
@@ -107,35 +90,23 @@ internal sealed class Schedule
     /// min(S - s, M) micro-batches are in flight on stage s (forward done, backward not yet), against M for GPipe.
     /// The last stage has no warm-up: F0 B0 F1 B1 ... The total time with unit-time passes is the same as GPipe's.
     /// </summary>
-    public static Schedule OneFOneB(int stages, int microBatches)
+    public static Schedule OneFOneB(int stages, int microBatches) => Build(ScheduleKind.OneFOneB, stages, microBatches, s =>
+    {
+        var warmUp = Math.Min(stages - s - 1, microBatches);
+        var steady = microBatches - warmUp;
+        return
+        [
+            .. Enumerable.Range(0, warmUp).Select(i => (Pass.Forward, i)),
+            .. Enumerable.Range(0, steady).SelectMany(j => new[] { (Pass.Forward, warmUp + j), (Pass.Backward, j) }),
+            .. Enumerable.Range(steady, warmUp).Select(j => (Pass.Backward, j)),
+        ];
+    });
+
+    /// <summary>A schedule from each stage's compute passes in order (the messages around them added).</summary>
+    private static Schedule Build(ScheduleKind kind, int stages, int microBatches, Func<int, List<(Pass Pass, int MicroBatch)>> computeOnStage)
     {
         Validate(stages, microBatches);
-        var perStage = new ScheduleStep[stages][];
-        for (var s = 0; s < stages; s++)
-        {
-            var warmUp = Math.Min(stages - s - 1, microBatches);
-            var steady = microBatches - warmUp;
-            var compute = new List<(Pass, int)>(2 * microBatches);
-            for (var i = 0; i < warmUp; i++)
-            {
-                compute.Add((Pass.Forward, i));
-            }
-
-            for (var j = 0; j < steady; j++)
-            {
-                compute.Add((Pass.Forward, warmUp + j));
-                compute.Add((Pass.Backward, j));
-            }
-
-            for (var j = steady; j < microBatches; j++)
-            {
-                compute.Add((Pass.Backward, j));
-            }
-
-            perStage[s] = WithCommunication(compute, s, stages);
-        }
-
-        return new Schedule(ScheduleKind.OneFOneB, stages, microBatches, perStage);
+        return new Schedule(kind, stages, microBatches, [.. Enumerable.Range(0, stages).Select(s => WithCommunication(computeOnStage(s), s, stages))]);
     }
 
     /// <summary>
