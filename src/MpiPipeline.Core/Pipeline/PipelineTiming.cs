@@ -49,13 +49,7 @@ internal static class PipelineTiming
     {
         var stages = ValidateTimes(forwardTimes, backwardTimes);
         ValidateShape(stages, microBatches);
-        var slowestStage = 0.0;
-        for (var s = 0; s < stages; s++)
-        {
-            slowestStage = Math.Max(slowestStage, forwardTimes[s] + backwardTimes[s]);
-        }
-
-        return (microBatches + stages - 1) * slowestStage;
+        return (microBatches + stages - 1) * forwardTimes.Zip(backwardTimes, (f, b) => f + b).Max();
     }
 
     /// <summary>The idle share of the ideal time on each stage: (S - 1) / (M + S - 1).</summary>
