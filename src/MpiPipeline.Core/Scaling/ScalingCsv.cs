@@ -1,14 +1,12 @@
 using System.Globalization;
 using System.Text;
-using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 
 namespace MpiPipeline.Scaling;
 
 /// <summary>
 /// The sweep's two CSV files (comma-separated, one header line, invariant culture, times in seconds per step):
-/// <c>scaling-runs.csv</c>, one line per run (read back by <c>mpipipe scaling --reuse</c>-style re-analysis and the
-/// tests), and <c>scaling.csv</c>, one line per mode and rank count.
+/// <c>scaling-runs.csv</c>, one line per run, and <c>scaling.csv</c>, one line per mode and rank count.
 /// </summary>
 internal static class ScalingCsv
 {
@@ -27,13 +25,6 @@ internal static class ScalingCsv
     ];
 
     public static string ModeName(ScalingMode mode) => mode == ScalingMode.Strong ? "strong" : "weak";
-
-    public static ScalingMode ParseMode(string text) => text switch
-    {
-        "strong" => ScalingMode.Strong,
-        "weak" => ScalingMode.Weak,
-        _ => throw new FormatException($"'{text}' is not a scaling mode (strong, weak)"),
-    };
 
     public static string FormatRuns(IEnumerable<ScalingRun> runs)
     {
@@ -62,51 +53,6 @@ internal static class ScalingCsv
         }
 
         return text.ToString();
-    }
-
-    /// <summary>Parses <see cref="FormatRuns"/>'s text; a wrong header or a bad cell is one message naming the line.</summary>
-    public static IReadOnlyList<ScalingRun> ParseRuns(string text, string source)
-    {
-        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (lines.Length == 0 || lines[0] != string.Join(',', RunColumns))
-        {
-            throw new InputException($"{source}: not a scaling runs file (the header must be: {string.Join(',', RunColumns)})");
-        }
-
-        var runs = new List<ScalingRun>();
-        for (var i = 1; i < lines.Length; i++)
-        {
-            var cells = lines[i].Split(',');
-            if (cells.Length != RunColumns.Count)
-            {
-                throw new InputException($"{source}:{i + 1}: {cells.Length} cells, expected {RunColumns.Count}");
-            }
-
-            try
-            {
-                runs.Add(new ScalingRun(
-                    Mode: ParseMode(cells[0]),
-                    Ranks: int.Parse(cells[1], CultureInfo.InvariantCulture),
-                    Repetition: int.Parse(cells[2], CultureInfo.InvariantCulture),
-                    GlobalBatch: int.Parse(cells[3], CultureInfo.InvariantCulture),
-                    Steps: int.Parse(cells[5], CultureInfo.InvariantCulture),
-                    TimedSteps: int.Parse(cells[6], CultureInfo.InvariantCulture),
-                    StepSeconds: double.Parse(cells[7], CultureInfo.InvariantCulture),
-                    ComputeSeconds: double.Parse(cells[8], CultureInfo.InvariantCulture),
-                    CommunicationSeconds: double.Parse(cells[9], CultureInfo.InvariantCulture),
-                    OtherSeconds: double.Parse(cells[10], CultureInfo.InvariantCulture),
-                    CommunicationRounds: long.Parse(cells[11], CultureInfo.InvariantCulture),
-                    PayloadBytes: long.Parse(cells[12], CultureInfo.InvariantCulture),
-                    ThreadsPerRank: int.Parse(cells[13], CultureInfo.InvariantCulture),
-                    Oversubscribed: bool.Parse(cells[14])));
-            }
-            catch (FormatException ex)
-            {
-                throw new InputException($"{source}:{i + 1}: {ex.Message}");
-            }
-        }
-
-        return runs;
     }
 
     public static void WriteRuns(string path, IEnumerable<ScalingRun> runs) => AtomicFile.WriteAllText(path, FormatRuns(runs));
