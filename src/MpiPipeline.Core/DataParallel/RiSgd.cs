@@ -77,10 +77,7 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
             throw new InputException($"--fail-rank {o.FailRank} is out of range: 1..{workers - 1} (rank 0 reports the results and cannot be the failed one)");
         }
 
-        if (o.FailStep < 0)
-        {
-            throw new InputException($"--fail-step must be >= 0 (got {o.FailStep})");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.FailStep, o.FailStep, 0);
     }
 
     public bool ReplicasIdentical { get; private set; } = true;

@@ -295,10 +295,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         var m = options.EffectiveMicroBatches;
-        if (m < 1)
-        {
-            throw new InputException($"--micro-batches must be >= 1 (got {m})");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.MicroBatches, m);
 
         var perReplica = batch / replicas;
         if (perReplica % m != 0)

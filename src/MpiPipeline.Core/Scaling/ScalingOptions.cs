@@ -121,10 +121,7 @@ internal sealed record ScalingOptions
             throw new InputException("--mode needs strong, weak or both");
         }
 
-        if (Repetitions < 1)
-        {
-            throw new InputException($"--repetitions must be >= 1 (got {Repetitions})");
-        }
+        TrainFlags.RequireAtLeast("--repetitions", Repetitions);
 
         if (!AlgorithmRegistry.DataParallelNames.Contains(Algorithm))
         {
@@ -133,10 +130,7 @@ internal sealed record ScalingOptions
 
         if (Modes.Contains(ScalingMode.Strong))
         {
-            if (GlobalBatch < 1)
-            {
-                throw new InputException($"--global-batch must be >= 1 (got {GlobalBatch})");
-            }
+            TrainFlags.RequireAtLeast("--global-batch", GlobalBatch);
 
             var misfits = Ranks.Where(n => GlobalBatch % n != 0).ToList();
             if (misfits.Count > 0)
@@ -145,10 +139,7 @@ internal sealed record ScalingOptions
             }
         }
 
-        if (PerRankBatch < 1)
-        {
-            throw new InputException($"--per-rank-batch must be >= 1 (got {PerRankBatch})");
-        }
+        TrainFlags.RequireAtLeast("--per-rank-batch", PerRankBatch);
 
         if (Steps < 2 || WarmupSteps < 0 || WarmupSteps >= Steps)
         {
@@ -161,15 +152,8 @@ internal sealed record ScalingOptions
             throw new InputException($"--steps {Steps} x the largest global batch {largestBatch} = {Steps * largestBatch} samples is more than one epoch ({TrainingSamples}): every timed step must be in the first epoch; lower --steps or the batch");
         }
 
-        if (ThreadsPerRank < 1)
-        {
-            throw new InputException($"--threads must be >= 1 (got {ThreadsPerRank})");
-        }
-
-        if (Tau < 1)
-        {
-            throw new InputException($"--tau must be >= 1 (got {Tau})");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.Threads, ThreadsPerRank);
+        TrainFlags.RequireAtLeast(TrainFlags.Tau, Tau);
 
         var reserved = new[] { TrainFlags.Algorithm, TrainFlags.Model, TrainFlags.Batch, TrainFlags.MaxSteps, TrainFlags.Epochs, TrainFlags.Threads,
             TrainFlags.Output, TrainFlags.CurveEvery, TrainFlags.Tau };

@@ -42,6 +42,15 @@ internal static class TrainFlags
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
+
+    /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
+    public static void RequireAtLeast(string flag, long? value, long min = 1)
+    {
+        if (value < min)
+        {
+            throw new InputException($"{flag} must be >= {min} (got {value})");
+        }
+    }
 }
 
 /// <summary>Everything one training run needs; validated once, identically on every rank.</summary>
@@ -140,15 +149,8 @@ internal sealed record TrainOptions
     /// </summary>
     public (int Stages, int Replicas) GridShape(int worldSize)
     {
-        if (Stages is < 1)
-        {
-            throw new InputException($"--stages must be >= 1 (got {Stages})");
-        }
-
-        if (Replicas is < 1)
-        {
-            throw new InputException($"--data-parallel must be >= 1 (got {Replicas})");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.Stages, Stages);
+        TrainFlags.RequireAtLeast(TrainFlags.Replicas, Replicas);
 
         var stages = Stages ?? (Replicas is int d ? worldSize / d : worldSize);
         var replicas = Replicas ?? Math.Max(1, worldSize / Math.Max(1, stages));
@@ -176,15 +178,8 @@ internal sealed record TrainOptions
     public void Validate(int workers)
     {
         var algorithm = AlgorithmRegistry.Find(Algorithm);
-        if (Epochs < 1)
-        {
-            throw new InputException($"--epochs must be >= 1 (got {Epochs})");
-        }
-
-        if (Batch < 1)
-        {
-            throw new InputException($"--batch must be >= 1 (got {Batch})");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.Epochs, Epochs);
+        TrainFlags.RequireAtLeast(TrainFlags.Batch, Batch);
 
         AlgorithmRegistry.RejectForeignOptions(this);
         algorithm.Validate(this, workers);
