@@ -64,13 +64,8 @@ internal static class AlgorithmRegistry
     public static void RejectForeignOptions(TrainOptions options)
     {
         var own = Find(options.Algorithm).Options.Select(o => o.Flag).ToHashSet();
-        foreach (var flag in All.SelectMany(a => a.Options).Select(o => o.Flag).Distinct())
+        if (All.SelectMany(a => a.Options).FirstOrDefault(o => !own.Contains(o.Flag) && o.IsGiven(options)) is { Flag: var flag })
         {
-            if (own.Contains(flag) || !All.SelectMany(a => a.Options).Where(o => o.Flag == flag).Any(o => o.IsGiven(options)))
-            {
-                continue;
-            }
-
             throw new InputException($"{flag} applies to --algo {string.Join(", ", OwnersOf(flag))} only (got --algo {options.Algorithm})");
         }
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MpiPipeline.Torch;
 
 namespace MpiPipeline.Data;
 
@@ -35,7 +36,7 @@ internal static class SyntheticImages
         "synthetic:CxHxW:K",
         $"generated class prototypes plus noise, any shape (one to three dimensions, at most {MaxSampleSize} values) " +
         $"and K >= 2 classes; {TrainCount} training and {TestCount} test samples; 'synthetic' alone is 3x32x32:10",
-        (name, directory, train) => Load(name, directory, train));
+        Load);
 
     public static Dataset Load(string name, string? directory, bool train)
     {
@@ -72,8 +73,7 @@ internal static class SyntheticImages
             }
         });
 
-        var geometry = string.Join("x", shape) + ":" + classes.ToString(CultureInfo.InvariantCulture);
-        return new Dataset($"synthetic {geometry} {(train ? "train" : "test")}", images, labels, shape, classes);
+        return new Dataset($"synthetic {SampleGeometry.Format(shape)}:{classes} {(train ? "train" : "test")}", images, labels, shape, classes);
     }
 
     /// <summary>(shape, classes) of "synthetic", "synthetic:CxHxW" or "synthetic:CxHxW:K".</summary>
@@ -87,14 +87,9 @@ internal static class SyntheticImages
 
         var shape = parts.Length > 1 ? parts[1].Split('x').Select(d => Number(d, name, "a dimension", 1)).ToArray() : DefaultShape;
         var classes = parts.Length > 2 ? Number(parts[2], name, "the class count K", 2) : DefaultClasses;
-        if (shape.Length > 3)
+        if (shape.Length > 3 || shape.Aggregate(1L, (product, dimension) => product * dimension) > MaxSampleSize)
         {
-            throw Bad(name, $"a sample has one to three dimensions, got {shape.Length}");
-        }
-
-        if (shape.Aggregate(1L, (product, dimension) => product * dimension) > MaxSampleSize)
-        {
-            throw Bad(name, $"a sample holds at most {MaxSampleSize} values");
+            throw Bad(name, $"a sample has one to three dimensions and at most {MaxSampleSize} values");
         }
 
         return (shape, classes);

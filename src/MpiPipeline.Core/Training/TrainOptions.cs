@@ -180,7 +180,6 @@ internal sealed record TrainOptions
         var algorithm = AlgorithmRegistry.Find(Algorithm);
         TrainFlags.RequireAtLeast(TrainFlags.Epochs, Epochs);
         TrainFlags.RequireAtLeast(TrainFlags.Batch, Batch);
-
         AlgorithmRegistry.RejectForeignOptions(this);
         algorithm.Validate(this, workers);
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
@@ -193,20 +192,10 @@ internal sealed record TrainOptions
             throw new InputException($"--momentum must be in [0, 1) (got {Momentum})");
         }
 
-        if (TrainSamples is < 1 || TestSamples is < 1)
-        {
-            throw new InputException("--train-samples and --test-samples must be >= 1");
-        }
-
-        if (MaxSteps is < 1)
-        {
-            throw new InputException("--max-steps must be >= 1");
-        }
-
-        if (CurveEvery < 1)
-        {
-            throw new InputException("--curve-every must be >= 1");
-        }
+        TrainFlags.RequireAtLeast(TrainFlags.TrainSamples, TrainSamples);
+        TrainFlags.RequireAtLeast(TrainFlags.TestSamples, TestSamples);
+        TrainFlags.RequireAtLeast(TrainFlags.MaxSteps, MaxSteps);
+        TrainFlags.RequireAtLeast(TrainFlags.CurveEvery, CurveEvery);
 
         if (Device is not ("cpu" or "auto" or "cuda") && !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), out var index) && index >= 0))
         {

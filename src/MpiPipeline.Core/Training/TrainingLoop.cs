@@ -164,17 +164,8 @@ internal static class TrainingLoop
     {
         var train = DataSetRegistry.Load(options.DataSet, options.DataDirectory, train: true);
         var test = DataSetRegistry.Load(options.DataSet, options.DataDirectory, train: false);
-        if (options.TrainSamples is int trainLimit && trainLimit < train.Count)
-        {
-            train = train.Take(trainLimit);
-        }
-
-        if (options.TestSamples is int testLimit && testLimit < test.Count)
-        {
-            test = test.Take(testLimit);
-        }
-
-        return (train, test);
+        return (options.TrainSamples is int trainLimit ? train.Take(trainLimit) : train,
+            options.TestSamples is int testLimit ? test.Take(testLimit) : test);
     }
 
     /// <summary>Steps per epoch (the last partial global batch dropped) and in the whole run.</summary>
