@@ -110,6 +110,10 @@ internal sealed class OptionTable<TRecord>
 
     /// <summary>The record the parse gives: each row's value, or the record's default where the flag is absent.</summary>
     public TRecord Read(ParseResult parse) => rows.Aggregate(new TRecord(), (record, row) => row.Read(record, parse));
+
+    /// <summary>True when the command line gave <paramref name="flag"/> (not just its default).</summary>
+    public bool Given(ParseResult parse, string flag) =>
+        parse.GetResult(rows.Single(r => r.Option.Name == flag).Option) is { Implicit: false };
 }
 
 /// <summary>What option tables and hand-made validators share.</summary>

@@ -94,14 +94,8 @@ internal static class BridgeLibrary
     /// </summary>
     public static int DefaultThreads(IReadOnlyDictionary<string, string?> env, int processorCount)
     {
-        if (env.TryGetValue(ThreadsVariable, out var text) && !string.IsNullOrWhiteSpace(text))
+        if (EnvironmentThreads(env) is int threads)
         {
-            if (!int.TryParse(text, out var threads) || threads <= 0)
-            {
-                throw new TorchException("load", BridgeStatus.InvalidArgument,
-                    $"{ThreadsVariable}='{text}' is not a positive integer");
-            }
-
             return threads;
         }
 
@@ -117,6 +111,22 @@ internal static class BridgeLibrary
 
         return Math.Max(1, processorCount / ranksOnNode);
     }
+
+    /// <summary>The threads <see cref="ThreadsVariable"/> asks for; null when it is unset or empty.</summary>
+    public static int? EnvironmentThreads(IReadOnlyDictionary<string, string?> env)
+    {
+        if (!env.TryGetValue(ThreadsVariable, out var text) || string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        return int.TryParse(text, out var threads) && threads > 0
+            ? threads
+            : throw new InputException($"{ThreadsVariable}='{text}' is not a positive integer");
+    }
+
+    /// <summary>This process's <see cref="EnvironmentThreads(IReadOnlyDictionary{string, string?})"/>.</summary>
+    public static int? EnvironmentThreads() => EnvironmentThreads(CurrentEnvironment());
 
     private static unsafe void Load()
     {

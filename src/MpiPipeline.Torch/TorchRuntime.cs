@@ -42,6 +42,12 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// The intra-op threads a verb runs with, in one order everywhere: <c>--threads</c> when given
+    /// (<paramref name="given"/>), else <see cref="BridgeLibrary.ThreadsVariable"/>, else the verb's own default.
+    /// </summary>
+    public static int ChooseThreads(int? given, int verbDefault) => given ?? BridgeLibrary.EnvironmentThreads() ?? verbDefault;
+
     /// <summary>libtorch's intra-op thread count (torch::set_num_threads); set explicitly at load, see <see cref="BridgeLibrary.DefaultThreads"/>.</summary>
     public static unsafe int Threads
     {

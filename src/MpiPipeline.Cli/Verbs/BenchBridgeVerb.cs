@@ -26,7 +26,10 @@ internal static class BenchBridgeVerb
         command.SetAction(parse =>
         {
             var benchmark = table.Read(parse);
-            return MpiRuntime.Run(world => Run(world, benchmark));
+            return MpiRuntime.Run(world => Run(world, benchmark with
+            {
+                Threads = TorchRuntime.ChooseThreads(table.Given(parse, "--threads") ? benchmark.Threads : null, benchmark.Threads),
+            }));
         });
         return command;
     }

@@ -39,7 +39,7 @@ internal static class PprsVerb
             options.Validate(world.Size);
             if (options.Problem == "adversarial")
             {
-                var t = parse.GetValue(threads);
+                var t = TorchRuntime.ChooseThreads(parse.GetResult(threads) is { Implicit: false } ? parse.GetValue(threads) : null, parse.GetValue(threads));
                 if (t < 1)
                 {
                     throw new InputException($"--threads {t} must be >= 1");

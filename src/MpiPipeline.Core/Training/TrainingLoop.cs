@@ -47,7 +47,7 @@ internal static class TrainingLoop
         options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
         reporter = world.Rank == 0 ? reporter : null;
         var node = NodeShare.Measure(world);
-        var threads = options.Threads ?? node.ThreadsPerRank;
+        var threads = TorchRuntime.ChooseThreads(options.Threads, node.ThreadsPerRank);
         TorchRuntime.Threads = threads;
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);

@@ -53,7 +53,7 @@ public sealed partial class BridgeTests
         Assert.That(BridgeLibrary.DefaultThreads(new Dictionary<string, string?> { ["MPIPIPE_TORCH_THREADS"] = "3", ["MPI_LOCALNRANKS"] = "4" }, 8),
             Is.EqualTo(3));
         Assert.That(() => BridgeLibrary.DefaultThreads(new Dictionary<string, string?> { ["MPIPIPE_TORCH_THREADS"] = "many" }, 8),
-            Throws.TypeOf<TorchException>().With.Message.Contains("MPIPIPE_TORCH_THREADS='many' is not a positive integer"));
+            Throws.TypeOf<InputException>().With.Message.Contains("MPIPIPE_TORCH_THREADS='many' is not a positive integer"));
     }
 
     [Test]
