@@ -112,13 +112,15 @@ internal sealed class OptionTable<TRecord>
     public TRecord Read(ParseResult parse) => rows.Aggregate(new TRecord(), (record, row) => row.Read(record, parse));
 
     /// <summary>True when the command line gave <paramref name="flag"/> (not just its default).</summary>
-    public bool Given(ParseResult parse, string flag) =>
-        parse.GetResult(rows.Single(r => r.Option.Name == flag).Option) is { Implicit: false };
+    public bool Given(ParseResult parse, string flag) => OptionTable.Given(parse, rows.Single(r => r.Option.Name == flag).Option);
 }
 
 /// <summary>What option tables and hand-made validators share.</summary>
 internal static class OptionTable
 {
+    /// <summary>True when the command line gave <paramref name="option"/> (not just its default).</summary>
+    internal static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
     /// <summary>
     /// An option's value inside a command validator: the parsed value when the option was given, else its default
     /// (validators run before defaults are filled in, where GetValue returns default(T)). A value that did not parse

@@ -16,10 +16,13 @@ namespace MpiPipeline.Cli.Verbs;
 /// </summary>
 internal static class PprsVerb
 {
+    /// <summary>libtorch threads per rank when neither --threads nor MPIPIPE_TORCH_THREADS says.</summary>
+    private const int DefaultThreads = 1;
+
     internal static Command Create()
     {
         var table = Options();
-        var threads = new Option<int>("--threads") { Description = "libtorch threads per rank (adversarial; the nodes' tensors are small).", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "libtorch threads per rank (adversarial; the nodes' tensors are small).", DefaultValueFactory = _ => DefaultThreads };
         var output = new Option<string?>("--output") { Description = "Write the results (every iteration of every run) as JSON to FILE (rank 0)." };
         var csv = new Option<string?>("--csv") { Description = "Write the curves as CSV to FILE (rank 0)." };
         var plot = new Option<string?>("--plot") { Description = "Write f vs time units as SVG to FILE (rank 0)." };
@@ -39,7 +42,7 @@ internal static class PprsVerb
             options.Validate(world.Size);
             if (options.Problem == "adversarial")
             {
-                var t = TorchRuntime.ChooseThreads(parse.GetResult(threads) is { Implicit: false } ? parse.GetValue(threads) : null, parse.GetValue(threads));
+                var t = TorchRuntime.ChooseThreads(OptionTable.Given(parse, threads) ? parse.GetValue(threads) : null, DefaultThreads);
                 if (t < 1)
                 {
                     throw new InputException($"--threads {t} must be >= 1");
