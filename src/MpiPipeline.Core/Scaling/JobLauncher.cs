@@ -21,6 +21,7 @@ internal sealed class JobLauncher
         Program = program;
         Mpi = options.Mpi;
         Hostfile = options.Hostfile;
+        Network = options.Network;
         JobId = Get("SLURM_JOB_ID");
         Kind = options.Launcher switch
         {
@@ -34,6 +35,11 @@ internal sealed class JobLauncher
         {
             throw new InputException("--launcher srun needs a Slurm allocation (SLURM_JOB_ID is unset): run inside sbatch/salloc, or use --launcher mpiexec");
         }
+
+        if (Kind == LauncherKind.Srun && Network is not null)
+        {
+            throw new InputException($"--network emulates a network on one machine around mpiexec; inside Slurm job {JobId} the launcher would be srun: add --launcher mpiexec (this node only) or drop --network");
+        }
     }
 
     /// <summary>The program every rank runs: mpipipe's path, or dotnet and mpipipe.dll.</summary>
@@ -46,6 +52,12 @@ internal sealed class JobLauncher
     public string SrunMpi { get; }
     public string? Hostfile { get; }
     public string? JobId { get; }
+
+    /// <summary>The emulated network every job runs inside (bench/network/emulate.sh); null: none.</summary>
+    public EmulatedNetwork? Network { get; }
+
+    /// <summary>The launcher script that makes <see cref="Network"/>.</summary>
+    public string NetworkScript { get; init; } = EmulatedNetwork.ScriptPath;
     public int? AllocatedTasks { get; }
 
     /// <summary>Cores the jobs may use: the allocation's CPUs (SLURM_CPUS_ON_NODE x nodes) or this machine's.</summary>
@@ -72,7 +84,8 @@ internal sealed class JobLauncher
 
     public string Describe() => Kind == LauncherKind.Srun
         ? $"srun --mpi={SrunMpi} in Slurm job {JobId} ({AllocatedTasks?.ToString(CultureInfo.InvariantCulture) ?? "?"} tasks, {Cores} CPUs)"
-        : $"{LauncherProgram} on {(Hostfile is null ? $"this machine ({Cores} cores)" : $"the hosts of {Hostfile}")}";
+        : $"{LauncherProgram} on {(Hostfile is null ? $"this machine ({Cores} cores)" : $"the hosts of {Hostfile}")}" +
+          (Network is null ? "" : $", inside an emulated network ({Network}, {Path.GetFileName(NetworkScript)})");
 
     private string LauncherProgram => Kind == LauncherKind.Srun ? "srun" : Mpi == MpiFlavor.Mpich ? "mpiexec.mpich" : "mpirun.openmpi";
 
@@ -146,6 +159,7 @@ internal sealed class JobLauncher
             args.Add(word);
         }
 
+        Network?.Wrap(start, NetworkScript);
         return start;
     }
 

@@ -37,6 +37,9 @@ internal static class ScalingSweep
         var work = options.EffectiveWorkDirectory;
         Directory.CreateDirectory(work);
         var notes = new List<string>();
+        // Before any job: where the namespace cannot be made or shaped, the script's reason is the one message.
+        options.Network?.Check(launcher.NetworkScript);
+
         var oversubscribedRanks = options.Ranks.Where(n => ScalingMath.Oversubscribed(n, options.ThreadsPerRank, launcher.Cores)).ToList();
         if (oversubscribedRanks.Count > 0)
         {

@@ -137,7 +137,7 @@ public sealed class PerformanceModelTests
         }
 
         ScalingRun[] runs = [Make(ScalingMode.Strong, 1, 256), Make(ScalingMode.Strong, 2, 256), Make(ScalingMode.Strong, 4, 256), Make(ScalingMode.Weak, 2, 64)];
-        var model = PerformanceModel.Fit(runs, allreduce, pingPong, out var why);
+        var model = PerformanceModel.Fit(runs, allreduce, pingPong, LinkTopology.PerRank, out var why);
         Assert.That(model, Is.Not.Null, why);
         Assert.That(model!.GradientBytes, Is.EqualTo(800_000));
         Assert.That(model.Allreduce.Alpha, Is.EqualTo(Alpha).Within(1e-3 * Alpha));
@@ -145,9 +145,9 @@ public sealed class PerformanceModelTests
         Assert.That(checks.Select(c => Math.Abs(c.StepError)), Is.All.LessThan(1e-6));
         Assert.That(checks.First(c => c.Ranks == 1).CommunicationError, Is.NaN);
 
-        Assert.That(PerformanceModel.Fit([runs[0]], allreduce, pingPong, out why), Is.Null);
+        Assert.That(PerformanceModel.Fit([runs[0]], allreduce, pingPong, LinkTopology.PerRank, out why), Is.Null);
         Assert.That(why, Does.Contain("gradient size is unknown"));
-        Assert.That(PerformanceModel.Fit(runs, [], [], out why), Is.Null);
+        Assert.That(PerformanceModel.Fit(runs, [], [], LinkTopology.PerRank, out why), Is.Null);
         Assert.That(why, Does.Contain("Allreduce timings"));
     }
 }
