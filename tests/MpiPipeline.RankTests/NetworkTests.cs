@@ -169,5 +169,14 @@ public sealed class NetworkTests : RankFixture
             Assert.That(lines[0], Does.EndWith(",network"), csv);
             Assert.That(lines.Skip(1).Select(l => l.Split(',')[^1]), Is.All.EqualTo("emulated:1gbit"), csv);
         }
+
+        using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "runs", "network.json")));
+        Assert.That(record.RootElement.GetProperty("network").GetString(), Is.EqualTo("1gbit"));
+        Assert.That(record.RootElement.GetProperty("topology").GetString(), Is.EqualTo("one link shared by all ranks"));
+
+        // Re-analysing these runs as if they had crossed the machine's own transports is refused, before any job.
+        var reuse = MpiLauncher.RunMpipipe(["scaling", "--reuse", "--mpi", "openmpi", "--ranks", "1,2", "--mode", "strong", "--out", output], Limit);
+        Assert.That(reuse.ExitCode, Is.EqualTo(1), reuse.ToString());
+        Assert.That(reuse.Stderr, Does.Contain($"--reuse: the runs in {Path.Combine(output, "runs")} were measured on network '1gbit', this sweep asks for 'native'"));
     }
 }
