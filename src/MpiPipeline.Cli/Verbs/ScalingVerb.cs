@@ -77,7 +77,7 @@ internal static class ScalingVerb
         t.Add("--stages", "Pipeline projection: stages.", o => o.PipelineStages, (o, v) => o with { PipelineStages = v });
         t.Add("--micro-batches", "Pipeline projection: micro-batches per mini-batch.", o => o.MicroBatches, (o, v) => o with { MicroBatches = v });
         t.Add("--activation-bytes", "Pipeline projection: bytes per sample sent across a stage boundary (each way).", o => o.ActivationBytesPerSample, (o, v) => o with { ActivationBytesPerSample = v });
-        t.Add("--network", "Run every job inside an emulated network: this machine's loopback shaped to RATE (tc words: 1gbit, 2.5gbit; none = unshaped TCP) with an optional one-way DELAY (50us), e.g. 10gbit,50us. One link all ranks share; measured, not modelled. Needs root or CAP_NET_ADMIN and tc (bench/network/emulate.sh).",
+        t.Add("--network", "Run every job inside an emulated network: this machine's loopback shaped to RATE (tc words: 1gbit, 2.5gbit; none = unshaped TCP) with an optional one-way DELAY (50us), e.g. 10gbit,50us. One link all ranks share; measured, not modelled. Needs root or CAP_NET_ADMIN and tc (bench/network/emulate.sh); best with --mpi openmpi.",
             o => o.Network?.ToString(), (o, v) => o with { Network = v is null ? null : EmulatedNetwork.Parse(v) });
         t.Add("--assume-network", "Also project with an assumed network: 'LATENCY_US,BANDWIDTH_GBPS', e.g. 2,12.5. Modelled only (no run crosses it); --network measures on an emulated one.",
             o => o.AssumedNetwork is { } net ? string.Create(CultureInfo.InvariantCulture, $"{net.Alpha * 1e6},{net.Bandwidth / 1e9}") : null,
