@@ -52,13 +52,13 @@ internal sealed class JobLauncher
     public string SrunMpi { get; }
     public string? Hostfile { get; }
     public string? JobId { get; }
+    public int? AllocatedTasks { get; }
 
     /// <summary>The emulated network every job runs inside (bench/network/emulate.sh); null: none.</summary>
     public EmulatedNetwork? Network { get; }
 
-    /// <summary>The launcher script that makes <see cref="Network"/>.</summary>
-    public string NetworkScript { get; init; } = EmulatedNetwork.ScriptPath;
-    public int? AllocatedTasks { get; }
+    /// <summary>The launcher script that makes <see cref="Network"/>: the copy beside the program.</summary>
+    public string NetworkScript => EmulatedNetwork.ScriptPath;
 
     /// <summary>Cores the jobs may use: the allocation's CPUs (SLURM_CPUS_ON_NODE x nodes) or this machine's.</summary>
     public int Cores { get; }
