@@ -89,6 +89,10 @@ fi
 
 # Inside the new namespace: bring lo up, shape it, verify, export the MPI settings, run the command.
 export PATH="$PATH:/usr/sbin:/sbin"
+# A fresh namespace has lo alone; anything else means --inside was given by hand, which would shape this machine's lo.
+if ip -o link show | grep -qv ': lo:'; then
+    fail $EX_USAGE "--inside is for the script's own use, in the private namespace it makes (this one has other interfaces)"
+fi
 ip link set lo up || fail $EX_NOPERM "cannot bring up lo in the new namespace (needs CAP_NET_ADMIN)"
 # Unknown to this kernel or not permitted: tc says which; keep its words in the one message.
 qdisc() {
