@@ -16,7 +16,8 @@ namespace MpiPipeline.DataParallel;
 internal sealed class Psgd : IDataParallelAlgorithm
 {
     public static AlgorithmRegistration Registration { get; } = new(
-        "psgd", "parallel SGD: the workers' gradients averaged every step (one Allreduce)", [DataParallelEngine.SplitOption],
+        "psgd", "parallel SGD: the workers' gradients averaged every step (Allreduce in buckets overlapped with backward)",
+        [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.TraceOption],
         context => new DataParallelEngine(context, new Psgd()))
     {
         Validate = (options, workers) => options.RequireBatchDivisibleBy(workers),
@@ -40,6 +41,8 @@ internal sealed class Psgd : IDataParallelAlgorithm
     public string Name => Registration.Name;
 
     public bool ReplicasIdentical => true;
+
+    public bool AveragesGradients => true;
 
     public LossResult Step(long t, Worker worker)
     {
