@@ -36,7 +36,10 @@ public sealed class OverlapTests : RankFixture
         Assert.That(options.GetProperty("overlap").GetString(), Is.EqualTo(overlap ? "true" : "false"));
         Assert.That(options.GetProperty("buckets").GetString(), Is.EqualTo(overlap ? buckets.ToString() : ""));
         Assert.That(options.GetProperty("bucketMb").GetString(), Is.EqualTo(overlap ? "0.01" : ""));
-        Assert.That(json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(20), "one round per step, not per bucket");
+        var totals = json.GetProperty("totals");
+        Assert.That(totals.GetProperty("communicationRounds").GetInt64(), Is.EqualTo(20), "one round per step, not per bucket");
+        Assert.That(totals.GetProperty("overlapInFlightSeconds").GetDouble(), overlap ? Is.GreaterThan(0) : Is.EqualTo(0));
+        Assert.That(totals.GetProperty("overlapExposedSeconds").GetDouble(), overlap ? Is.GreaterThan(0) : Is.EqualTo(0));
     }
 
     [TestCaseSource(nameof(Flavors))]
