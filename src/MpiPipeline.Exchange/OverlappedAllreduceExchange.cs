@@ -152,6 +152,8 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         var inFlight = buckets.Count == 0 ? 0 : Stopwatch.GetElapsedTime(started.Min(), completed.Max()).TotalSeconds;
         Counters.AddRound((long)gradients.Length * sizeof(float), Group.Size, exposed);
         Counters.AddOverlap(exposed, inFlight);
+        // A later call without BeginStep (no hook armed) then starts every bucket itself.
+        Reset();
         stepOpen = false;
     }
 

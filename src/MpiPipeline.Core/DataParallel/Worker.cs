@@ -107,7 +107,7 @@ internal sealed class Worker : IDisposable
         Stats += new StepCounters { ComputeSeconds = clock.Elapsed.TotalSeconds };
     }
 
-    /// <summary>g_j &lt;- (1/p) sum_j g_j: one Allreduce over the flat gradient buffer.</summary>
+    /// <summary>g_j &lt;- (1/p) sum_j g_j: over the flat gradient buffer, finishing the buckets backward started when overlapped.</summary>
     public void AverageGradients()
     {
         Exchange.AverageGradients(Stage.Gradients);
