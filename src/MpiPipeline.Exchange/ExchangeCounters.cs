@@ -19,6 +19,22 @@ public sealed class ExchangeCounters
     /// <summary>Time inside the exchange in training rounds (MPI and the averaging arithmetic).</summary>
     public double Seconds { get; internal set; }
 
+    /// <summary>Overlapped exchange: seconds the steps waited for their gradient Allreduces after backward (what the
+    /// overlap did not hide); equal to <see cref="Seconds"/>'s share of gradient rounds.</summary>
+    public double ExposedSeconds { get; internal set; }
+
+    /// <summary>Overlapped exchange: seconds from each round's first bucket start to its last bucket completion.</summary>
+    public double InFlightSeconds { get; internal set; }
+
+    /// <summary>The share of the Allreduces' time in flight that backward hid: 1 - exposed / in flight (0 without overlap).</summary>
+    public double HiddenFraction => InFlightSeconds > 0 ? Math.Clamp(1 - (ExposedSeconds / InFlightSeconds), 0, 1) : 0;
+
+    internal void AddOverlap(double exposedSeconds, double inFlightSeconds)
+    {
+        ExposedSeconds += exposedSeconds;
+        InFlightSeconds += inFlightSeconds;
+    }
+
     /// <summary>Adds one training round of <paramref name="payloadBytes"/> over <paramref name="ranks"/> ranks.</summary>
     internal void AddRound(long payloadBytes, int ranks, double seconds)
     {

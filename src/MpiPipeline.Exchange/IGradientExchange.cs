@@ -5,9 +5,9 @@ namespace MpiPipeline.Exchange;
 /// <summary>
 /// How the ranks of a group average what they hold: the one seam between an algorithm and MPI for averaging. An
 /// exchange owns the waiting (blocking or polled), the encoding of what it sends (dense fp32 here; a compressor keeps
-/// its error-feedback state inside), and the counters of what it handed to MPI. An overlapped, bucketed exchange
-/// would start its Allreduces from the bridge's per-bucket gradient-ready callback and finish them in
-/// <see cref="AverageGradients"/>; the callers do not change.
+/// its error-feedback state inside), and the counters of what it handed to MPI. The overlapped, bucketed exchange
+/// (<see cref="OverlappedAllreduceExchange"/>) starts its Allreduces from the bridge's gradient-ready callback and
+/// finishes them in <see cref="AverageGradients"/>; the callers do not change.
 /// </summary>
 public interface IGradientExchange
 {

@@ -224,6 +224,21 @@ public sealed unsafe class Communicator
         }
     }
 
+    /// <summary>
+    /// Starts an in-place MPI_Iallreduce over <paramref name="buffer"/>. The request pins nothing: the buffer must be
+    /// memory that does not move (native memory, such as a stage's flat gradient buffer) and stay untouched until the
+    /// request completes. Every rank of the group must start its Iallreduces in the same order.
+    /// </summary>
+    public Request IallreduceInPlace<T>(Span<T> buffer, ReduceOp op) where T : unmanaged
+    {
+        fixed (T* p = buffer)
+        {
+            nint handle = 0;
+            MpiException.Check(NativeMethods.MPI_Iallreduce((void*)MpiLibrary.Table.InPlace, p, buffer.Length, Datatype.Of<T>(), op.Handle(), Handle, &handle));
+            return new Request(handle, default, isReceive: false, this);
+        }
+    }
+
     /// <summary>Allreduce of one value.</summary>
     public T Allreduce<T>(T value, ReduceOp op) where T : unmanaged
     {

@@ -58,6 +58,10 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)]
     public static partial int mpp_stage_infer(StageHandle stage, float* input, long inputCount, int batch, float* output, long outputCount);
 
+    [LibraryImport(Lib)] public static partial int mpp_stage_parameter_layout(StageHandle stage, long* offsets, long* sizes, int capacity, int* count);
+    [LibraryImport(Lib)] public static partial int mpp_stage_set_gradient_hook(StageHandle stage, delegate* unmanaged<int, nint, void> callback, nint user);
+    [LibraryImport(Lib)] public static partial int mpp_stage_arm_gradient_hook(StageHandle stage, int armed);
+
     [LibraryImport(Lib)]
     public static partial int mpp_optimizer_create_sgd(StageHandle stage, double lr, double momentum, double dampening, int nesterov,
         double weightDecay, out OptimizerHandle optimizer);

@@ -1,6 +1,10 @@
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 
 namespace MpiPipeline.Torch;
+
+/// <summary>Where one parameter's values (and its gradient's) lie in the flat buffers: elements [Offset, Offset + Length).</summary>
+public readonly record struct ParameterExtent(int Offset, int Length);
 
 /// <summary>Loss and accuracy of one batch: <see cref="Loss"/> is the mean cross-entropy over the batch.</summary>
 public readonly record struct LossResult(float Loss, int Correct, int Count);
@@ -19,6 +23,14 @@ public sealed class Stage : IDisposable
     private readonly nint gradients;
     private readonly int flatLength;
     private bool training = true;
+
+    // The gradient-ready hook: what it calls, the handle the native callback finds this stage by, how many backward
+    // calls remain until the armed one, the thread that runs backward, and what the callback caught.
+    private Action<int>? gradientReady;
+    private GCHandle self;
+    private int backwardsUntilArmed;
+    private int backwardThread;
+    private ExceptionDispatchInfo? hookFailure;
 
     private Stage(StageHandle handle, string device)
     {
@@ -86,6 +98,61 @@ public sealed class Stage : IDisposable
 
     /// <summary>CPU: the flat gradient tensor's own memory. CUDA: the host mirror.</summary>
     public unsafe Span<float> Gradients => new((void*)Pointer(gradients), FlatLength);
+
+    /// <summary>Each parameter's place in the flat buffers, in layer order (the order of <see cref="Parameters"/>).</summary>
+    public unsafe IReadOnlyList<ParameterExtent> Layout
+    {
+        get
+        {
+            var count = 0;
+            TorchException.Check(NativeMethods.mpp_stage_parameter_layout(Handle, null, null, 0, &count));
+            var offsets = new long[count];
+            var sizes = new long[count];
+            fixed (long* o = offsets)
+            fixed (long* z = sizes)
+            {
+                TorchException.Check(NativeMethods.mpp_stage_parameter_layout(Handle, o, z, count, &count));
+            }
+
+            return [.. offsets.Select((offset, i) => new ParameterExtent(checked((int)offset), checked((int)sizes[i])))];
+        }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="onReady"/>(parameter index) when that parameter's gradient is final in
+    /// <see cref="Gradients"/>, during the backward call armed by <see cref="ArmGradientHook"/> (and no other), on the
+    /// thread that called it. CPU only: libtorch runs a CUDA backward on its device threads, where MPI may not be
+    /// called under MPI_THREAD_FUNNELED. An exception thrown by <paramref name="onReady"/> never crosses the native
+    /// frames: it is kept and rethrown by the backward call once the bridge has returned. Null removes the hook.
+    /// </summary>
+    public unsafe void SetGradientHook(Action<int>? onReady)
+    {
+        if (onReady is not null && IsCuda)
+        {
+            throw new InvalidOperationException("the gradient-ready hook runs on CPU stages only (a CUDA backward runs on libtorch's device threads)");
+        }
+
+        if (!self.IsAllocated)
+        {
+            self = GCHandle.Alloc(this);
+        }
+
+        gradientReady = onReady;
+        TorchException.Check(onReady is null
+            ? NativeMethods.mpp_stage_set_gradient_hook(Handle, null, 0)
+            : NativeMethods.mpp_stage_set_gradient_hook(Handle, &GradientReady, GCHandle.ToIntPtr(self)));
+    }
+
+    /// <summary>
+    /// Arms the gradient-ready hook for the <paramref name="backwardCall"/>-th backward call from now (1: the next
+    /// <see cref="Backward"/> or <see cref="ForwardLossBackward"/>): with several micro-batches per step only the last
+    /// backward leaves the gradients final. 0 disarms.
+    /// </summary>
+    public void ArmGradientHook(int backwardCall)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(backwardCall);
+        backwardsUntilArmed = backwardCall;
+    }
 
     /// <summary>Train mode (dropout active, batchnorm on batch statistics) for Forward and ForwardLossBackward; default true.
     /// Evaluate and Infer always run in eval mode.</summary>
@@ -167,7 +234,10 @@ public sealed class Stage : IDisposable
         fixed (float* gy = outputGradient)
         fixed (float* gx = inputGradient)
         {
-            TorchException.Check(NativeMethods.mpp_stage_backward(Handle, slot, gy, outputGradient.Length, gx, inputGradient.Length));
+            var armed = BeforeBackward();
+            var status = NativeMethods.mpp_stage_backward(Handle, slot, gy, outputGradient.Length, gx, inputGradient.Length);
+            AfterBackward(armed);
+            TorchException.Check(status);
         }
     }
 
@@ -184,8 +254,11 @@ public sealed class Stage : IDisposable
         fixed (int* t = labels)
         fixed (float* gx = inputGradient)
         {
-            TorchException.Check(NativeMethods.mpp_stage_forward_loss_backward(Handle, x, input.Length, batch, t, labels.Length,
-                lossScale, gx, inputGradient.Length, &loss, &correct));
+            var armed = BeforeBackward();
+            var status = NativeMethods.mpp_stage_forward_loss_backward(Handle, x, input.Length, batch, t, labels.Length,
+                lossScale, gx, inputGradient.Length, &loss, &correct);
+            AfterBackward(armed);
+            TorchException.Check(status);
         }
 
         return new LossResult(loss, correct, batch);
@@ -216,7 +289,73 @@ public sealed class Stage : IDisposable
     }
 
     /// <summary>Frees the native stage (its tensors and any graphs still held). Spans taken from it become invalid.</summary>
-    public void Dispose() => handle.Dispose();
+    public void Dispose()
+    {
+        handle.Dispose();
+        if (self.IsAllocated)
+        {
+            self.Free();
+        }
+    }
+
+    /// <summary>Counts down to the armed backward call; arms the native hook for it. True when this call is armed.</summary>
+    private bool BeforeBackward()
+    {
+        if (backwardsUntilArmed == 0 || --backwardsUntilArmed > 0)
+        {
+            return false;
+        }
+
+        backwardThread = Environment.CurrentManagedThreadId;
+        hookFailure = null;
+        TorchException.Check(NativeMethods.mpp_stage_arm_gradient_hook(Handle, 1));
+        return true;
+    }
+
+    /// <summary>Disarms, then rethrows what the callback caught, now that no native frame is below.</summary>
+    private void AfterBackward(bool armed)
+    {
+        if (!armed)
+        {
+            return;
+        }
+
+        TorchException.Check(NativeMethods.mpp_stage_arm_gradient_hook(Handle, 0));
+        var failure = hookFailure;
+        hookFailure = null;
+        failure?.Throw();
+    }
+
+    [UnmanagedCallersOnly]
+    private static void GradientReady(int parameterIndex, nint user)
+    {
+        // Nothing may unwind into libtorch's frames: every failure is kept for AfterBackward.
+        if (GCHandle.FromIntPtr(user).Target is not Stage stage)
+        {
+            return;
+        }
+
+        try
+        {
+            if (stage.hookFailure is not null)
+            {
+                return;
+            }
+
+            if (Environment.CurrentManagedThreadId != stage.backwardThread)
+            {
+                throw new InvalidOperationException(
+                    $"the gradient-ready hook ran on thread {Environment.CurrentManagedThreadId}, not on the thread that called backward ({stage.backwardThread}); " +
+                    "MPI is initialized MPI_THREAD_FUNNELED, so the overlapped exchange cannot start MPI calls there (use --no-overlap)");
+            }
+
+            stage.gradientReady?.Invoke(parameterIndex);
+        }
+        catch (Exception e)
+        {
+            stage.hookFailure = ExceptionDispatchInfo.Capture(e);
+        }
+    }
 
     private unsafe int[] Shape(int which)
     {

@@ -7,7 +7,7 @@ namespace MpiPipeline.RankTests;
 public sealed class BindingTests : RankFixture
 {
     private static readonly string[] Scenarios =
-        ["point-to-point", "collectives", "nonblocking-ring", "subcommunicators", "managed-exception-after-init"];
+        ["point-to-point", "collectives", "nonblocking-ring", "subcommunicators", "managed-exception-after-init", "overlapped-exchange"];
 
     public static IEnumerable<TestCaseData> Cases() =>
         from flavor in MpiFlavor.All

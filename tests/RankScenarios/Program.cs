@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
+using MpiPipeline.Exchange;
 using MpiPipeline.Mpi;
 
 // Scenarios run under a real mpiexec by MpiPipeline.RankTests. Every check's expected value is computed from rank
@@ -19,6 +21,7 @@ internal static class Program
                 case "nonblocking-ring": PointToPoint.NonblockingRing(world); break;
                 case "subcommunicators": Subcommunicators.Run(world); break;
                 case "managed-exception-after-init": Failures.ManagedExceptionSurvives(world); break;
+                case "overlapped-exchange": OverlappedExchange.Run(world); break;
                 case "throw-on-rank": Failures.ThrowOnRank(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-wait": Failures.ThrowWhilePeersWait(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-poll": Failures.ThrowWhilePeersPoll(world, int.Parse(args[1]), args[2]); break;
@@ -479,6 +482,91 @@ internal static class Failures
         else
         {
             world.Recv<int>(new int[1], world.Size - 1, 12345);
+        }
+    }
+}
+
+/// <summary>
+/// The overlapped exchange over native memory (as a stage's flat gradients): buckets reported in a different order on
+/// every rank, a parameter that never reports (AverageGradients starts its bucket), a round without BeginStep, and a
+/// parameter reported twice. Values are small integers, so every sum is exact and the mean is sum * (1/n) to the bit.
+/// </summary>
+internal static class OverlappedExchange
+{
+    public static unsafe void Run(Communicator world)
+    {
+        int[] lengths = [3, 5, 2, 7, 1];
+        var total = lengths.Sum();
+        var exchange = new OverlappedAllreduceExchange(world, IdleWait.Yield, lengths, bucketBytes: 8 * sizeof(float));
+        Program.Expect(exchange.Buckets.Count, 3, "buckets of [3, 5, 2, 7, 1] floats at 8 floats each: [7, 1], [5, 2], [3]");
+        var memory = (float*)NativeMemory.Alloc((nuint)(total * sizeof(float)));
+        try
+        {
+            var gradients = new Span<float>(memory, total);
+            float Value(int rank, int round, int i) => (rank + 1) * (i + 1) + (10 * round);
+            void Fill(Span<float> gradients, int round)
+            {
+                for (var i = 0; i < total; i++)
+                {
+                    gradients[i] = Value(world.Rank, round, i);
+                }
+            }
+
+            void Check(ReadOnlySpan<float> gradients, int round)
+            {
+                for (var i = 0; i < total; i++)
+                {
+                    var sum = 0f;
+                    for (var r = 0; r < world.Size; r++)
+                    {
+                        sum += Value(r, round, i);
+                    }
+
+                    Program.Expect(gradients[i], sum * (1f / world.Size), $"round {round}, element {i}");
+                }
+            }
+
+            // Round 0: parameters 4..1 reported (rank-dependent order), parameter 0 never.
+            Fill(gradients, 0);
+            exchange.BeginStep();
+            int[] order = world.Rank % 2 == 0 ? [4, 3, 2, 1] : [2, 4, 1, 3];
+            foreach (var parameter in order)
+            {
+                exchange.GradientReady(parameter, gradients);
+            }
+
+            exchange.AverageGradients(gradients);
+            Check(gradients, 0);
+            Program.Expect(exchange.LastRound.Count, 3, "a timing per bucket");
+            Program.Expect(exchange.LastRound.All(t => t.StartTimestamp > 0 && t.EndTimestamp >= t.StartTimestamp), true, "bucket timings");
+
+            // Round 1: no BeginStep (no hook armed): AverageGradients starts every bucket itself.
+            Fill(gradients, 1);
+            exchange.AverageGradients(gradients);
+            Check(gradients, 1);
+
+            // Round 2: a parameter reported twice is a bug, reported on the spot; the round still completes.
+            Fill(gradients, 2);
+            exchange.BeginStep();
+            exchange.GradientReady(4, gradients);
+            exchange.GradientReady(3, gradients);
+            try
+            {
+                exchange.GradientReady(4, gradients);
+                throw new InvalidOperationException("a second report of parameter 4 was accepted");
+            }
+            catch (InvalidOperationException e) when (e.Message.Contains("reported twice", StringComparison.Ordinal))
+            {
+            }
+
+            exchange.AverageGradients(gradients);
+            Check(gradients, 2);
+            Program.Expect(exchange.Counters.Rounds, 3L, "one round per AverageGradients, not per bucket");
+            Program.Expect(exchange.Counters.PayloadBytes, 3L * total * sizeof(float), "payload: the whole buffer per round");
+        }
+        finally
+        {
+            NativeMemory.Free(memory);
         }
     }
 }

@@ -56,6 +56,10 @@ internal static class TrainOptionTable
         t.Choice(TrainFlags.Partition, $"{Owners(TrainFlags.Partition)}: automatic partition by measured layer 'time' (default) or by 'parameters'.",
             partitions, o => o.PartitionBy, (o, v) => o with { PartitionBy = v });
         t.Add(TrainFlags.Trace, $"{Owners(TrainFlags.Trace)}: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file.", o => o.TracePath, (o, v) => o with { TracePath = v });
+        t.Add(TrainFlags.NoOverlap, $"{Owners(TrainFlags.NoOverlap)}: average the gradients with one Allreduce after backward, not in buckets overlapped with backward (the default on CPU).",
+            o => o.NoOverlap, (o, v) => o with { NoOverlap = v });
+        t.Add(TrainFlags.BucketMegabytes, $"{Owners(TrainFlags.BucketMegabytes)}: gradient bucket size of the overlapped Allreduce, in MB (default {BucketPlan.DefaultMegabytes}, as DDP).",
+            o => o.BucketMegabytes, (o, v) => o with { BucketMegabytes = v });
         t.Add(TrainFlags.Output, "Write the results as JSON to this file (rank 0).", o => o.OutputPath, (o, v) => o with { OutputPath = v });
         t.Add(TrainFlags.SaveParameters, "Write the final flat parameters (float32) to this file (rank 0).", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
         t.Add(TrainFlags.SaveFirstGradients, "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file " +

@@ -17,6 +17,9 @@ internal interface IDataParallelAlgorithm
     /// <summary>True when every replica holds the same parameters after the last step.</summary>
     bool ReplicasIdentical { get; }
 
+    /// <summary>True when every step averages the gradients (not the models): they may go in buckets overlapped with backward.</summary>
+    bool AveragesGradients => false;
+
     /// <summary>True once this worker has left the run (an emulated failure); it then takes part in nothing more.</summary>
     bool Stopped => false;
 

@@ -23,7 +23,9 @@ internal sealed class Worker : IDisposable
 
     /// <param name="wait">How the exchange's Allreduce waits: null, MPI's own blocking MPI_Allreduce; otherwise
     /// MPI_Iallreduce polled with this (<see cref="NodeShare.AllreduceWait"/>: yielding on an oversubscribed node).</param>
-    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler, IdleWait? wait = null)
+    /// <param name="averagesGradients">The algorithm averages gradients every step: they go in buckets overlapped with
+    /// backward (<see cref="GradientOverlap"/>) unless --no-overlap.</param>
+    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler, IdleWait? wait = null, bool averagesGradients = false)
     {
         this.options = options;
         this.train = train;
@@ -33,7 +35,16 @@ internal sealed class Worker : IDisposable
         var layers = ModelZoo.Build(options.Model, train.Geometry);
         Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
         Optimizer = TrainingLoop.CreateOptimizer(options, Stage);
-        Exchange = ExchangeRegistry.Find(options.Exchange).Create(world, wait);
+        if (averagesGradients && GradientOverlap.Applies(options, Stage, world))
+        {
+            Overlapped = GradientOverlap.Attach(options, Stage, world, wait);
+            Exchange = Overlapped;
+        }
+        else
+        {
+            Exchange = ExchangeRegistry.Find(options.Exchange).Create(world, wait);
+        }
+
         batchImages = new float[sampler.Batch * train.SampleSize];
         batchLabels = new int[sampler.Batch];
         batchIndices = new int[sampler.Batch];
@@ -53,6 +64,14 @@ internal sealed class Worker : IDisposable
     /// <summary>How the workers average gradients and models, and the counters of what it handed to MPI.</summary>
     public IGradientExchange Exchange { get; }
 
+    /// <summary>The exchange when it overlaps the gradient Allreduce with backward; null otherwise.</summary>
+    public OverlappedAllreduceExchange? Overlapped { get; }
+
+    /// <summary>Stopwatch timestamps of the last step's forward + backward and optimizer step (the trace's spans).</summary>
+    public (long Start, long End) ForwardBackwardSpan { get; private set; }
+
+    public (long Start, long End) OptimizerSpan { get; private set; }
+
     /// <summary>g_j = grad f(x_j; xi_j^(t)): the mean cross-entropy gradient of this worker's mini-batch at step t.</summary>
     public LossResult ComputeGradient(long t)
     {
@@ -65,7 +84,14 @@ internal sealed class Worker : IDisposable
         clock.Restart();
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, Id, t));
         Stage.ZeroGradients();
+        if (Overlapped is { } overlapped)
+        {
+            GradientOverlap.BeginStep(overlapped, Stage, backwardCalls: 1);
+        }
+
+        var start = Stopwatch.GetTimestamp();
         var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
+        ForwardBackwardSpan = (start, Stopwatch.GetTimestamp());
         Stage.PullGradients();
         Stats += new StepCounters { Steps = 1, Samples = result.Count, ComputeSeconds = clock.Elapsed.TotalSeconds };
         return result;
@@ -75,11 +101,13 @@ internal sealed class Worker : IDisposable
     public void OptimizerStep()
     {
         var clock = Stopwatch.StartNew();
+        var start = Stopwatch.GetTimestamp();
         Optimizer.Step();
+        OptimizerSpan = (start, Stopwatch.GetTimestamp());
         Stats += new StepCounters { ComputeSeconds = clock.Elapsed.TotalSeconds };
     }
 
-    /// <summary>g_j &lt;- (1/p) sum_j g_j: one Allreduce over the flat gradient buffer.</summary>
+    /// <summary>g_j &lt;- (1/p) sum_j g_j: over the flat gradient buffer, finishing the buckets backward started when overlapped.</summary>
     public void AverageGradients()
     {
         Exchange.AverageGradients(Stage.Gradients);

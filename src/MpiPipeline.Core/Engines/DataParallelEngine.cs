@@ -20,10 +20,21 @@ internal sealed class DataParallelEngine : ITrainingEngine
     /// <summary>--split: every data-parallel algorithm takes it.</summary>
     public static AlgorithmOption SplitOption { get; } = new(TrainFlags.Split, o => o.Split is not null);
 
+    /// <summary>--no-overlap and --bucket-mb: the algorithms that average gradients every step take them.</summary>
+    public static IReadOnlyList<AlgorithmOption> GradientOptions { get; } =
+    [
+        new(TrainFlags.NoOverlap, o => o.NoOverlap),
+        new(TrainFlags.BucketMegabytes, o => o.BucketMegabytes is not null),
+    ];
+
+    /// <summary>--trace: forward + backward, each gradient bucket's Allreduce and the optimizer step, one row per rank.</summary>
+    public static AlgorithmOption TraceOption { get; } = new(TrainFlags.Trace, o => o.TracePath is not null);
+
     private readonly TrainingContext context;
     private readonly IDataParallelAlgorithm algorithm;
     private readonly Worker worker;
     private readonly List<string> engineNotes = [];
+    private readonly ChromeTrace? trace;
 
     public DataParallelEngine(TrainingContext context, IDataParallelAlgorithm algorithm)
     {
@@ -34,7 +45,8 @@ internal sealed class DataParallelEngine : ITrainingEngine
         IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
-        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait);
+        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait, algorithm.AveragesGradients);
+        trace = options.TracePath is not null ? new ChromeTrace(world.Rank, $"worker {world.Rank}") : null;
         Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.ToString().ToLowerInvariant(),
             AlgorithmRegistry.Find(options.Algorithm).Describe(options, world.Size));
         if (context.Node.OversubscribedNote("the averaging Allreduce is an MPI_Iallreduce polled with sched_yield, so that "
@@ -48,7 +60,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes];
+    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options)];
 
     public bool Stopped => algorithm.Stopped;
 
@@ -60,6 +72,12 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         var spread = ReplicaSpread();
         worker.BroadcastParameters();
+        if (trace is not null)
+        {
+            context.World.Barrier();
+            trace.ResetOrigin();
+        }
+
         return spread;
     }
 
@@ -68,6 +86,10 @@ internal sealed class DataParallelEngine : ITrainingEngine
         var clock = Stopwatch.StartNew();
         var result = algorithm.Step(t, worker);
         worker.Stats += new StepCounters { StepSeconds = clock.Elapsed.TotalSeconds };
+        if (trace is not null && result.Count > 0)
+        {
+            AddTrace(trace);
+        }
         if (t == 0 && !algorithm.Stopped && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
         {
             worker.Stage.PullGradients();
@@ -129,8 +151,15 @@ internal sealed class DataParallelEngine : ITrainingEngine
         }
     }
 
+    public void DescribeOptions(IDictionary<string, string> options) => GradientOverlap.Describe(options, worker.Overlapped, context.Options);
+
     public void Finish()
     {
+        if (context.Options.TracePath is { } path && trace is not null)
+        {
+            PipelineEngine.WriteTrace(context.World, trace, path);
+        }
+
         if (!worker.Group.IsPredefined)
         {
             worker.ReplaceGroup(null);
@@ -138,4 +167,23 @@ internal sealed class DataParallelEngine : ITrainingEngine
     }
 
     public void Dispose() => worker.Dispose();
+
+    /// <summary>The step's spans: forward + backward, each bucket's Allreduce from its start to its completion as this
+    /// rank saw it (overlapping the backward span when the overlap works), the optimizer step.</summary>
+    private void AddTrace(ChromeTrace chrome)
+    {
+        var (fbStart, fbEnd) = worker.ForwardBackwardSpan;
+        chrome.Add("forward+backward", TraceCategory.Backward, chrome.At(fbStart), chrome.At(fbEnd) - chrome.At(fbStart));
+        if (worker.Overlapped is { } overlapped)
+        {
+            foreach (var bucket in overlapped.LastRound)
+            {
+                chrome.Add($"allreduce bucket {bucket.Bucket}", TraceCategory.Allreduce, chrome.At(bucket.StartTimestamp),
+                    chrome.At(bucket.EndTimestamp) - chrome.At(bucket.StartTimestamp));
+            }
+        }
+
+        var (optimizerStart, optimizerEnd) = worker.OptimizerSpan;
+        chrome.Add("optimizer", TraceCategory.Optimizer, chrome.At(optimizerStart), chrome.At(optimizerEnd) - chrome.At(optimizerStart));
+    }
 }

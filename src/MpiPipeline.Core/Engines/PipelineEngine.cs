@@ -50,6 +50,7 @@ internal sealed class PipelineEngine : ITrainingEngine
             new(TrainFlags.Balance, o => o.Balance is not null),
             new(TrainFlags.Partition, o => o.PartitionBy is not null),
             new(TrainFlags.Trace, o => o.TracePath is not null),
+            .. DataParallelEngine.GradientOptions,
         ],
         context => new PipelineEngine(context))
     {
@@ -64,6 +65,7 @@ internal sealed class PipelineEngine : ITrainingEngine
     private readonly ChromeTrace trace;
     private readonly PipelineExecutor executor;
     private readonly IGradientExchange exchange;
+    private readonly OverlappedAllreduceExchange? overlapped;
     private readonly ShuffleSampler sampler;
     private readonly int[] indices;
     private readonly float[] images;
@@ -117,7 +119,16 @@ internal sealed class PipelineEngine : ITrainingEngine
         schedule = Schedule.Create(options.EffectiveSchedule, stages, microBatches);
         trace = new ChromeTrace(world.Rank, $"stage {grid.Stage}, replica {grid.Replica}");
         executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, context.Node.PipelineWait);
-        exchange = ExchangeRegistry.Find(options.Exchange).Create(grid.Replicas, context.Node.AllreduceWait);
+        if (GradientOverlap.Applies(options, stage, grid.Replicas))
+        {
+            overlapped = GradientOverlap.Attach(options, stage, grid.Replicas, context.Node.AllreduceWait);
+            exchange = overlapped;
+        }
+        else
+        {
+            exchange = ExchangeRegistry.Find(options.Exchange).Create(grid.Replicas, context.Node.AllreduceWait);
+        }
+
         sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, grid.Replica, replicas);
         indices = new int[sampler.Batch];
         images = grid.IsFirstStage ? new float[sampler.Batch * train.SampleSize] : [];
@@ -135,7 +146,7 @@ internal sealed class PipelineEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => notes;
+    public IReadOnlyList<string> Notes => [.. notes, .. GradientOverlap.Notes(overlapped, context.Options)];
 
     /// <summary>The loss lives on the last stages; rank 0 is a first stage.</summary>
     public bool RootSeesBatchLoss => false;
@@ -170,6 +181,12 @@ internal sealed class PipelineEngine : ITrainingEngine
         stats += new StepCounters { DataSeconds = (trace.Now() - stepStart) * 1e-6 };
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, world.Rank, t));
         stage.ZeroGradients();
+        if (overlapped is not null)
+        {
+            // Every stage runs one backward per micro-batch; the last leaves the gradients final.
+            GradientOverlap.BeginStep(overlapped, stage, backwardCalls: layout.MicroBatches);
+        }
+
         var before = executor.Totals;
         var runStart = trace.Now();
         int? failBeforeForward = throwAt is (var rank, var step) && rank == world.Rank && step == t ? layout.MicroBatches / 2 : null;
@@ -184,7 +201,18 @@ internal sealed class PipelineEngine : ITrainingEngine
             stage.PushGradients();
             if (options.TracePath is not null)
             {
-                trace.Add("allreduce", TraceCategory.Allreduce, start, trace.Now() - start);
+                if (overlapped is not null)
+                {
+                    foreach (var bucket in overlapped.LastRound)
+                    {
+                        trace.Add($"allreduce bucket {bucket.Bucket}", TraceCategory.Allreduce, trace.At(bucket.StartTimestamp),
+                            trace.At(bucket.EndTimestamp) - trace.At(bucket.StartTimestamp));
+                    }
+                }
+                else
+                {
+                    trace.Add("allreduce", TraceCategory.Allreduce, start, trace.Now() - start);
+                }
             }
         }
 
@@ -260,6 +288,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         options["microBatches"] = layout.MicroBatches.ToString(CultureInfo.InvariantCulture);
         options["balance"] = string.Join(',', layout.Balance);
         options["partition"] = layout.Partition;
+        GradientOverlap.Describe(options, overlapped, context.Options);
     }
 
     public void SaveParameters(string path)
@@ -369,7 +398,7 @@ internal sealed class PipelineEngine : ITrainingEngine
     }
 
     /// <summary>Every rank's trace to every rank (lengths, then Allgatherv of the UTF-8 text); rank 0 writes the merged file.</summary>
-    private static void WriteTrace(Communicator world, ChromeTrace trace, string path)
+    internal static void WriteTrace(Communicator world, ChromeTrace trace, string path)
     {
         var mine = Encoding.UTF8.GetBytes(trace.Serialize());
         var lengths = new int[world.Size];

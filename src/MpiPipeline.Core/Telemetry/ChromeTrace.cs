@@ -59,6 +59,9 @@ internal sealed class ChromeTrace
     /// <summary>Microseconds from the origin to now.</summary>
     public double Now() => (clock.GetTimestamp() - originTimestamp) * 1e6 / clock.TimestampFrequency;
 
+    /// <summary>Microseconds from the origin to a timestamp of this trace's clock (Stopwatch.GetTimestamp for the system clock).</summary>
+    public double At(long timestamp) => (timestamp - originTimestamp) * 1e6 / clock.TimestampFrequency;
+
     public void Add(TraceSpan span)
     {
         if (!double.IsFinite(span.StartMicroseconds) || !double.IsFinite(span.DurationMicroseconds) || span.DurationMicroseconds < 0)

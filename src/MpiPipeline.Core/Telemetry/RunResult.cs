@@ -42,6 +42,9 @@ internal sealed record LossPoint(long Step, long CommunicationRounds, double Wal
 /// <param name="EvaluationSeconds">Test-set evaluation (and its averaging).</param>
 /// <param name="StepSeconds">Wall time of the training steps, all included.</param>
 /// <param name="LoopOverheadSeconds">StepSeconds less compute and communication: the loop's own cost (data included).</param>
+/// <param name="OverlapExposedSeconds">Overlapped gradient buckets: time the steps waited for them after backward (then
+/// the training rounds' share of CommunicationSeconds; the MPI_Tests inside backward count as compute); 0 without.</param>
+/// <param name="OverlapInFlightSeconds">Overlapped gradient buckets: from each round's first bucket start to its last completion.</param>
 internal sealed record RunTotals(
     long Steps,
     long Samples,
@@ -54,7 +57,9 @@ internal sealed record RunTotals(
     double DataSeconds,
     double EvaluationSeconds,
     double StepSeconds,
-    double LoopOverheadSeconds);
+    double LoopOverheadSeconds,
+    double OverlapExposedSeconds = 0,
+    double OverlapInFlightSeconds = 0);
 
 /// <summary>Everything a run reports, as written to its JSON results file by <see cref="ResultsJson"/>.</summary>
 /// <param name="Algorithm">The algorithm's registered name (<see cref="Algorithms.AlgorithmRegistry"/>).</param>

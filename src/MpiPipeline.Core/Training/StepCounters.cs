@@ -62,7 +62,8 @@ internal readonly record struct StepCounters(
     public RunTotals ReduceTotals(Communicator group, ExchangeCounters exchange)
     {
         double[] sums = [ComputeSeconds, CommunicationSeconds + exchange.Seconds, DataSeconds, EvaluationSeconds,
-            StepSeconds, Samples, exchange.EstimatedRingBytes + PointToPointBytes, exchange.PayloadBytes + PointToPointBytes];
+            StepSeconds, Samples, exchange.EstimatedRingBytes + PointToPointBytes, exchange.PayloadBytes + PointToPointBytes,
+            exchange.ExposedSeconds, exchange.InFlightSeconds];
         group.Allreduce<double>(sums, ReduceOp.Sum);
         var n = group.Size;
         return new RunTotals(
@@ -77,6 +78,8 @@ internal readonly record struct StepCounters(
             DataSeconds: sums[2] / n,
             EvaluationSeconds: sums[3] / n,
             StepSeconds: sums[4] / n,
-            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n));
+            LoopOverheadSeconds: Math.Max(0, (sums[4] - sums[0] - sums[1]) / n),
+            OverlapExposedSeconds: sums[8] / n,
+            OverlapInFlightSeconds: sums[9] / n);
     }
 }

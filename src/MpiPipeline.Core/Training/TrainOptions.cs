@@ -41,6 +41,7 @@ internal static class TrainFlags
         TestSamples = "--test-samples", MaxSteps = "--max-steps", CurveEvery = "--curve-every";
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
+    public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
 
     /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
@@ -111,6 +112,14 @@ internal sealed record TrainOptions
 
     /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
     public string Exchange { get; init; } = ExchangeRegistry.Default;
+
+    /// <summary>--no-overlap: one whole-buffer Allreduce after backward instead of buckets overlapped with it.</summary>
+    public bool NoOverlap { get; init; }
+
+    /// <summary>Size of a gradient bucket of the overlapped exchange, in MB (2^20 bytes); null: DDP's 25.</summary>
+    public double? BucketMegabytes { get; init; }
+
+    public double EffectiveBucketMegabytes => BucketMegabytes ?? BucketPlan.DefaultMegabytes;
 
     // ---- --algo pipeline ----
 
@@ -203,6 +212,7 @@ internal sealed record TrainOptions
         }
 
         ExchangeRegistry.Find(Exchange);
+        BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
         DataSetRegistry.Find(DataSet);
     }
 

@@ -67,6 +67,14 @@ struct mpp_stage {
     // What C# reads and writes: the flat tensors themselves on CPU, pinned host mirrors on CUDA.
     torch::Tensor host_parameters;
     torch::Tensor host_gradients;
+    // The grad accumulators the gradient-ready hooks are attached to: autograd keeps them by weak pointer only, so
+    // without these a new accumulator (without the hook) would be made for every graph.
+    std::vector<std::shared_ptr<torch::autograd::Node>> grad_accumulators;
+    std::vector<int64_t> parameter_offsets;
+    std::vector<int64_t> parameter_sizes;
+    mpp_gradient_hook gradient_hook = nullptr;
+    void* gradient_hook_user = nullptr;
+    bool gradient_hook_armed = false;
     std::map<int, MppSlot> slots;
     bool training = true;
     std::string summary;

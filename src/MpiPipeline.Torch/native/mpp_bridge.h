@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 2
+#define MPP_BRIDGE_VERSION 3
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -108,6 +108,19 @@ MPP_API int mpp_stage_evaluate(mpp_stage* stage, const float* input, int64_t inp
 /* No graph, evaluation mode: the output only. */
 MPP_API int mpp_stage_infer(mpp_stage* stage, const float* input, int64_t input_count, int batch, float* output,
                             int64_t output_count);
+
+/* ---- gradient-ready hook (version 3) ---- */
+/* The layout of the flat buffers: for each parameter i < capacity (layer order), its offset and its element count in
+ * the flat parameter and gradient buffers; *count = the number of parameters. */
+MPP_API int mpp_stage_parameter_layout(mpp_stage* stage, int64_t* offsets, int64_t* sizes, int capacity, int* count);
+/* callback(parameter_index, user) runs when a parameter's gradient is final in the flat gradient buffer: a post hook
+ * on the parameter's gradient accumulator, so it runs on the thread that runs backward (the calling thread on CPU).
+ * It fires only while the hook is armed (mpp_stage_arm_gradient_hook), once per parameter that gets a gradient in
+ * that backward. NULL removes it. The callback must not unwind through the library (return normally). */
+typedef void (*mpp_gradient_hook)(int parameter_index, void* user);
+MPP_API int mpp_stage_set_gradient_hook(mpp_stage* stage, mpp_gradient_hook callback, void* user);
+/* armed != 0: the next backward calls (mpp_stage_backward, mpp_stage_forward_loss_backward) report gradients. */
+MPP_API int mpp_stage_arm_gradient_hook(mpp_stage* stage, int armed);
 
 /* ---- optimizer (updates the stage's device flat parameters from its device flat gradients) ---- */
 MPP_API int mpp_optimizer_create_sgd(mpp_stage* stage, double lr, double momentum, double dampening, int nesterov,

@@ -2,6 +2,8 @@
 // micro-batch graphs in flight (slots), a fused last-stage loss, and graph-free evaluation.
 #include "bridge.h"
 
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/cuda.h>
 
 #include <cstring>
@@ -163,6 +165,8 @@ void build_flat_buffers(mpp_stage* stage) {
         view.copy_(p);
         p.set_data(view);
         p.mutable_grad() = stage->flat_gradients.narrow(0, offset, n).view(p.sizes());
+        stage->parameter_offsets.push_back(offset);
+        stage->parameter_sizes.push_back(n);
         offset += n;
     }
     stage->parameter_count = total;
@@ -174,6 +178,35 @@ void build_flat_buffers(mpp_stage* stage) {
         stage->host_parameters = torch::empty({total}, pinned);
         stage->host_parameters.copy_(stage->flat_parameters);
         stage->host_gradients = torch::zeros({total}, pinned);
+    }
+}
+
+// Runs after a parameter's gradient accumulator has added this backward's gradient into its view of the flat
+// gradient buffer (as PyTorch's DDP reducer hooks it): the gradient is final there when the hook is armed.
+class GradientReadyHook : public torch::autograd::FunctionPostHook {
+public:
+    GradientReadyHook(mpp_stage* stage, int index) : stage_(stage), index_(index) {}
+
+    torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                              const torch::autograd::variable_list&) override {
+        if (stage_->gradient_hook_armed && stage_->gradient_hook != nullptr) {
+            stage_->gradient_hook(index_, stage_->gradient_hook_user);
+        }
+        return outputs;
+    }
+
+private:
+    mpp_stage* stage_;
+    int index_;
+};
+
+void attach_gradient_hooks(mpp_stage* stage) {
+    auto parameters = stage->model->parameters();
+    for (size_t i = 0; i < parameters.size(); i++) {
+        auto accumulator = torch::autograd::impl::grad_accumulator(parameters[i]);
+        if (!accumulator) throw std::logic_error("internal: parameter " + std::to_string(i) + " has no grad accumulator");
+        accumulator->add_post_hook(std::make_unique<GradientReadyHook>(stage, static_cast<int>(i)));
+        stage->grad_accumulators.push_back(std::move(accumulator));
     }
 }
 
@@ -224,6 +257,7 @@ int mpp_stage_create(const char* spec, const int64_t* sample_shape, int sample_r
         // Module::to() replaces parameter data: only before the flat buffers exist (never after).
         if (!stage->device.is_cpu()) stage->model->to(stage->device);
         build_flat_buffers(stage.get());
+        attach_gradient_hooks(stage.get());
         stage->summary += "parameters " + std::to_string(stage->parameter_count) + ", device " + stage->device.str() + "\n";
         confirm_output_shape(stage.get());
         stage->model->train(true);
@@ -318,6 +352,29 @@ int mpp_stage_summary(mpp_stage* stage, const char** text) {
         MPP_REQUIRE(text != nullptr, "null output pointer");
         *text = checked(stage)->summary.c_str();
     })
+}
+
+int mpp_stage_parameter_layout(mpp_stage* stage, int64_t* offsets, int64_t* sizes, int capacity, int* count) {
+    MPP_GUARDED({
+        MPP_REQUIRE(count != nullptr && ((offsets != nullptr && sizes != nullptr) || capacity == 0), "null output pointer");
+        const auto n = static_cast<int>(checked(stage)->parameter_offsets.size());
+        *count = n;
+        for (int i = 0; i < capacity && i < n; i++) {
+            offsets[i] = stage->parameter_offsets[i];
+            sizes[i] = stage->parameter_sizes[i];
+        }
+    })
+}
+
+int mpp_stage_set_gradient_hook(mpp_stage* stage, mpp_gradient_hook callback, void* user) {
+    MPP_GUARDED({
+        checked(stage)->gradient_hook = callback;
+        stage->gradient_hook_user = callback != nullptr ? user : nullptr;
+    })
+}
+
+int mpp_stage_arm_gradient_hook(mpp_stage* stage, int armed) {
+    MPP_GUARDED({ checked(stage)->gradient_hook_armed = armed != 0; })
 }
 
 int mpp_stage_forward(mpp_stage* stage, int slot, const float* input, int64_t input_count, int batch, float* output,

@@ -1,0 +1,57 @@
+using System.Globalization;
+using MpiPipeline.Exchange;
+using MpiPipeline.Mpi;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Training;
+
+/// <summary>
+/// The overlapped, bucketed gradient Allreduce wired to a stage: the default wherever gradients are averaged (PSGD,
+/// the pipeline's replicas) unless <c>--no-overlap</c>. CPU stages only: libtorch runs a CUDA backward on its own
+/// device threads, where MPI may not be called at MPI_THREAD_FUNNELED, so a CUDA stage keeps the whole-buffer
+/// Allreduce after backward.
+/// </summary>
+internal static class GradientOverlap
+{
+    /// <summary>Owned by the algorithms that average gradients.</summary>
+    public static bool Applies(TrainOptions options, Stage stage, Communicator group) =>
+        !options.NoOverlap && group.Size > 1 && !stage.IsCuda && options.Exchange == AllreduceExchange.ExchangeName;
+
+    /// <summary>The exchange, with the stage's gradient-ready hook reporting into it.</summary>
+    public static OverlappedAllreduceExchange Attach(TrainOptions options, Stage stage, Communicator group, IdleWait? wait)
+    {
+        var exchange = new OverlappedAllreduceExchange(group, wait, [.. stage.Layout.Select(p => p.Length)],
+            BucketPlan.CapacityBytes(options.EffectiveBucketMegabytes, TrainFlags.BucketMegabytes));
+        stage.SetGradientHook(parameter => exchange.GradientReady(parameter, stage.Gradients));
+        return exchange;
+    }
+
+    /// <summary>Before a step's backward calls: <paramref name="backwardCalls"/> of them, the last one leaves the gradients final.</summary>
+    public static void BeginStep(OverlappedAllreduceExchange exchange, Stage stage, int backwardCalls)
+    {
+        exchange.BeginStep();
+        stage.ArmGradientHook(backwardCalls);
+    }
+
+    /// <summary>The results' options: whether the gradients were overlapped, and the bucket size and count.</summary>
+    public static void Describe(IDictionary<string, string> described, OverlappedAllreduceExchange? exchange, TrainOptions options)
+    {
+        described["overlap"] = (exchange is not null).ToString().ToLowerInvariant();
+        described["bucketMb"] = exchange is not null ? options.EffectiveBucketMegabytes.ToString("R", CultureInfo.InvariantCulture) : "";
+        described["buckets"] = exchange?.Buckets.Count.ToString(CultureInfo.InvariantCulture) ?? "";
+    }
+
+    /// <summary>One line on the overlap for the report: buckets, and how much of their time in flight backward hid (this rank).</summary>
+    public static IReadOnlyList<string> Notes(OverlappedAllreduceExchange? exchange, TrainOptions options)
+    {
+        if (exchange is null || exchange.Counters.Rounds == 0)
+        {
+            return [];
+        }
+
+        var c = exchange.Counters;
+        return [string.Create(CultureInfo.InvariantCulture,
+            $"gradient Allreduce in {exchange.Buckets.Count} bucket(s) of <= {options.EffectiveBucketMegabytes} MB overlapped with backward: " +
+            $"{c.InFlightSeconds:F3} s in flight, {c.ExposedSeconds:F3} s waited after backward ({c.HiddenFraction:P0} hidden, this rank)")];
+    }
+}

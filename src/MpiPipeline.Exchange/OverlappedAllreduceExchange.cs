@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Exchange;
+
+/// <summary>When one bucket's Allreduce ran, as this rank saw it: Stopwatch timestamps of its start and of its completion.</summary>
+public readonly record struct BucketTiming(int Bucket, long StartTimestamp, long EndTimestamp);
+
+/// <summary>
+/// The gradient Allreduce cut into buckets (<see cref="BucketPlan"/>) and overlapped with backward, as PyTorch's DDP
+/// does. The bridge's gradient-ready hook calls <see cref="GradientReady"/> for each parameter as backward finishes
+/// it; when all parameters of a bucket are in, the bucket's in-place MPI_Iallreduce (sum) starts - strictly in bucket
+/// order, so a full bucket waits for its predecessors and every rank issues the same collectives in the same order.
+/// MPI progresses a nonblocking collective only inside MPI calls (no progress thread at MPI_THREAD_FUNNELED), so every
+/// callback also MPI_Tests the requests in flight: the backward's own callbacks drive the transfers.
+/// <see cref="AverageGradients"/> then starts the buckets not started yet (parameters without a gradient, a backward
+/// without the hook), waits for all (polled with the node's wait, under the stall watchdog) and scales by 1/n.
+/// Models are averaged as one whole-buffer Allreduce, like <see cref="AllreduceExchange"/>.
+/// </summary>
+public sealed class OverlappedAllreduceExchange : IGradientExchange
+{
+    private readonly AllreduceExchange whole;
+    private readonly IReadOnlyList<GradientBucket> buckets;
+    private readonly int[] bucketOf;
+    private readonly int[] missing;
+    private readonly Request?[] requests;
+    private readonly long[] started;
+    private readonly long[] completed;
+    private readonly int parameterCount;
+    private int nextToStart;
+    private bool stepOpen;
+
+    /// <param name="parameterLengths">The parameters' element counts in layer order (the flat buffer's layout).</param>
+    public OverlappedAllreduceExchange(Communicator group, IdleWait? wait, IReadOnlyList<int> parameterLengths, long bucketBytes)
+    {
+        ArgumentNullException.ThrowIfNull(parameterLengths);
+        whole = new AllreduceExchange(group, wait);
+        buckets = BucketPlan.Create(parameterLengths, bucketBytes);
+        BucketBytes = bucketBytes;
+        parameterCount = parameterLengths.Count;
+        bucketOf = new int[parameterCount];
+        missing = new int[buckets.Count];
+        for (var b = 0; b < buckets.Count; b++)
+        {
+            for (var i = 0; i < buckets[b].ParameterCount; i++)
+            {
+                bucketOf[buckets[b].FirstParameter + i] = b;
+            }
+        }
+
+        requests = new Request?[buckets.Count];
+        started = new long[buckets.Count];
+        completed = new long[buckets.Count];
+        Length = parameterLengths.Sum();
+        Reset();
+    }
+
+    public string Name => AllreduceExchange.ExchangeName;
+
+    public Communicator Group
+    {
+        get => whole.Group;
+        set => whole.Group = value;
+    }
+
+    public ExchangeCounters Counters => whole.Counters;
+
+    public IReadOnlyList<GradientBucket> Buckets => buckets;
+
+    public long BucketBytes { get; }
+
+    /// <summary>The flat buffer's length the plan was made for.</summary>
+    public int Length { get; }
+
+    /// <summary>The last round's buckets: when each started and when this rank saw it complete.</summary>
+    public IReadOnlyList<BucketTiming> LastRound { get; private set; } = [];
+
+    /// <summary>Before the backward whose hook reports into this exchange: nothing of the last round may be in flight.</summary>
+    public void BeginStep()
+    {
+        if (stepOpen)
+        {
+            throw new InvalidOperationException("the overlapped exchange's previous step has buckets in flight; AverageGradients must finish it first");
+        }
+
+        Reset();
+        stepOpen = true;
+    }
+
+    /// <summary>
+    /// The gradient of <paramref name="parameter"/> is final in <paramref name="gradients"/> (the flat buffer, which
+    /// must not move: MPI reads and writes it after this returns). Starts the buckets now complete, in order, and
+    /// lets MPI progress the ones in flight.
+    /// </summary>
+    public void GradientReady(int parameter, Span<float> gradients)
+    {
+        if (!stepOpen)
+        {
+            return;
+        }
+
+        if ((uint)parameter >= (uint)parameterCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(parameter), parameter, $"the plan has {parameterCount} parameters");
+        }
+
+        RequireLength(gradients);
+        var b = bucketOf[parameter];
+        if (missing[b] == 0)
+        {
+            throw new InvalidOperationException($"parameter {parameter}'s gradient was reported twice in one step (bucket {b} is complete already)");
+        }
+
+        missing[b]--;
+        while (nextToStart < buckets.Count && missing[nextToStart] == 0)
+        {
+            Start(nextToStart++, gradients);
+        }
+
+        Progress();
+    }
+
+    /// <summary>Starts what backward did not, waits for every bucket, scales by 1/n: one training round.</summary>
+    public void AverageGradients(Span<float> gradients)
+    {
+        RequireLength(gradients);
+        var clock = Stopwatch.StartNew();
+        while (nextToStart < buckets.Count)
+        {
+            Start(nextToStart++, gradients);
+        }
+
+        var idle = whole.Wait ?? IdleWait.Yield;
+        for (var b = 0; b < buckets.Count; b++)
+        {
+            if (requests[b] is { } request)
+            {
+                request.WaitPolling(idle, $"MPI_Iallreduce (gradient bucket {b} of {buckets.Count})");
+                Completed(b);
+            }
+        }
+
+        AllreduceExchange.Scale(gradients, 1f / Group.Size);
+        var exposed = clock.Elapsed.TotalSeconds;
+        var timings = new BucketTiming[buckets.Count];
+        for (var b = 0; b < buckets.Count; b++)
+        {
+            timings[b] = new BucketTiming(b, started[b], completed[b]);
+        }
+
+        LastRound = timings;
+        var inFlight = buckets.Count == 0 ? 0 : Stopwatch.GetElapsedTime(started.Min(), completed.Max()).TotalSeconds;
+        Counters.AddRound((long)gradients.Length * sizeof(float), Group.Size, exposed);
+        Counters.AddOverlap(exposed, inFlight);
+        // A later call without BeginStep (no hook armed) then starts every bucket itself.
+        Reset();
+        stepOpen = false;
+    }
+
+    public void AverageModels(Span<float> parameters) => whole.AverageModels(parameters);
+
+    public void AverageUncounted(Span<float> buffer) => whole.AverageUncounted(buffer);
+
+    private void Start(int b, Span<float> gradients)
+    {
+        var bucket = buckets[b];
+        started[b] = Stopwatch.GetTimestamp();
+        requests[b] = Group.IallreduceInPlace(gradients.Slice(bucket.Offset, bucket.Length), ReduceOp.Sum);
+    }
+
+    /// <summary>One MPI_Test per bucket in flight: MPI moves a nonblocking collective forward only inside its calls.</summary>
+    private void Progress()
+    {
+        for (var b = 0; b < nextToStart; b++)
+        {
+            if (requests[b] is { } request && completed[b] == 0 && request.Test(out _))
+            {
+                Completed(b);
+            }
+        }
+    }
+
+    private void Completed(int b)
+    {
+        if (completed[b] == 0)
+        {
+            completed[b] = Stopwatch.GetTimestamp();
+        }
+    }
+
+    private void Reset()
+    {
+        nextToStart = 0;
+        for (var b = 0; b < buckets.Count; b++)
+        {
+            missing[b] = buckets[b].ParameterCount;
+            requests[b] = null;
+            started[b] = 0;
+            completed[b] = 0;
+        }
+    }
+
+    private void RequireLength(Span<float> gradients)
+    {
+        if (gradients.Length != Length)
+        {
+            throw new ArgumentException($"the gradient buffer has {gradients.Length} elements but the bucket plan was made for {Length}", nameof(gradients));
+        }
+    }
+}
