@@ -109,7 +109,7 @@ internal static class CompareVerb
             .AppendLine("![training loss vs wall time](compare-loss-vs-time.svg)")
             .AppendLine()
             .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.");
-        File.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
+        AtomicFile.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
 
         var byRounds = new SvgPlot("Training loss vs communication rounds", "communication rounds (Allreduce calls)", "training loss") { LogY = true };
         var byTime = new SvgPlot("Training loss vs wall time", "wall time (s)", "training loss") { LogY = true };
