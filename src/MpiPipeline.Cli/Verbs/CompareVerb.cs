@@ -74,7 +74,8 @@ internal static class CompareVerb
             RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
         }
 
-        return 0;
+        // A diverged run is in the table as such, and makes the comparison's exit status that of a diverged run.
+        return results.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
     private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results)
@@ -83,7 +84,9 @@ internal static class CompareVerb
         foreach (var (label, r) in results)
         {
             table.AddRow(label,
-                (100 * r.FinalTestAccuracy).ToString("F2", CultureInfo.InvariantCulture),
+                r.Divergence is { } diverged
+                    ? $"diverged at step {diverged.Step} ({diverged.Quantity} {diverged.Value.ToString(CultureInfo.InvariantCulture)})"
+                    : (100 * r.FinalTestAccuracy ?? double.NaN).ToString("F2", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationRounds.ToString(CultureInfo.InvariantCulture),
                 ConsoleTrainingReporter.Bytes(r.Totals.BytesSentPerRank),
                 r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture),

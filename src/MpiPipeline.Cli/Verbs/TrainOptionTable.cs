@@ -56,6 +56,11 @@ internal static class TrainOptionTable
         t.Choice(TrainFlags.Partition, $"{Owners(TrainFlags.Partition)}: automatic partition by measured layer 'time' (default) or by 'parameters'.",
             partitions, o => o.PartitionBy, (o, v) => o with { PartitionBy = v });
         t.Add(TrainFlags.Trace, $"{Owners(TrainFlags.Trace)}: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file.", o => o.TracePath, (o, v) => o with { TracePath = v });
+        t.Choice(TrainFlags.OnNonFinite, "What a step with a non-finite loss or gradient norm does: stop (the run, on every rank: exit status 4, results marked diverged) " +
+            $"| skip-step (its update dropped on every rank and counted; after {TrainFlags.MaxSkippedSteps} such steps the next one stops the run).",
+            [("stop", NonFinitePolicy.Stop), ("skip-step", NonFinitePolicy.SkipStep)], o => o.OnNonFinite, (o, v) => o with { OnNonFinite = v });
+        t.Add(TrainFlags.MaxSkippedSteps, $"With {TrainFlags.OnNonFinite} skip-step: steps skipped at most (default {new TrainOptions().MaxSkippedSteps}).",
+            o => o.SkippedStepsLimit, (o, v) => o with { SkippedStepsLimit = v });
         t.Add(TrainFlags.Output, "Write the results as JSON to this file (rank 0).", o => o.OutputPath, (o, v) => o with { OutputPath = v });
         t.Add(TrainFlags.SaveParameters, "Write the final flat parameters (float32) to this file (rank 0).", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
         t.Add(TrainFlags.SaveFirstGradients, "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file " +

@@ -34,7 +34,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
         IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
-        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait);
+        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait, context.Guard);
         Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.ToString().ToLowerInvariant(),
             AlgorithmRegistry.Find(options.Algorithm).Describe(options, world.Size));
         if (context.Node.OversubscribedNote("the averaging Allreduce is an MPI_Iallreduce polled with sched_yield, so that "

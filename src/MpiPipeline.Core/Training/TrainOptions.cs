@@ -42,6 +42,7 @@ internal static class TrainFlags
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
+    public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
 
     /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
     public static void RequireAtLeast(string flag, long? value, long min = 1)
@@ -108,6 +109,14 @@ internal sealed record TrainOptions
     public string? ParametersPath { get; init; }
 
     public bool EvaluateEachEpoch { get; init; } = true;
+
+    /// <summary>What a step with a non-finite loss or gradient does (<see cref="NonFiniteGuard"/>).</summary>
+    public NonFinitePolicy OnNonFinite { get; init; }
+
+    /// <summary>With <see cref="NonFinitePolicy.SkipStep"/>: steps skipped at most; the next non-finite one stops the run. Null: the default.</summary>
+    public int? SkippedStepsLimit { get; init; }
+
+    public int MaxSkippedSteps => SkippedStepsLimit ?? 10;
 
     /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
     public string Exchange { get; init; } = ExchangeRegistry.Default;
@@ -196,6 +205,11 @@ internal sealed record TrainOptions
         TrainFlags.RequireAtLeast(TrainFlags.TestSamples, TestSamples);
         TrainFlags.RequireAtLeast(TrainFlags.MaxSteps, MaxSteps);
         TrainFlags.RequireAtLeast(TrainFlags.CurveEvery, CurveEvery);
+        TrainFlags.RequireAtLeast(TrainFlags.MaxSkippedSteps, SkippedStepsLimit, 0);
+        if (SkippedStepsLimit is not null && OnNonFinite != NonFinitePolicy.SkipStep)
+        {
+            throw new InputException($"{TrainFlags.MaxSkippedSteps} applies with {TrainFlags.OnNonFinite} skip-step only");
+        }
 
         if (Device is not ("cpu" or "auto" or "cuda") && !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), out var index) && index >= 0))
         {
