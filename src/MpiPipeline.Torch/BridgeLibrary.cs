@@ -99,6 +99,12 @@ internal static class BridgeLibrary
             return threads;
         }
 
+        // The launchers' own variables are taken where they make sense; ours is the user's word, so a bad value is an error.
+        if (env.TryGetValue("MPIPIPE_LOCAL_RANKS", out var given) && !string.IsNullOrEmpty(given) && !(int.TryParse(given, out var local) && local > 0))
+        {
+            throw new InputException($"MPIPIPE_LOCAL_RANKS='{given}' is not a positive integer (ranks on this node)");
+        }
+
         var ranksOnNode = 1;
         foreach (var variable in new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MPIPIPE_LOCAL_RANKS" })
         {

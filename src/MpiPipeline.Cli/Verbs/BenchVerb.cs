@@ -173,6 +173,11 @@ internal static class BenchVerb
 
     private static int RunMpi(Communicator world, MpiBenchmarkOptions requested, string? json, bool raw)
     {
+        if (json is not (null or "-") && RankConsole.IsRoot)
+        {
+            AtomicFile.CheckWritable(json, "--json");
+        }
+
         var options = requested.ForWorldSize(world.Size, out var note);
         var notes = note is null ? new List<string>() : [note];
         if (note is not null && RankConsole.IsRoot)

@@ -48,6 +48,12 @@ internal static class CompareVerb
             throw new InputException("compare needs at least 2 ranks (RI-SGD with q = 2 holds 2 chunks out of p >= 2)");
         }
 
+        if (world.Rank == 0)
+        {
+            // compare.md stands for every file compare writes there: a folder it cannot write fails before the first run.
+            AtomicFile.CheckWritable(Path.Combine(directory, "compare.md"), "--out");
+        }
+
         var results = new List<(string Label, RunResult Result)>();
         foreach (var (label, algorithm, tau, redundancy) in Runs)
         {
@@ -59,11 +65,6 @@ internal static class CompareVerb
                 Redundancy = redundancy,
                 OutputPath = world.Rank == 0 ? Path.Combine(directory, $"compare-{algorithm}-tau{tau}-q{redundancy}.json") : null,
             };
-            if (world.Rank == 0)
-            {
-                Directory.CreateDirectory(directory);
-            }
-
             var result = AlgorithmRegistry.Train(world, options, new ConsoleTrainingReporter());
             results.Add((label, result!));
         }

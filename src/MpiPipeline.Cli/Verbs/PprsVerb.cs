@@ -95,6 +95,18 @@ internal static class PprsVerb
 
     private static int Run(Communicator world, PprsOptions o, Outputs outputs, bool bounds)
     {
+        if (world.Rank == 0)
+        {
+            // Rank 0 writes them all: an unwritable one fails before the experiment, not after it.
+            foreach (var (flag, path) in new[] { ("--json", outputs.Json), ("--csv", outputs.Csv), ("--plot", outputs.Plot), ("--summary", outputs.Summary) })
+            {
+                if (path is not null)
+                {
+                    AtomicFile.CheckWritable(path, flag);
+                }
+            }
+        }
+
         using var problem = PprsProblem.Create(o);
         var ranges = MpiChainOracle.EvenRanges(problem.Chain.Depth, world.Size);
         RankConsole.Line($"pprs: {problem.Description}");

@@ -191,15 +191,23 @@ internal sealed record TrainOptions
         TrainFlags.RequireAtLeast(TrainFlags.Batch, Batch);
         AlgorithmRegistry.RejectForeignOptions(this);
         algorithm.Validate(this, workers);
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+        // The optimizers run in float32: a value beyond float's range would become infinite at the first step.
+        if (!(LearningRate > 0 && LearningRate <= float.MaxValue))
         {
-            throw new InputException($"--lr must be a positive number (got {LearningRate})");
+            throw new InputException($"--lr must be a positive number at most {float.MaxValue:G9} (float32's largest; got {LearningRate})");
         }
 
-        if (Momentum < 0 || Momentum >= 1)
+        if (!(Momentum >= 0 && Momentum < 1))
         {
             throw new InputException($"--momentum must be in [0, 1) (got {Momentum})");
         }
+
+        if (!(WeightDecay >= 0 && WeightDecay <= float.MaxValue))
+        {
+            throw new InputException($"--weight-decay must be a number >= 0 (got {WeightDecay})");
+        }
+
+        TrainFlags.RequireAtLeast(TrainFlags.Threads, Threads);
 
         TrainFlags.RequireAtLeast(TrainFlags.TrainSamples, TrainSamples);
         TrainFlags.RequireAtLeast(TrainFlags.TestSamples, TestSamples);
@@ -218,6 +226,19 @@ internal sealed record TrainOptions
 
         ExchangeRegistry.Find(Exchange);
         DataSetRegistry.Find(DataSet);
+    }
+
+    /// <summary>The files a run writes (all on rank 0), with their flags: checked writable before any work.</summary>
+    public IEnumerable<(string Flag, string Path)> OutputFiles()
+    {
+        foreach (var (flag, path) in new[] { (TrainFlags.Output, OutputPath), (TrainFlags.SaveParameters, ParametersPath),
+                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath) })
+        {
+            if (path is not null)
+            {
+                yield return (flag, path);
+            }
+        }
     }
 
     /// <summary>The data-parallel algorithms' shared check: the global batch cut evenly over the workers.</summary>

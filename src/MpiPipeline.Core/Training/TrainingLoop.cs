@@ -44,6 +44,15 @@ internal static class TrainingLoop
     {
         var wall = Stopwatch.StartNew();
         options.Validate(world.Size);
+        if (world.Rank == 0)
+        {
+            // Rank 0 writes every output file: an unwritable one fails now, before the run, not after it.
+            foreach (var (flag, path) in options.OutputFiles())
+            {
+                AtomicFile.CheckWritable(path, flag);
+            }
+        }
+
         options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
         reporter = world.Rank == 0 ? reporter : null;
         var node = NodeShare.Measure(world);
