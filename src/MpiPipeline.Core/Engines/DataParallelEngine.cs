@@ -68,7 +68,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
         var clock = Stopwatch.StartNew();
         var result = algorithm.Step(t, worker);
         worker.Stats += new StepCounters { StepSeconds = clock.Elapsed.TotalSeconds };
-        if (t == 0 && !algorithm.Stopped && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
+        if (t == 0 && !algorithm.Stopped && context.Guard.Diverged is null && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
         {
             worker.Stage.PullGradients();
             TrainingLoop.WriteParameters(path, worker.Stage.Gradients);
