@@ -50,6 +50,17 @@ public sealed class UpFrontCheckTests : RankFixture
         Assert.That(result.Output, Does.Not.Contain("epoch 1"), "reported before any training: " + result);
     }
 
+    /// <summary>An MPI library override that cannot be loaded is found before MPI starts, on every rank: rank 0 alone says so.</summary>
+    [TestCaseSource(nameof(Flavors))]
+    public void BadMpiLibraryOverrideIsReportedOnceByRankZero(MpiFlavor flavor)
+    {
+        var result = MpiLauncher.Launch(flavor, 3, MpiLauncher.Mpipipe, ["info"], Prompt * 3, [("MPIPIPE_MPI_LIB", "/nonexistent/libmpi-missing.so")]);
+
+        AssertFailedWithin(result, Prompt);
+        Assert.That(MpiLauncher.Count(result.Output, "MPIPIPE_MPI_LIB is set to '/nonexistent/libmpi-missing.so'"), Is.EqualTo(1), result.ToString());
+        Assert.That(result.Output, Does.Contain("rank 0: MPIPIPE_MPI_LIB is set to"), result.ToString());
+    }
+
     /// <summary>Every output's missing folder is created, the trace's included (it was refused before).</summary>
     [Test]
     public void MissingFoldersAreCreatedForEveryOutput()
