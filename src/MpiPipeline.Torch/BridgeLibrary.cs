@@ -138,6 +138,13 @@ internal static class BridgeLibrary
     {
         var env = CurrentEnvironment();
         var candidates = Candidates(env);
+        if (env.TryGetValue(OverrideVariable, out var forced) && !string.IsNullOrWhiteSpace(forced) && !File.Exists(candidates[0]))
+        {
+            // The user's setting, the same on every rank: one message, from rank 0, not one per rank.
+            throw new InputException($"{OverrideVariable} is set to '{forced}', which does not exist; give the path of a built {FileName} " +
+                "('make build' builds it under build/native) or unset it");
+        }
+
         var path = candidates.FirstOrDefault(File.Exists) ?? throw new TorchException("load", BridgeStatus.NotLoaded,
             $"{FileName} not found (looked at {string.Join(", ", candidates)}); build it with 'make build', " +
             $"or set {OverrideVariable} to its path");
