@@ -30,6 +30,7 @@ help:
 	@echo "make deps   - only install the missing Debian packages"
 	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
 	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
+	@echo "make bench-network RATE=1gbit [DELAY=50us] [CMD='...'] - a command (default: ping-pong) inside an emulated network (root)"
 
 # $(call install-missing,TARGET,PACKAGES): apt-get installs those of PACKAGES that are not installed (nothing if none).
 define install-missing

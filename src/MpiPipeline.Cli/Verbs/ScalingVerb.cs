@@ -77,7 +77,9 @@ internal static class ScalingVerb
         t.Add("--stages", "Pipeline projection: stages.", o => o.PipelineStages, (o, v) => o with { PipelineStages = v });
         t.Add("--micro-batches", "Pipeline projection: micro-batches per mini-batch.", o => o.MicroBatches, (o, v) => o with { MicroBatches = v });
         t.Add("--activation-bytes", "Pipeline projection: bytes per sample sent across a stage boundary (each way).", o => o.ActivationBytesPerSample, (o, v) => o with { ActivationBytesPerSample = v });
-        t.Add("--assume-network", "Also project with an assumed network: 'LATENCY_US,BANDWIDTH_GBPS', e.g. 2,12.5.",
+        t.Add("--network", "Run every job inside an emulated network: this machine's loopback shaped to RATE (tc words: 1gbit, 2.5gbit; none = unshaped TCP) with an optional one-way DELAY (50us), e.g. 10gbit,50us. One link all ranks share; measured, not modelled. Needs root or CAP_NET_ADMIN and tc (bench/network/emulate.sh); best with --mpi openmpi.",
+            o => o.Network?.ToString(), (o, v) => o with { Network = v is null ? null : EmulatedNetwork.Parse(v) });
+        t.Add("--assume-network", "Also project with an assumed network: 'LATENCY_US,BANDWIDTH_GBPS', e.g. 2,12.5. Modelled only (no run crosses it); --network measures on an emulated one.",
             o => o.AssumedNetwork is { } net ? string.Create(CultureInfo.InvariantCulture, $"{net.Alpha * 1e6},{net.Bandwidth / 1e9}") : null,
             (o, v) => o with { AssumedNetwork = v is null ? null : ParseNetwork(v) });
         t.Add("--out", "Folder for scaling.md, the CSV files and the plots.", o => o.OutputDirectory, (o, v) => o with { OutputDirectory = v });
@@ -101,7 +103,7 @@ internal static class ScalingVerb
                               $"{string.Join(" and ", options.Modes.Select(ScalingCsv.ModeName))} scaling, {options.Repetitions} repetition(s); jobs: {launcher.Describe()}");
         var data = ScalingSweep.Run(options, launcher, new ConsoleScalingReporter());
         var points = ScalingPoint.Summarize(data.Runs);
-        var model = PerformanceModel.Fit(data.Runs, data.Allreduce, data.PingPong, out var why);
+        var model = PerformanceModel.Fit(data.Runs, data.Allreduce, data.PingPong, options.Topology, out var why);
         var written = ScalingReport.Write(options, machine, data, points, model, model is null ? why : null);
 
         var table = new Telemetry.MarkdownTable("mode", "ranks", "batch/rank", "samples/s", "spread", "speedup", "efficiency", "comm share", "oversubscribed");
@@ -115,10 +117,16 @@ internal static class ScalingVerb
         Console.Out.Write(table.ToString());
         if (model is not null)
         {
-            var errors = model.Validate(points).Select(v => Math.Abs(v.StepError)).ToList();
+            var checks = model.Validate(points);
+            var errors = checks.Select(v => Math.Abs(v.StepError)).ToList();
+            var communication = checks.Select(v => Math.Abs(v.CommunicationError)).Where(double.IsFinite).ToList();
+            var shared = model.Topology == LinkTopology.Shared ? " (one link shared by the ranks)" : "";
+            var communicationError = communication.Count > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"; communication error median {100 * ScalingMath.Median(communication):F1}%, max {100 * communication.Max():F1}%")
+                : "";
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"model: Allreduce alpha {model.Allreduce.Alpha * 1e6:F2} us, {model.Allreduce.Bandwidth / 1e9:F2} GB/s; point-to-point alpha {model.PointToPoint.Alpha * 1e6:F2} us, {model.PointToPoint.Bandwidth / 1e9:F2} GB/s; " +
-                $"compute {model.Compute.Fixed * 1e3:F3} ms + {model.Compute.PerSample * 1e6:F2} us/sample; step-time error median {100 * ScalingMath.Median(errors):F1}%, max {100 * errors.Max():F1}%"));
+                $"model: Allreduce alpha {model.Allreduce.Alpha * 1e6:F2} us, {model.Allreduce.Bandwidth / 1e9:F3} GB/s{shared}; point-to-point alpha {model.PointToPoint.Alpha * 1e6:F2} us, {model.PointToPoint.Bandwidth / 1e9:F3} GB/s; " +
+                $"compute {model.Compute.Fixed * 1e3:F3} ms + {model.Compute.PerSample * 1e6:F2} us/sample; step-time error median {100 * ScalingMath.Median(errors):F1}%, max {100 * errors.Max():F1}%{communicationError}"));
         }
         else
         {

@@ -21,6 +21,7 @@ internal sealed class JobLauncher
         Program = program;
         Mpi = options.Mpi;
         Hostfile = options.Hostfile;
+        Network = options.Network;
         JobId = Get("SLURM_JOB_ID");
         Kind = options.Launcher switch
         {
@@ -33,6 +34,11 @@ internal sealed class JobLauncher
         if (Kind == LauncherKind.Srun && JobId is null)
         {
             throw new InputException("--launcher srun needs a Slurm allocation (SLURM_JOB_ID is unset): run inside sbatch/salloc, or use --launcher mpiexec");
+        }
+
+        if (Kind == LauncherKind.Srun && Network is not null)
+        {
+            throw new InputException($"--network emulates a network on one machine around mpiexec; inside Slurm job {JobId} the launcher would be srun: add --launcher mpiexec (this node only) or drop --network");
         }
     }
 
@@ -47,6 +53,12 @@ internal sealed class JobLauncher
     public string? Hostfile { get; }
     public string? JobId { get; }
     public int? AllocatedTasks { get; }
+
+    /// <summary>The emulated network every job runs inside (bench/network/emulate.sh); null: none.</summary>
+    public EmulatedNetwork? Network { get; }
+
+    /// <summary>The launcher script that makes <see cref="Network"/>: the copy beside the program.</summary>
+    public string NetworkScript => EmulatedNetwork.ScriptPath;
 
     /// <summary>Cores the jobs may use: the allocation's CPUs (SLURM_CPUS_ON_NODE x nodes) or this machine's.</summary>
     public int Cores { get; }
@@ -72,7 +84,8 @@ internal sealed class JobLauncher
 
     public string Describe() => Kind == LauncherKind.Srun
         ? $"srun --mpi={SrunMpi} in Slurm job {JobId} ({AllocatedTasks?.ToString(CultureInfo.InvariantCulture) ?? "?"} tasks, {Cores} CPUs)"
-        : $"{LauncherProgram} on {(Hostfile is null ? $"this machine ({Cores} cores)" : $"the hosts of {Hostfile}")}";
+        : $"{LauncherProgram} on {(Hostfile is null ? $"this machine ({Cores} cores)" : $"the hosts of {Hostfile}")}" +
+          (Network is null ? "" : $", inside an emulated network ({Network}, {Path.GetFileName(NetworkScript)})");
 
     private string LauncherProgram => Kind == LauncherKind.Srun ? "srun" : Mpi == MpiFlavor.Mpich ? "mpiexec.mpich" : "mpirun.openmpi";
 
@@ -146,6 +159,7 @@ internal sealed class JobLauncher
             args.Add(word);
         }
 
+        Network?.Wrap(start, NetworkScript);
         return start;
     }
 

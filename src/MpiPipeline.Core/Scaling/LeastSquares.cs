@@ -3,6 +3,22 @@ namespace MpiPipeline.Scaling;
 /// <summary>A measured time: <paramref name="Seconds"/> for one operation on <paramref name="Bytes"/> among <paramref name="Ranks"/> ranks.</summary>
 internal sealed record TimingSample(int Ranks, long Bytes, double Seconds);
 
+/// <summary>How the ranks' concurrent messages share the network.</summary>
+internal enum LinkTopology
+{
+    /// <summary>
+    /// Every rank sends on a link of its own (a cluster, one rank per node behind a non-blocking switch; shared memory,
+    /// where each pair of ranks copies in parallel): n ranks sending at once each get the full bandwidth.
+    /// </summary>
+    PerRank,
+
+    /// <summary>
+    /// One link carries every rank's traffic (one shaped loopback, `mpipipe scaling --network`): n ranks sending at
+    /// once share its bandwidth, so a step in which every rank sends m bytes takes n m beta.
+    /// </summary>
+    Shared,
+}
+
 /// <summary>Latency-bandwidth parameters: time = alpha + bytes * beta for one message; <see cref="Bandwidth"/> = 1 / beta.</summary>
 /// <param name="Alpha">Latency, seconds.</param>
 /// <param name="Beta">Inverse bandwidth, seconds per byte.</param>
@@ -16,10 +32,23 @@ internal sealed record AlphaBeta(double Alpha, double Beta)
 
     /// <summary>
     /// Ring Allreduce of <paramref name="bytes"/> on <paramref name="ranks"/> ranks: a reduce-scatter and an allgather,
-    /// each n-1 steps of S/n bytes: 2(n-1) alpha + 2(n-1)/n * S * beta; 0 on one rank.
+    /// each n-1 steps in which every rank sends S/n bytes at once: 2(n-1) alpha + 2(n-1)/n * S * beta with a link per
+    /// rank; 0 on one rank.
     /// </summary>
-    public double RingAllreduce(int ranks, double bytes) =>
-        ranks <= 1 ? 0 : 2.0 * (ranks - 1) * Alpha + 2.0 * (ranks - 1) / ranks * bytes * Beta;
+    /// <remarks>
+    /// On a <see cref="LinkTopology.Shared"/> link the n concurrent messages of a step queue behind each other, so a
+    /// step moves n S/n = S bytes through the one link: 2(n-1) alpha + 2(n-1) * S * beta. Every bandwidth-optimal
+    /// Allreduce (ring, Rabenseifner's reduce-scatter + allgather, which the MPIs pick for large messages) puts the same
+    /// 2(n-1) S bytes on the link in total, so the bandwidth term holds whichever one runs. Fitting the per-rank form to
+    /// a shared link instead would absorb the factor n of the benchmarked rank count into beta and mispredict every other
+    /// rank count by n_bench / n (a 2-rank fit predicts half the time at 4 ranks).
+    /// </remarks>
+    public double RingAllreduce(int ranks, double bytes, LinkTopology topology = LinkTopology.PerRank) =>
+        ranks <= 1 ? 0 : 2.0 * (ranks - 1) * Alpha + RingBytesFactor(ranks, topology) * bytes * Beta;
+
+    /// <summary>Bytes on the busiest link per byte of Allreduce payload: 2(n-1)/n per rank, 2(n-1) on a shared link.</summary>
+    private static double RingBytesFactor(int ranks, LinkTopology topology) =>
+        topology == LinkTopology.Shared ? 2.0 * (ranks - 1) : 2.0 * (ranks - 1) / ranks;
 
     /// <summary>The bandwidth lower bound of any Allreduce: every rank must send 2(n-1)/n * S bytes: 2(n-1)/n * S / B.</summary>
     public double AllreduceBandwidthBound(int ranks, double bytes) =>
@@ -29,15 +58,18 @@ internal sealed record AlphaBeta(double Alpha, double Beta)
     public static FitResult<AlphaBeta> FitPointToPoint(IReadOnlyList<TimingSample> samples) =>
         Fit(samples, s => [1.0, s.Bytes], s => new AlphaBeta(s[0], s[1]));
 
-    /// <summary>Fits alpha and beta of the ring model (time = 2(n-1) alpha + 2(n-1)/n S beta) to Allreduce timings.</summary>
-    public static FitResult<AlphaBeta> FitRingAllreduce(IReadOnlyList<TimingSample> samples)
+    /// <summary>
+    /// Fits alpha and beta of the ring model (time = 2(n-1) alpha + 2(n-1)/n S beta, or 2(n-1) S beta on a shared link)
+    /// to Allreduce timings.
+    /// </summary>
+    public static FitResult<AlphaBeta> FitRingAllreduce(IReadOnlyList<TimingSample> samples, LinkTopology topology = LinkTopology.PerRank)
     {
         if (samples.Any(s => s.Ranks < 2))
         {
             throw new ArgumentException("an Allreduce timing on one rank carries no communication", nameof(samples));
         }
 
-        return Fit(samples, s => [2.0 * (s.Ranks - 1), 2.0 * (s.Ranks - 1) / s.Ranks * s.Bytes], s => new AlphaBeta(s[0], s[1]));
+        return Fit(samples, s => [2.0 * (s.Ranks - 1), RingBytesFactor(s.Ranks, topology) * s.Bytes], s => new AlphaBeta(s[0], s[1]));
     }
 
     private static FitResult<AlphaBeta> Fit(IReadOnlyList<TimingSample> samples, Func<TimingSample, double[]> regressors, Func<double[], AlphaBeta> make)

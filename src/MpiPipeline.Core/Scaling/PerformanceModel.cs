@@ -70,11 +70,15 @@ internal sealed record Projection(
 /// A m bytes): (M + p - 1) (c1 m / p + 2 (alpha + A m beta)) + c0 + o(b) + AR(d, S / p). The fixed part c0 is not
 /// divided among the stages: per-step work such as kernel launches and the optimizer call is assumed not to shrink.
 /// Efficiency = T1 / (n T(n)) for strong scaling and T1 / T(n) for weak, T1 = c + o of the same work on one rank.
+/// With <see cref="LinkTopology.Shared"/> (every job inside one emulated link) the Allreduce's bandwidth term is that
+/// of n ranks sharing one link (see <see cref="AlphaBeta.RingAllreduce"/>), for the fit and for the check against the
+/// runs; projections put each rank on a link of its own (<see cref="OnOwnLinks"/>).
 /// </summary>
 internal sealed record PerformanceModel(
-    AlphaBeta Allreduce, AlphaBeta PointToPoint, LinearCost Compute, LinearCost Other, long GradientBytes)
+    AlphaBeta Allreduce, AlphaBeta PointToPoint, LinearCost Compute, LinearCost Other, long GradientBytes,
+    LinkTopology Topology = LinkTopology.PerRank)
 {
-    public double Communication(int ranks) => Allreduce.RingAllreduce(ranks, GradientBytes);
+    public double Communication(int ranks) => Allreduce.RingAllreduce(ranks, GradientBytes, Topology);
 
     public double Step(int ranks, double perRankBatch) => Compute.At(perRankBatch) + Other.At(perRankBatch) + Communication(ranks);
 
@@ -82,15 +86,21 @@ internal sealed record PerformanceModel(
     public PerformanceModel WithNetwork(double alpha, double bandwidth)
     {
         var network = new AlphaBeta(alpha, 1 / bandwidth);
-        return this with { Allreduce = network, PointToPoint = network };
+        return this with { Allreduce = network, PointToPoint = network, Topology = LinkTopology.PerRank };
     }
+
+    /// <summary>
+    /// The same parameters with a link per rank: what the measured link would give a cluster whose every node had one
+    /// (the shared link of an emulation carries all ranks' traffic, which no cluster of many nodes does).
+    /// </summary>
+    public PerformanceModel OnOwnLinks() => this with { Topology = LinkTopology.PerRank };
 
     /// <summary>
     /// Fits the model: Allreduce and point-to-point from the benchmark timings, compute and the rest from the runs, the
     /// gradient size from the runs' Allreduce payload. Null with <paramref name="why"/> when the data cannot support it.
     /// </summary>
     public static PerformanceModel? Fit(
-        IReadOnlyList<ScalingRun> runs, IReadOnlyList<TimingSample> allreduce, IReadOnlyList<TimingSample> pingPong, out string why)
+        IReadOnlyList<ScalingRun> runs, IReadOnlyList<TimingSample> allreduce, IReadOnlyList<TimingSample> pingPong, LinkTopology topology, out string why)
     {
         why = "";
         var payload = runs.Where(r => r.PayloadBytes > 0).Select(r => r.PayloadBytes).Distinct().ToList();
@@ -106,11 +116,11 @@ internal sealed record PerformanceModel(
             return null;
         }
 
-        var allreduceFit = AlphaBeta.FitRingAllreduce(allreduce).Model;
+        var allreduceFit = AlphaBeta.FitRingAllreduce(allreduce, topology).Model;
         var p2pFit = pingPong.Count >= 2 ? AlphaBeta.FitPointToPoint(pingPong).Model : allreduceFit;
         var compute = LinearCost.Fit([.. runs.Select(r => ((double)r.PerRankBatch, r.ComputeSeconds))]);
         var other = LinearCost.Fit([.. runs.Select(r => ((double)r.PerRankBatch, r.OtherSeconds))]);
-        return new PerformanceModel(allreduceFit, p2pFit, compute, other, payload.Max());
+        return new PerformanceModel(allreduceFit, p2pFit, compute, other, payload.Max(), topology);
     }
 
     /// <summary>The model at every measured point (medians of the repetitions).</summary>
@@ -124,7 +134,7 @@ internal sealed record PerformanceModel(
     /// <summary>The fits against the timings they were fitted to.</summary>
     public IReadOnlyList<FitCheck> CheckFits(IEnumerable<TimingSample> allreduce, IEnumerable<TimingSample> pingPong) =>
     [
-        .. allreduce.Select(s => new FitCheck("allreduce", s.Ranks, s.Bytes, s.Seconds, Allreduce.RingAllreduce(s.Ranks, s.Bytes))),
+        .. allreduce.Select(s => new FitCheck("allreduce", s.Ranks, s.Bytes, s.Seconds, Allreduce.RingAllreduce(s.Ranks, s.Bytes, Topology))),
         .. pingPong.Select(s => new FitCheck("pingpong", s.Ranks, s.Bytes, s.Seconds, PointToPoint.PointToPoint(s.Bytes))),
     ];
 
@@ -155,7 +165,7 @@ internal sealed record PerformanceModel(
             var microBatch = replicaBatch / m;
             var slots = m + stages - 1;
             var transfer = 2 * PointToPoint.PointToPoint(activationBytes * microBatch);
-            var pipelineCommunication = slots * transfer + Allreduce.RingAllreduce(replicas, (double)GradientBytes / stages);
+            var pipelineCommunication = slots * transfer + Allreduce.RingAllreduce(replicas, (double)GradientBytes / stages, Topology);
             var pipelineStep = slots * Compute.PerSample * microBatch / stages + Compute.Fixed + Other.At(b) + pipelineCommunication;
             var pipeline = new ProjectedStep(pipelineStep, pipelineCommunication, Efficiency(pipelineStep));
 

@@ -83,6 +83,12 @@ internal sealed record ScalingOptions
     /// <summary>An assumed network (latency s, bandwidth B/s) for a second set of projections; null: only the measured fit.</summary>
     public (double Alpha, double Bandwidth)? AssumedNetwork { get; init; }
 
+    /// <summary>Run every job inside this emulated network (one shaped loopback); null: the machine's own transports.</summary>
+    public EmulatedNetwork? Network { get; init; }
+
+    /// <summary>How the jobs' messages share the network: one shared link when emulated, a link per rank otherwise.</summary>
+    public LinkTopology Topology => Network is null ? LinkTopology.PerRank : LinkTopology.Shared;
+
     public string OutputDirectory { get; init; } = "results/scaling";
 
     /// <summary>Raw runs (JSON, logs, bench JSON); null: OutputDirectory/runs.</summary>
@@ -190,6 +196,11 @@ internal sealed record ScalingOptions
         if (AssumedNetwork is { } net && (!(net.Alpha >= 0) || !(net.Bandwidth > 0)))
         {
             throw new InputException("--assume-network needs a latency >= 0 us and a bandwidth > 0 GB/s, e.g. 2,12.5");
+        }
+
+        if (Network is not null && (Launcher == LauncherKind.Srun || Hostfile is not null))
+        {
+            throw new InputException($"--network emulates a network on this one machine (a private network namespace around each mpiexec); it cannot take ranks on other hosts or started by srun: drop {(Hostfile is not null ? "--hostfile" : "--launcher srun")} or --network");
         }
 
         if (RunTimeout <= TimeSpan.Zero)

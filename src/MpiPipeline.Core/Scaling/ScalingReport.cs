@@ -51,8 +51,9 @@ internal static class ScalingReport
             return path;
         }
 
-        ScalingCsv.WriteRuns(Put("scaling-runs.csv"), data.Runs);
-        ScalingCsv.WritePoints(Put("scaling.csv"), points);
+        var network = o.Network?.Label ?? ScalingCsv.NativeNetwork;
+        ScalingCsv.WriteRuns(Put("scaling-runs.csv"), data.Runs, network);
+        ScalingCsv.WritePoints(Put("scaling.csv"), points, network);
 
         var speedup = new SvgPlot("Speedup vs ranks", "ranks", "speedup (throughput / throughput at the fewest ranks)");
         var lowest = points.Min(p => p.Ranks);
@@ -79,7 +80,7 @@ internal static class ScalingReport
         IReadOnlyList<Projection>? weak = null;
         if (model is not null)
         {
-            weak = model.Project(ScalingMode.Weak, o.ProjectRanks, o.PerRankBatch, o.Tau, o.PipelineStages, o.MicroBatches, o.ActivationBytesPerSample);
+            weak = model.OnOwnLinks().Project(ScalingMode.Weak, o.ProjectRanks, o.PerRankBatch, o.Tau, o.PipelineStages, o.MicroBatches, o.ActivationBytesPerSample);
             var plot = new SvgPlot($"Projected parallel efficiency, weak scaling ({o.PerRankBatch} samples per rank)", "log2(ranks)", "efficiency");
             plot.Add("PSGD", weak.Select(p => (Math.Log2(p.Ranks), p.Psgd.Efficiency)));
             plot.Add($"local SGD, tau = {o.Tau}", weak.Select(p => (Math.Log2(p.Ranks), p.LocalSgd.Efficiency)));
@@ -106,6 +107,9 @@ internal static class ScalingReport
         md.AppendLine($"# Scaling study: {o.Algorithm}, model {o.Model}");
         md.AppendLine();
         md.AppendLine($"Made by `{o.CommandLine ?? "mpipipe scaling"}` on {machine.Date:yyyy-MM-dd} — {machine.Cores} cores ({machine.Processor}), load average before the runs: {machine.LoadBefore}.");
+        md.AppendLine(o.Network is { } network
+            ? $"Network: emulated, every job (training and benchmark) inside it: {network.Describe()}. MPI over TCP (Open MPI btl tcp, MPICH ch4:ucx tcp), made by bench/network/emulate.sh."
+            : "Network: none emulated; the MPI's own transports (shared memory between the ranks of one machine).");
         md.AppendLine($"Jobs started with {machine.Launcher}; {o.Steps} steps per run of which the first {o.WarmupSteps} are warm-up (not timed); {o.Repetitions} repetition(s) per point, repetitions outermost; {o.ThreadsPerRank} libtorch thread(s) per rank.");
         md.AppendLine("Throughput = global batch / steady step time (rank 0's wall clock over the timed steps); compute, communication and other are per step, averaged over all steps and ranks;");
         md.AppendLine($"speedup = throughput / throughput at {lowest} rank(s), ideal = ranks / {lowest}, efficiency = speedup / ideal; spread = (max - min) / median of the throughput over the repetitions.");
@@ -162,7 +166,9 @@ internal static class ScalingReport
     {
         var benchRanks = string.Join(", ", data.Allreduce.Select(s => s.Ranks).Distinct().Order());
         md.AppendLine("Step time = compute c(b) + other o(b) + communication, b = samples per rank per step:");
-        md.AppendLine("- PSGD: one ring Allreduce of the gradient (S bytes) per step, 2(n-1) alpha + 2(n-1)/n S beta; its bandwidth lower bound is 2(n-1)/n S / B (B = point-to-point bandwidth).");
+        md.AppendLine(model.Topology == LinkTopology.Shared
+            ? "- PSGD: one ring Allreduce of the gradient (S bytes) per step on one link all n ranks share: 2(n-1) alpha + 2(n-1) S beta (each of the 2(n-1) steps puts n messages of S/n bytes on the one link; the per-rank form 2(n-1)/n S beta would fit beta at the benchmarked rank count and be off by n_bench / n at every other). Projections give each rank a link of its own: 2(n-1)/n S beta, bandwidth lower bound 2(n-1)/n S / B (B = point-to-point bandwidth)."
+            : "- PSGD: one ring Allreduce of the gradient (S bytes) per step, 2(n-1) alpha + 2(n-1)/n S beta; its bandwidth lower bound is 2(n-1)/n S / B (B = point-to-point bandwidth).");
         md.AppendLine($"- local SGD: the same Allreduce (of the model) every tau = {o.Tau} steps.");
         md.AppendLine($"- pipeline: p = {o.PipelineStages} stages x d = n/p replicas, M = {o.MicroBatches} micro-batches of m = b p / M samples; (M + p - 1) slots of one micro-batch's forward + backward on a stage (c1 m / p) and an activation and a gradient message of {o.ActivationBytesPerSample} B per sample (2 (alpha + A m beta), point-to-point fit), plus c0 (not divided among the stages), o(b) and the Allreduce of the stage's S/p gradient among its d replicas. The bubble is (p - 1) / (M + p - 1). Not measured here (no pipeline runs in this sweep): a projection from the point-to-point fit and the per-sample compute only.");
         md.AppendLine("- efficiency: T1 / (n T(n)) for strong scaling, T1 / T(n) for weak, T1 = c + o of the same work on one rank.");
@@ -172,7 +178,8 @@ internal static class ScalingReport
         md.AppendLine("### Fitted parameters");
         md.AppendLine();
         var fit = new MarkdownTable("parameter", "value", "fitted to");
-        fit.AddRow("Allreduce alpha (per ring step)", Us(model.Allreduce.Alpha), $"{data.Allreduce.Count} `bench mpi` Allreduce medians at n = {benchRanks}, ring model");
+        fit.AddRow("Allreduce alpha (per ring step)", Us(model.Allreduce.Alpha),
+            $"{data.Allreduce.Count} `bench mpi` Allreduce medians at n = {benchRanks}, ring model{(model.Topology == LinkTopology.Shared ? " on one shared link" : "")}");
         fit.AddRow("Allreduce beta (as bandwidth)", Gbps(model.Allreduce.Bandwidth), "same");
         fit.AddRow("point-to-point alpha", Us(model.PointToPoint.Alpha), data.PingPong.Count > 0 ? $"{data.PingPong.Count} ping-pong medians (one way), n = 2" : "no ping-pong timings: the Allreduce fit stands in");
         fit.AddRow("point-to-point bandwidth B", Gbps(model.PointToPoint.Bandwidth), "same");
@@ -233,13 +240,21 @@ internal static class ScalingReport
 
         md.AppendLine();
         md.AppendLine("### Projections with the fitted parameters");
-        AppendProjections(md, o, model);
+        if (model.Topology == LinkTopology.Shared)
+        {
+            md.AppendLine();
+            md.AppendLine("The runs shared one emulated link; these projections give every rank a link of its own with the fitted latency and bandwidth (a cluster whose every node has this link, behind a non-blocking switch).");
+        }
+
+        AppendProjections(md, o, model.OnOwnLinks());
         if (o.AssumedNetwork is { } net)
         {
             md.AppendLine();
             md.AppendLine($"### Projections with an assumed network (alpha = {Us(net.Alpha)}, B = {Gbps(net.Bandwidth)}; an assumption, not a measurement)");
             md.AppendLine();
-            md.AppendLine("The measured parameters above come from shared memory on one machine; a cluster's Allreduce crosses a network. Same compute fit, the network replaced by this one for Allreduce steps and messages alike.");
+            md.AppendLine(o.Network is null
+                ? "The measured parameters above come from shared memory on one machine; a cluster's Allreduce crosses a network. Same compute fit, the network replaced by this one for Allreduce steps and messages alike."
+                : "Same compute fit, the emulated link replaced by this network (a link per rank) for Allreduce steps and messages alike.");
             AppendProjections(md, o, model.WithNetwork(net.Alpha, net.Bandwidth));
         }
 

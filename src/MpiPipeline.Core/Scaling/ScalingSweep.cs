@@ -37,6 +37,16 @@ internal static class ScalingSweep
         var work = options.EffectiveWorkDirectory;
         Directory.CreateDirectory(work);
         var notes = new List<string>();
+        // Before any job: where the namespace cannot be made or shaped, the script's reason is the one message.
+        options.Network?.Check(launcher.NetworkScript);
+        RecordNetwork(options);
+        if (options.Network is not null && options.Mpi == MpiFlavor.Mpich)
+        {
+            const string note = "MPICH (ch4:ucx) over TCP now and then hangs in MPI_Finalize after a job's work is done (one rank spinning in UCX's endpoint close, the other waiting in the PMI barrier; about 1 training job in 10 on a 2-core machine), which the sweep meets as --timeout; Open MPI's own TCP transport (--mpi openmpi) has not shown it";
+            notes.Add(note);
+            reporter.Notice(note);
+        }
+
         var oversubscribedRanks = options.Ranks.Where(n => ScalingMath.Oversubscribed(n, options.ThreadsPerRank, launcher.Cores)).ToList();
         if (oversubscribedRanks.Count > 0)
         {
@@ -78,6 +88,44 @@ internal static class ScalingSweep
         }
 
         return new ScalingData(runs, allreduce, pingPong, notes);
+    }
+
+    /// <summary>The work folder's record of the network its jobs crossed (JSON: network, description, topology).</summary>
+    public const string NetworkFile = "network.json";
+
+    /// <summary>What <see cref="NetworkFile"/> holds.</summary>
+    internal sealed record NetworkRecord(string Network, string Description, string Topology);
+
+    /// <summary>
+    /// Writes <see cref="NetworkFile"/> into the work folder; with --reuse, first refuses results that were measured on
+    /// another network than this sweep asks for (reusing them would put one network's runs under another's name).
+    /// </summary>
+    private static void RecordNetwork(ScalingOptions options)
+    {
+        var record = new NetworkRecord(
+            options.Network?.ToString() ?? ScalingCsv.NativeNetwork,
+            options.Network?.Describe() ?? "the MPI's own transports (shared memory between the ranks of one machine)",
+            options.Topology == LinkTopology.Shared ? "one link shared by all ranks" : "a link per rank");
+        var path = Path.Combine(options.EffectiveWorkDirectory, NetworkFile);
+        if (options.Reuse && File.Exists(path))
+        {
+            NetworkRecord? before;
+            try
+            {
+                before = JsonSerializer.Deserialize<NetworkRecord>(File.ReadAllText(path), ResultsJson.Options);
+            }
+            catch (JsonException ex)
+            {
+                throw new InputException($"{path}: not a network record ({ex.Message}); delete it or use another --work");
+            }
+
+            if (before is not null && before.Network != record.Network)
+            {
+                throw new InputException($"--reuse: the runs in {options.EffectiveWorkDirectory} were measured on network '{before.Network}', this sweep asks for '{record.Network}': use another --work, or drop --reuse");
+            }
+        }
+
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(record, ResultsJson.Options));
     }
 
     /// <summary>

@@ -161,6 +161,7 @@ internal sealed class OptionBindingTests
         yield return Case("scaling", Sweep with { MicroBatches = 4 }, "--micro-batches", "4");
         yield return Case("scaling", Sweep with { ActivationBytesPerSample = 2048 }, "--activation-bytes", "2048");
         yield return Case("scaling", Sweep with { AssumedNetwork = (2e-6, 12.5e9) }, "--assume-network", "2,12.5");
+        yield return Case("scaling", Sweep with { Network = new EmulatedNetwork("10gbit", "50us") }, "--network", "10gbit,50us");
         yield return Case("scaling", Sweep with { OutputDirectory = "out" }, "--out", "out");
         yield return Case("scaling", Sweep with { WorkDirectory = "work" }, "--work", "work");
         yield return Case("scaling", Sweep with { Reuse = true }, "--reuse");

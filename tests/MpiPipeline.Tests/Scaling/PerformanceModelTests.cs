@@ -87,6 +87,49 @@ public sealed class PerformanceModelTests
         Assert.That(ab.AllreduceBandwidthBound(1 << 20, s), Is.LessThan(2 * s * Beta), "the bound approaches 2 S / B");
     }
 
+    /// <summary>
+    /// One link all ranks share (an emulated network): the 2(n-1) ring steps each put n messages of S/n on the one link,
+    /// 2(n-1) alpha + 2(n-1) S beta. Measured on a loopback shaped to 1 Gbit (Open MPI, 2 MiB): 33.6 ms at 2 ranks and
+    /// 101 ms at 4, i.e. 2 S / B and 6 S / B; the per-rank form fitted at 2 ranks would have said 50 ms at 4.
+    /// </summary>
+    [Test]
+    public void OnASharedLinkTheRanksSplitTheBandwidth()
+    {
+        var link = new AlphaBeta(0, 1 / 125e6);
+        const double s = 2 << 20;
+        Assert.That(link.RingAllreduce(2, s, LinkTopology.Shared), Is.EqualTo(2 * s / 125e6).Within(1e-12));
+        Assert.That(link.RingAllreduce(4, s, LinkTopology.Shared), Is.EqualTo(6 * s / 125e6).Within(1e-12));
+        Assert.That(new AlphaBeta(Alpha, Beta).RingAllreduce(4, s, LinkTopology.Shared), Is.EqualTo(6 * Alpha + 6 * s * Beta).Within(1e-15));
+        Assert.That(link.RingAllreduce(1, s, LinkTopology.Shared), Is.EqualTo(0));
+    }
+
+    [Test]
+    public void ASharedLinkFittedAtTwoRanksPredictsFour()
+    {
+        var truth = new AlphaBeta(40e-6, 1 / 125e6);
+        var atTwo = Sizes.Select(s => new TimingSample(2, s, truth.RingAllreduce(2, s, LinkTopology.Shared))).ToList();
+        var shared = AlphaBeta.FitRingAllreduce(atTwo, LinkTopology.Shared).Model;
+        Assert.That(shared.Alpha, Is.EqualTo(truth.Alpha).Within(1e-9));
+        Assert.That(shared.Bandwidth, Is.EqualTo(125e6).Within(1e-3), "on the shared form beta is the link's, as ping-pong measures it");
+        Assert.That(shared.RingAllreduce(4, 1e6, LinkTopology.Shared), Is.EqualTo(truth.RingAllreduce(4, 1e6, LinkTopology.Shared)).Within(1e-9));
+
+        // The per-rank form absorbs the factor n = 2 into beta (half the link's bandwidth) and at 4 ranks predicts half.
+        var perRank = AlphaBeta.FitRingAllreduce(atTwo).Model;
+        Assert.That(perRank.Bandwidth, Is.EqualTo(62.5e6).Within(1e-3));
+        var bandwidthTerm = truth.RingAllreduce(4, 8e6, LinkTopology.Shared) - 6 * truth.Alpha;
+        Assert.That(perRank.RingAllreduce(4, 8e6) - 6 * perRank.Alpha, Is.EqualTo(bandwidthTerm / 2).Within(1e-9));
+    }
+
+    [Test]
+    public void ASharedLinkModelIsValidatedSharedAndProjectedOnOwnLinks()
+    {
+        var link = new AlphaBeta(0, 1 / 125e6);
+        var model = new PerformanceModel(link, link, new LinearCost(0.001, 0), new LinearCost(0, 0), 1_000_000, LinkTopology.Shared);
+        Assert.That(model.Communication(4), Is.EqualTo(6e6 / 125e6).Within(1e-12), "validation against runs that shared the link");
+        Assert.That(model.OnOwnLinks().Communication(4), Is.EqualTo(1.5e6 / 125e6).Within(1e-12), "a cluster with this link per node");
+        Assert.That(model.WithNetwork(0, 125e6).Topology, Is.EqualTo(LinkTopology.PerRank), "an assumed network is a cluster's");
+    }
+
     [Test]
     public void ProjectionsByHand()
     {
@@ -137,7 +180,7 @@ public sealed class PerformanceModelTests
         }
 
         ScalingRun[] runs = [Make(ScalingMode.Strong, 1, 256), Make(ScalingMode.Strong, 2, 256), Make(ScalingMode.Strong, 4, 256), Make(ScalingMode.Weak, 2, 64)];
-        var model = PerformanceModel.Fit(runs, allreduce, pingPong, out var why);
+        var model = PerformanceModel.Fit(runs, allreduce, pingPong, LinkTopology.PerRank, out var why);
         Assert.That(model, Is.Not.Null, why);
         Assert.That(model!.GradientBytes, Is.EqualTo(800_000));
         Assert.That(model.Allreduce.Alpha, Is.EqualTo(Alpha).Within(1e-3 * Alpha));
@@ -145,9 +188,9 @@ public sealed class PerformanceModelTests
         Assert.That(checks.Select(c => Math.Abs(c.StepError)), Is.All.LessThan(1e-6));
         Assert.That(checks.First(c => c.Ranks == 1).CommunicationError, Is.NaN);
 
-        Assert.That(PerformanceModel.Fit([runs[0]], allreduce, pingPong, out why), Is.Null);
+        Assert.That(PerformanceModel.Fit([runs[0]], allreduce, pingPong, LinkTopology.PerRank, out why), Is.Null);
         Assert.That(why, Does.Contain("gradient size is unknown"));
-        Assert.That(PerformanceModel.Fit(runs, [], [], out why), Is.Null);
+        Assert.That(PerformanceModel.Fit(runs, [], [], LinkTopology.PerRank, out why), Is.Null);
         Assert.That(why, Does.Contain("Allreduce timings"));
     }
 }

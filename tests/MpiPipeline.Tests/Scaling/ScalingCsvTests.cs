@@ -26,7 +26,7 @@ public sealed class ScalingCsvTests
         var header = ScalingCsv.FormatRuns([]).TrimEnd('\n');
         Assert.That(header, Is.EqualTo(
             "mode,ranks,repetition,global_batch,per_rank_batch,steps,timed_steps,step_s,compute_s,communication_s,other_s," +
-            "communication_rounds,payload_bytes,threads_per_rank,oversubscribed,throughput_samples_per_s,communication_share"));
+            "communication_rounds,payload_bytes,threads_per_rank,oversubscribed,throughput_samples_per_s,communication_share,network"));
     }
 
     [Test]
@@ -36,7 +36,7 @@ public sealed class ScalingCsvTests
         Assert.That(header, Is.EqualTo(
             "mode,ranks,global_batch,per_rank_batch,repetitions,throughput_median,throughput_min,throughput_max,spread_percent," +
             "step_s_median,compute_s_median,communication_s_median,other_s_median,communication_share,speedup,ideal_speedup," +
-            "efficiency,oversubscribed"));
+            "efficiency,oversubscribed,network"));
     }
 
     [Test]
@@ -54,5 +54,8 @@ public sealed class ScalingCsvTests
         Assert.That(first[4], Is.EqualTo("256"), "per_rank_batch = global / ranks");
         Assert.That(double.Parse(first[15], CultureInfo.InvariantCulture), Is.EqualTo(256 / 0.0166).Within(1e-9), "throughput = global batch / step");
         Assert.That(runLines[3].Split(',')[14], Is.EqualTo("true"));
+        Assert.That(runLines.Skip(1).Select(l => l.Split(',')[^1]), Is.All.EqualTo("native"), "no emulation: the MPI's own transports");
+        Assert.That(ScalingCsv.FormatPoints(ScalingPoint.Summarize(Runs), "emulated:1gbit").TrimEnd('\n').Split('\n').Skip(1).Select(l => l.Split(',')[^1]),
+            Is.All.EqualTo("emulated:1gbit"));
     }
 }

@@ -1,0 +1,24 @@
+# `make bench-network`: the emulated network (bench/network/emulate.sh: a private network namespace whose loopback is
+# shaped, both MPIs over TCP on it; root or CAP_NET_ADMIN). By default a 2-rank ping-pong at 1-4 MiB for MPICH and
+# Open MPI, each rate against the link's; CMD runs any command inside instead.
+#   make bench-network RATE=1gbit DELAY=50us        (DELAY needs netem in the kernel; RATE=none: unshaped TCP)
+#   make bench-network RATE=10gbit CMD='mpiexec.mpich -n 2 src/MpiPipeline.Cli/bin/Release/net10.0/mpipipe bench mpi'
+# One shaped lo is one link all ranks share (aggregate), not a link per node. `mpipipe scaling --network` uses the
+# same script for every job.
+DEB_PACKAGES += iproute2 util-linux
+
+# Taken only from the make command line, so that a RATE or CMD in the environment does not change what runs.
+network-arg = $(if $(filter command line,$(origin $1)),$(value $1),$2)
+NETWORK_RATE  := $(call network-arg,RATE,1gbit)
+NETWORK_DELAY := $(call network-arg,DELAY,)
+NETWORK_CMD   := $(call network-arg,CMD,)
+
+.PHONY: bench-network
+# The command travels in the environment, so that its quotes reach bash as written.
+bench-network: export NETWORK_CMD_TEXT := $(NETWORK_CMD)
+bench-network: build
+	@if [ -n "$$NETWORK_CMD_TEXT" ]; then \
+	    bash bench/network/emulate.sh --rate '$(NETWORK_RATE)' $(if $(NETWORK_DELAY),--delay '$(NETWORK_DELAY)') -- bash -c "$$NETWORK_CMD_TEXT"; \
+	else \
+	    MPIPIPE=$(MPIPIPE) bash bench/network/pingpong.sh '$(NETWORK_RATE)' '$(NETWORK_DELAY)'; \
+	fi
