@@ -29,6 +29,8 @@ REPORT_ONLY=${REPORT_ONLY:-}
 NOTES=${NOTES:-$(dirname "$0")/pipeline-notes.md}
 if [ -z "$REPORT_ONLY" ]; then rm -rf "$WORK"; fi
 mkdir -p "$WORK" "$(dirname "$OUT")"
+. "$(dirname "$0")/atomic.sh"
+atomic_temp table "$OUT"
 command -v jq >/dev/null || { echo "pipeline-bench: jq is needed (make deps installs it)" >&2; exit 2; }
 
 # deep-mlp:L:W has 2L layers (flatten, then linear layers with relu between).
@@ -137,6 +139,6 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
         done
     done
     if [ -f "$NOTES" ]; then echo; cat "$NOTES"; fi
-} >"$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
+} >"$table"
+atomic_commit "$table" "$OUT"
 echo "pipeline-bench: wrote $OUT" >&2

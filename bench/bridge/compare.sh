@@ -35,6 +35,8 @@ RAW=${RAW:-$(dirname "$CPP_BENCH")/bridge-raw}
 
 rm -rf "$RAW"
 mkdir -p "$RAW" "$(dirname "$OUT")"
+. "$(dirname "$0")/../atomic.sh"
+atomic_temp table "$OUT"
 read -r -a args <<<"$BENCH_ARGS"
 
 steps_of() { local v="STEPS_$1"; echo "${!v:-300}"; }
@@ -109,7 +111,7 @@ comment() { sed -n "s/^# //p" "$(first "$1")" | sed -n "${2}p"; }
     echo "  loss: the summed training loss over the timed steps (printed to 10 decimals), C++ vs C#, and the correct"
     echo "  predictions summed over them; the data-order fingerprint (FNV-1a of every sample index) must match"
     echo
-} >"$OUT.tmp"
+} >"$table"
 
 # Result lines: "model threads batch steps mean_ms median_ms min_ms loss_sum correct_sum first_loss order".
 for f in "$RAW"/cpp.* "$RAW"/cs.*; do
@@ -176,11 +178,11 @@ END {
             distinct(corrects[key, "cpp"]), distinct(corrects[key, "cs"]), distinct(firsts[key, "cpp"]), distinct(firsts[key, "cs"]),
             oc == os && index(oc, ",") == 0 ? "same (" oc ")" : "**differs**: " oc " vs " os
     }
-}' >>"$OUT.tmp"
+}' >>"$table"
 
 if [ -f "$NOTES" ]; then
-    { echo; cat "$NOTES"; } >>"$OUT.tmp"
+    { echo; cat "$NOTES"; } >>"$table"
 fi
-mv "$OUT.tmp" "$OUT"
+atomic_commit "$table" "$OUT"
 echo "bench-bridge: wrote $OUT" >&2
 sed -n '/^| model | threads | steps/,/^$/p' "$OUT" >&2

@@ -8,6 +8,8 @@ RANKS=${RANKS:-"1 2 4"}
 ARGS=${ARGS:-"--model cnn --epochs 1 --batch 128 --threads 1 --test-samples 2000"}
 COMMAND=${BENCH_COMMAND:-"make bench-data-parallel"}
 mkdir -p "$WORK" "$(dirname "$OUT")"
+. "$(dirname "$0")/../atomic.sh"
+atomic_temp table "$OUT"
 for n in $RANKS; do
     echo "data-parallel bench: psgd on $n rank(s)"
     HYDRA_IFACE=lo mpiexec.mpich -n "$n" "$MPIPIPE" train --algo psgd $ARGS --output "$WORK/psgd-n$n.json" > "$WORK/psgd-n$n.log"
@@ -45,5 +47,6 @@ cores=$(nproc)
     echo "gradient Allreduce and the 1/n scaling, which includes waiting for the slowest rank (on a loaded or oversubscribed"
     echo "machine most of it is waiting, not transfer: compare \`bench/results/mpi.md\` for the Allreduce cost itself); loop overhead = step wall time less both (batch gathering from the data"
     echo "set included). Times are per rank, averaged over the ranks. The raw results JSON are in \`$WORK/\`."
-} > "$OUT"
+} > "$table"
+atomic_commit "$table" "$OUT"
 echo "wrote $OUT"

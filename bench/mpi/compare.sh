@@ -24,6 +24,8 @@ NOTES=${NOTES:-$(dirname "$0")/notes.md}
 raw=$BENCH_DIR/raw
 rm -rf "$raw"
 mkdir -p "$raw" "$(dirname "$OUT")"
+. "$(dirname "$0")/../atomic.sh"
+atomic_temp table "$OUT"
 read -r -a args <<<"$BENCH_ARGS"
 
 launcher() {
@@ -91,7 +93,7 @@ first() { ls "$raw/$1".* | head -n 1; }
     echo "  'C again / C': the A/A control, the noise of this machine at that size: a C#/C above 1.03 is 'within noise'"
     echo "  when it is no further from 1 than C again / C (or its inverse) is, and **missed** otherwise"
     echo
-} >"$OUT.tmp"
+} >"$table"
 
 # Raw lines: "op size min median"; the file name says MPI and language.
 for f in "$raw"/*.*.*.*; do
@@ -155,11 +157,11 @@ END {
     print "|---|---|---|---|---|---|"
     printf "%s", summary
     printf "%s", body
-}' >>"$OUT.tmp"
+}' >>"$table"
 
 if [ -f "$NOTES" ]; then
-    { echo; cat "$NOTES"; } >>"$OUT.tmp"
+    { echo; cat "$NOTES"; } >>"$table"
 fi
-mv "$OUT.tmp" "$OUT"
+atomic_commit "$table" "$OUT"
 echo "bench-mpi: wrote $OUT" >&2
 awk '/^## Summary/ { p = 1 } /^## [a-z]+, / { p = 0 } p' "$OUT" >&2

@@ -41,7 +41,8 @@ train() { # model -> parameters file
     echo "$file"
 }
 
-summary=$RUNS/summary.md.tmp
+. "$(dirname "$0")/../atomic.sh"
+atomic_temp summary "$OUT/summary.md"
 {
     echo "# Figure 3 reproduction: every run"
     echo
@@ -80,5 +81,5 @@ for config in $CONFIGS; do
 done
 
 echo "Total time: $(( $(date +%s) - started )) s." >> "$summary"
-mv "$summary" "$OUT/summary.md"
+atomic_commit "$summary" "$OUT/summary.md"
 echo "wrote $OUT/summary.md, $(ls "$OUT"/*.csv | wc -l) CSV files and their SVG plots"

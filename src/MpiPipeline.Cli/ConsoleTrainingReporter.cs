@@ -138,11 +138,29 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
                 r.CommunicationRounds.ToString(CultureInfo.InvariantCulture), Bytes(r.BytesSentPerRank));
         }
 
-        AnsiConsole.Write(table);
+        if (run.Epochs.Count > 0)
+        {
+            AnsiConsole.Write(table);
+        }
+
+        if (run.Divergence is { } diverged)
+        {
+            foreach (var note in run.Notes)
+            {
+                Console.Out.WriteLine($"note: {note}");
+            }
+
+            // One message, on stderr, from rank 0 alone (every rank holds the same, agreed divergence).
+            Console.Out.Flush();
+            Console.Error.WriteLine(diverged.Message);
+            Console.Error.Flush();
+            return;
+        }
+
         var t = run.Totals;
         var busy = t.StepSeconds;
         Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"final test accuracy {100 * run.FinalTestAccuracy:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.BytesSentPerRank)} sent per rank (ring estimate); training time per rank {t.StepSeconds:F1} s: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, loop overhead {Share(t.LoopOverheadSeconds, busy)}; evaluation {t.EvaluationSeconds:F1} s"));
+            $"final test accuracy {100 * run.FinalTestAccuracy ?? double.NaN:F2}% after {t.Steps} steps in {run.WallSeconds:F1} s; {t.CommunicationRounds} communication rounds, {Bytes(t.BytesSentPerRank)} sent per rank (ring estimate); training time per rank {t.StepSeconds:F1} s: compute {Share(t.ComputeSeconds, busy)}, communication {Share(t.CommunicationSeconds, busy)}, loop overhead {Share(t.LoopOverheadSeconds, busy)}; evaluation {t.EvaluationSeconds:F1} s"));
         if (run.Pipeline is { } p)
         {
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,

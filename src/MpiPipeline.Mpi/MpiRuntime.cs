@@ -82,11 +82,22 @@ public static class MpiRuntime
         }
 
         var canAbort = MpiLibrary.IsLoaded && MpiEnvironment.IsInitialized && !MpiEnvironment.IsFinalized;
+        if (!canAbort && rank != 0 && ex is MpiLibraryException)
+        {
+            // An MPI library that cannot be loaded (MPIPIPE_MPI_LIB, the same setting on every rank) is found before
+            // MPI is up, where no rank can end another and every rank exits on its own: rank 0 reports it. A launcher
+            // that ends the job at the first non-zero exit (Open MPI's) must not end rank 0 before it has printed.
+            Thread.Sleep(OutputGracePeriod * 3);
+            return exitCode;
+        }
+
         if (ex is InputException { SameOnEveryRank: true } && rank != 0)
         {
             if (!canAbort)
             {
-                // Before MPI is up no rank can end another, and every rank exits on its own: rank 0 reports.
+                // Before MPI is up no rank can end another, and every rank exits on its own: rank 0 reports (given
+                // time to, as above).
+                Thread.Sleep(OutputGracePeriod * 3);
                 return exitCode;
             }
 

@@ -99,6 +99,12 @@ internal static class BridgeLibrary
             return threads;
         }
 
+        // The launchers' own variables are taken where they make sense; ours is the user's word, so a bad value is an error.
+        if (env.TryGetValue("MPIPIPE_LOCAL_RANKS", out var given) && !string.IsNullOrEmpty(given) && !(int.TryParse(given, out var local) && local > 0))
+        {
+            throw new InputException($"MPIPIPE_LOCAL_RANKS='{given}' is not a positive integer (ranks on this node)");
+        }
+
         var ranksOnNode = 1;
         foreach (var variable in new[] { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MPIPIPE_LOCAL_RANKS" })
         {
@@ -132,6 +138,13 @@ internal static class BridgeLibrary
     {
         var env = CurrentEnvironment();
         var candidates = Candidates(env);
+        if (env.TryGetValue(OverrideVariable, out var forced) && !string.IsNullOrWhiteSpace(forced) && !File.Exists(candidates[0]))
+        {
+            // The user's setting, the same on every rank: one message, from rank 0, not one per rank.
+            throw new InputException($"{OverrideVariable} is set to '{forced}', which does not exist; give the path of a built {FileName} " +
+                "('make build' builds it under build/native) or unset it");
+        }
+
         var path = candidates.FirstOrDefault(File.Exists) ?? throw new TorchException("load", BridgeStatus.NotLoaded,
             $"{FileName} not found (looked at {string.Join(", ", candidates)}); build it with 'make build', " +
             $"or set {OverrideVariable} to its path");

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using MpiPipeline.Benchmarks;
 using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
 using Spectre.Console;
 
 namespace MpiPipeline.Cli.Verbs;
@@ -48,14 +49,7 @@ internal static class BenchVerb
             return;
         }
 
-        try
-        {
-            File.WriteAllText(destination, json + "\n");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new InputException($"cannot write the JSON results to '{destination}': {ex.Message}", sameOnEveryRank: false);
-        }
+        AtomicFile.WriteAllText(destination, json + "\n");
     }
 
     // ---- bench mpi ----
@@ -179,6 +173,11 @@ internal static class BenchVerb
 
     private static int RunMpi(Communicator world, MpiBenchmarkOptions requested, string? json, bool raw)
     {
+        if (json is not (null or "-") && RankConsole.IsRoot)
+        {
+            AtomicFile.CheckWritable(json, "--json");
+        }
+
         var options = requested.ForWorldSize(world.Size, out var note);
         var notes = note is null ? new List<string>() : [note];
         if (note is not null && RankConsole.IsRoot)

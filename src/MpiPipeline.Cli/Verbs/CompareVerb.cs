@@ -48,6 +48,12 @@ internal static class CompareVerb
             throw new InputException("compare needs at least 2 ranks (RI-SGD with q = 2 holds 2 chunks out of p >= 2)");
         }
 
+        if (world.Rank == 0)
+        {
+            // compare.md stands for every file compare writes there: a folder it cannot write fails before the first run.
+            AtomicFile.CheckWritable(Path.Combine(directory, "compare.md"), "--out");
+        }
+
         var results = new List<(string Label, RunResult Result)>();
         foreach (var (label, algorithm, tau, redundancy) in Runs)
         {
@@ -59,11 +65,6 @@ internal static class CompareVerb
                 Redundancy = redundancy,
                 OutputPath = world.Rank == 0 ? Path.Combine(directory, $"compare-{algorithm}-tau{tau}-q{redundancy}.json") : null,
             };
-            if (world.Rank == 0)
-            {
-                Directory.CreateDirectory(directory);
-            }
-
             var result = AlgorithmRegistry.Train(world, options, new ConsoleTrainingReporter());
             results.Add((label, result!));
         }
@@ -74,7 +75,8 @@ internal static class CompareVerb
             RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
         }
 
-        return 0;
+        // A diverged run is in the table as such, and makes the comparison's exit status that of a diverged run.
+        return results.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
     private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results)
@@ -83,7 +85,9 @@ internal static class CompareVerb
         foreach (var (label, r) in results)
         {
             table.AddRow(label,
-                (100 * r.FinalTestAccuracy).ToString("F2", CultureInfo.InvariantCulture),
+                r.Divergence is { } diverged
+                    ? $"diverged at step {diverged.Step} ({diverged.Quantity} {diverged.Value.ToString(CultureInfo.InvariantCulture)})"
+                    : (100 * r.FinalTestAccuracy ?? double.NaN).ToString("F2", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationRounds.ToString(CultureInfo.InvariantCulture),
                 ConsoleTrainingReporter.Bytes(r.Totals.BytesSentPerRank),
                 r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture),
@@ -109,7 +113,7 @@ internal static class CompareVerb
             .AppendLine("![training loss vs wall time](compare-loss-vs-time.svg)")
             .AppendLine()
             .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.");
-        File.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
+        AtomicFile.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
 
         var byRounds = new SvgPlot("Training loss vs communication rounds", "communication rounds (Allreduce calls)", "training loss") { LogY = true };
         var byTime = new SvgPlot("Training loss vs wall time", "wall time (s)", "training loss") { LogY = true };

@@ -95,6 +95,18 @@ internal static class PprsVerb
 
     private static int Run(Communicator world, PprsOptions o, Outputs outputs, bool bounds)
     {
+        if (world.Rank == 0)
+        {
+            // Rank 0 writes them all: an unwritable one fails before the experiment, not after it.
+            foreach (var (flag, path) in new[] { ("--json", outputs.Json), ("--csv", outputs.Csv), ("--plot", outputs.Plot), ("--summary", outputs.Summary) })
+            {
+                if (path is not null)
+                {
+                    AtomicFile.CheckWritable(path, flag);
+                }
+            }
+        }
+
         using var problem = PprsProblem.Create(o);
         var ranges = MpiChainOracle.EvenRanges(problem.Chain.Depth, world.Size);
         RankConsole.Line($"pprs: {problem.Description}");
@@ -122,22 +134,22 @@ internal static class PprsVerb
         {
             if (outputs.Json is { } json)
             {
-                Write(json, JsonSerializer.Serialize(result, ResultsJson.Options) + "\n");
+                AtomicFile.WriteAllText(json, JsonSerializer.Serialize(result, ResultsJson.Options) + "\n");
             }
 
             if (outputs.Csv is { } csv)
             {
-                Write(csv, result.ToCsv());
+                AtomicFile.WriteAllText(csv, result.ToCsv());
             }
 
             if (outputs.Plot is { } plot)
             {
-                Write(plot, result.ToPlot().ToSvg());
+                AtomicFile.WriteAllText(plot, result.ToPlot().ToSvg());
             }
 
             if (outputs.Summary is { } summary)
             {
-                Write(summary, Markdown(result));
+                AtomicFile.WriteAllText(summary, Markdown(result));
             }
         }
 
@@ -234,18 +246,6 @@ internal static class PprsVerb
         }
 
         return parts;
-    }
-
-    private static void Write(string path, string text)
-    {
-        try
-        {
-            AtomicFile.WriteAllText(path, text);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new InputException($"cannot write '{path}': {ex.Message}", sameOnEveryRank: false);
-        }
     }
 
     private static string Seconds(double value) => double.IsNaN(value) ? "-" : value.ToString("F2", CultureInfo.InvariantCulture);

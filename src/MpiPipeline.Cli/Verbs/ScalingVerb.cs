@@ -93,6 +93,10 @@ internal static class ScalingVerb
     private static int Run(ScalingOptions options)
     {
         options.Validate();
+
+        // The report and the jobs' files: a folder the sweep cannot write fails before the first job, not after the last.
+        Telemetry.AtomicFile.CheckWritable(Path.Combine(options.OutputDirectory, ScalingReport.MarkdownFile), "--out");
+        Telemetry.AtomicFile.CheckWritable(Path.Combine(options.EffectiveWorkDirectory, "probe.json"), options.WorkDirectory is null ? "--out" : "--work");
         var launcher = JobLauncher.Create(options, ProgramCommand(), JobLauncher.CurrentEnvironment());
         var machine = ScalingMachine.Current(launcher.Describe(), launcher.Cores);
         Console.Out.WriteLine($"scaling: {options.Algorithm}, model {options.Model}, ranks {string.Join(", ", options.Ranks)}, " +

@@ -60,6 +60,11 @@ internal static class TrainOptionTable
             o => o.NoOverlap, (o, v) => o with { NoOverlap = v });
         t.Add(TrainFlags.BucketMegabytes, $"{Owners(TrainFlags.BucketMegabytes)}: gradient bucket size of the overlapped Allreduce, in MB (default {BucketPlan.DefaultMegabytes}, as DDP).",
             o => o.BucketMegabytes, (o, v) => o with { BucketMegabytes = v });
+        t.Choice(TrainFlags.OnNonFinite, "What a step with a non-finite loss or gradient norm does: stop (the run, on every rank: exit status 4, results marked diverged) " +
+            $"| skip-step (its update dropped on every rank and counted; after {TrainFlags.MaxSkippedSteps} such steps the next one stops the run).",
+            [("stop", NonFinitePolicy.Stop), ("skip-step", NonFinitePolicy.SkipStep)], o => o.OnNonFinite, (o, v) => o with { OnNonFinite = v });
+        t.Add(TrainFlags.MaxSkippedSteps, $"With {TrainFlags.OnNonFinite} skip-step: steps skipped at most (default {new TrainOptions().MaxSkippedSteps}).",
+            o => o.SkippedStepsLimit, (o, v) => o with { SkippedStepsLimit = v });
         t.Add(TrainFlags.Output, "Write the results as JSON to this file (rank 0).", o => o.OutputPath, (o, v) => o with { OutputPath = v });
         t.Add(TrainFlags.SaveParameters, "Write the final flat parameters (float32) to this file (rank 0).", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
         t.Add(TrainFlags.SaveFirstGradients, "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file " +

@@ -28,7 +28,8 @@ internal static class TrainVerb
                     RankConsole.AnyRank($"worker {world.Rank} left the run (emulated failure at step {options.FailStep})");
                 }
 
-                return 0;
+                // Every rank holds the same agreed divergence, so every rank exits with its status.
+                return result?.IsDiverged == true ? Divergence.ExitCode : 0;
             });
         });
         return command;

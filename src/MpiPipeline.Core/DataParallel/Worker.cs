@@ -19,15 +19,22 @@ internal sealed class Worker : IDisposable
     private readonly int[] batchLabels;
     private readonly int[] batchIndices;
     private readonly TrainOptions options;
+    private readonly NonFiniteGuard? guard;
+    private readonly IdleWait? wait;
     private Communicator? group;
+    private long step;
+    private LossResult stepLoss;
 
     /// <param name="wait">How the exchange's Allreduce waits: null, MPI's own blocking MPI_Allreduce; otherwise
     /// MPI_Iallreduce polled with this (<see cref="NodeShare.AllreduceWait"/>: yielding on an oversubscribed node).</param>
     /// <param name="averagesGradients">The algorithm averages gradients every step: they go in buckets overlapped with
     /// backward (<see cref="GradientOverlap"/>) unless --no-overlap.</param>
-    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler, IdleWait? wait = null, bool averagesGradients = false)
+    /// <param name="guard">Consulted before every optimizer step (null: none, as in the bridge benchmark).</param>
+    public Worker(TrainOptions options, Communicator world, Dataset train, IBatchSampler sampler, IdleWait? wait = null, bool averagesGradients = false, NonFiniteGuard? guard = null)
     {
         this.options = options;
+        this.guard = guard;
+        this.wait = wait;
         this.train = train;
         Id = world.Rank;
         group = world;
@@ -94,12 +101,21 @@ internal sealed class Worker : IDisposable
         ForwardBackwardSpan = (start, Stopwatch.GetTimestamp());
         Stage.PullGradients();
         Stats += new StepCounters { Steps = 1, Samples = result.Count, ComputeSeconds = clock.Elapsed.TotalSeconds };
+        (step, stepLoss) = (t, result);
         return result;
     }
 
-    /// <summary>x_j &lt;- x_j - eta * update(g_j): the optimizer's step on the flat buffers.</summary>
+    /// <summary>
+    /// x_j &lt;- x_j - eta * update(g_j): the optimizer's step on the flat buffers, unless the group agrees (the
+    /// divergence guard) that a worker's loss or gradient of this step is not finite: then no worker updates.
+    /// </summary>
     public void OptimizerStep()
     {
+        if (guard is not null && !guard.Check(step, Group, Id, stepLoss, Stage.Gradients, wait))
+        {
+            return;
+        }
+
         var clock = Stopwatch.StartNew();
         var start = Stopwatch.GetTimestamp();
         Optimizer.Step();

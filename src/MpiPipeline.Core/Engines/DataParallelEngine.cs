@@ -45,7 +45,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
         IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
             ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
-        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait, algorithm.AveragesGradients);
+        worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait, algorithm.AveragesGradients, context.Guard);
         trace = options.TracePath is not null ? new ChromeTrace(world.Rank, $"worker {world.Rank}") : null;
         Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.ToString().ToLowerInvariant(),
             AlgorithmRegistry.Find(options.Algorithm).Describe(options, world.Size));
@@ -90,7 +90,8 @@ internal sealed class DataParallelEngine : ITrainingEngine
         {
             AddTrace(trace);
         }
-        if (t == 0 && !algorithm.Stopped && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
+
+        if (t == 0 && !algorithm.Stopped && context.Guard.Diverged is null && context.Options.FirstGradientsPath is { } path && context.World.Rank == 0)
         {
             worker.Stage.PullGradients();
             TrainingLoop.WriteParameters(path, worker.Stage.Gradients);

@@ -222,7 +222,11 @@ internal sealed class PipelineEngine : ITrainingEngine
         }
 
         var optimizerStart = trace.Now();
-        optimizer.Step();                  // theta_s <- theta_s - eta update(g_s)
+        if (context.Guard.Check(t, world, world.Rank, result, stage.Gradients, context.Node.AllreduceWait))
+        {
+            optimizer.Step();              // theta_s <- theta_s - eta update(g_s)
+        }
+
         var stepEnd = trace.Now();
         if (options.TracePath is not null)
         {

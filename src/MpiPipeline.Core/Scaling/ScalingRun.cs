@@ -41,6 +41,12 @@ internal sealed record ScalingRun(
     /// <summary>Reduces a results file of `mpipipe train --curve-every 1` to a run of the sweep.</summary>
     public static ScalingRun FromResult(RunResult result, ScalingMode mode, int repetition, int warmupSteps, bool oversubscribed, string source)
     {
+        if (result.Divergence is { } diverged)
+        {
+            throw new InputException($"{source}: the run diverged at step {diverged.Step} ({diverged.Quantity} {diverged.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}); " +
+                $"a diverged run has no step times to use: give the sweep's train arguments a smaller {Training.TrainFlags.LearningRate}", sameOnEveryRank: false);
+        }
+
         var totals = result.Totals;
         var steps = (int)totals.Steps;
         var curve = result.LossCurve;

@@ -275,7 +275,7 @@ internal static class ScalingSweep
             throw new InputException($"{what}: no result after {o.RunTimeout.TotalSeconds:F0} s, killed (see {log}); raise --timeout for bigger runs");
         }
 
-        if (exit != 0)
+        if (exit != 0 && !(exit == Divergence.ExitCode && File.Exists(Path.ChangeExtension(log, ".json"))))
         {
             var tail = File.ReadLines(log).Where(l => l.Length > 0).TakeLast(8);
             throw new InputException($"{what}: the job failed with exit code {exit}; the end of {log}:\n  {string.Join("\n  ", tail)}");

@@ -200,14 +200,7 @@ internal sealed class ChromeTrace
     /// </summary>
     public static void WriteMerged(string path, IEnumerable<string> serializedRanks)
     {
-        var json = Merge(serializedRanks);
-        var directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        if (!Directory.Exists(directory))
-        {
-            throw new InputException($"cannot write the trace to {path}: the directory {directory} does not exist", sameOnEveryRank: false);
-        }
-
-        AtomicFile.WriteAllText(path, json);
+        AtomicFile.WriteAllText(path, Merge(serializedRanks));
     }
 
     /// <summary>

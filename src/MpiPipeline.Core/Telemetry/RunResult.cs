@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace MpiPipeline.Telemetry;
 
 /// <summary>
@@ -61,15 +63,33 @@ internal sealed record RunTotals(
     double OverlapExposedSeconds = 0,
     double OverlapInFlightSeconds = 0);
 
+/// <summary>Where and how a run diverged (<see cref="Training.NonFiniteGuard"/>).</summary>
+/// <param name="Step">The step whose loss or gradient was not finite, counted from 1 as the loss curve counts.</param>
+/// <param name="Rank">The first world rank (in its group's order) that saw it.</param>
+/// <param name="Quantity">"loss" or "gradient norm": the one not finite (the loss when both are).</param>
+/// <param name="Loss">That rank's mini-batch loss; null on a rank that holds none (a pipeline's inner stage).</param>
+/// <param name="SkippedSteps">Steps skipped before it (--on-nonfinite skip-step).</param>
+/// <param name="Message">What the run printed.</param>
+internal sealed record DivergenceReport(long Step, int Rank, string Quantity, double Value, double? Loss, double GradientNorm, int SkippedSteps, string Message);
+
+/// <summary>The values of <see cref="RunResult.Status"/>.</summary>
+internal static class RunStatus
+{
+    public const string Completed = "completed", Diverged = "diverged";
+}
+
 /// <summary>Everything a run reports, as written to its JSON results file by <see cref="ResultsJson"/>.</summary>
 /// <param name="Algorithm">The algorithm's registered name (<see cref="Algorithms.AlgorithmRegistry"/>).</param>
 /// <param name="Options">The settings that define the run (batch, lr, tau, q, seed, ...), as given on the command line.</param>
-/// <param name="FinalTestAccuracy">Test accuracy after the last epoch, a fraction in [0, 1].</param>
+/// <param name="Epochs">The completed epochs (a diverged run: those before the divergence).</param>
+/// <param name="FinalTestAccuracy">Test accuracy after the last epoch, a fraction in [0, 1]; null for a diverged run.</param>
 /// <param name="WallSeconds">Wall time of the whole run, loading excluded.</param>
 /// <param name="InitialReplicaSpread">max over parameters of (max - min over replicas) before the start broadcast.</param>
 /// <param name="FinalReplicaSpread">The same at the end of the run: 0 when every replica holds the same model.</param>
 /// <param name="Notes">Events worth keeping with the numbers (a worker failed at step s; chunks still covered).</param>
-/// <param name="Pipeline">The pipeline's own figures (<c>--algo pipeline</c>; null otherwise).</param>
+/// <param name="Pipeline">The pipeline's own figures (<c>--algo pipeline</c>; null otherwise, and for a diverged run).</param>
+/// <param name="Status"><see cref="RunStatus.Completed"/>, or <see cref="RunStatus.Diverged"/> with <see cref="Divergence"/>.</param>
+/// <param name="SkippedSteps">Steps whose update was dropped for a non-finite value (--on-nonfinite skip-step), counted from 1.</param>
 internal sealed record RunResult(
     string Algorithm,
     string Model,
@@ -77,10 +97,17 @@ internal sealed record RunResult(
     IReadOnlyDictionary<string, string> Options,
     IReadOnlyList<EpochRecord> Epochs,
     RunTotals Totals,
-    double FinalTestAccuracy,
+    double? FinalTestAccuracy,
     double WallSeconds,
     IReadOnlyList<LossPoint> LossCurve,
     IReadOnlyList<string> Notes,
     double InitialReplicaSpread = 0,
     double FinalReplicaSpread = 0,
-    PipelineSummary? Pipeline = null);
+    PipelineSummary? Pipeline = null,
+    string Status = RunStatus.Completed,
+    DivergenceReport? Divergence = null,
+    IReadOnlyList<long>? SkippedSteps = null)
+{
+    [JsonIgnore]
+    public bool IsDiverged => Status == RunStatus.Diverged;
+}

@@ -42,7 +42,7 @@ internal static class DeviceSelection
                 "--device cuda: no CUDA device is visible to this rank (" + (cudaCompiled
                     ? "no GPU visible: check the job's --gpus*/--gres and CUDA_VISIBLE_DEVICES"
                     : "this libtorch is built without CUDA: build the bridge with `make bridge-cuda` and set MPIPIPE_TORCH_BRIDGE")
-                + "); use --device auto to fall back to the CPU", sameOnEveryRank: false),
+                + "); use --device auto to fall back to the CPU"),
             "cuda" or "auto" when deviceCount > 0 => $"cuda:{localRank % deviceCount}",
             "auto" => "cpu",
             _ => requested,

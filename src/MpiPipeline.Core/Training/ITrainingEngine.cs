@@ -5,10 +5,11 @@ using MpiPipeline.Torch;
 
 namespace MpiPipeline.Training;
 
-/// <summary>What every engine starts from: the validated options, the node, the data and the step counts.</summary>
+/// <summary>What every engine starts from: the validated options, the node, the data and the step counts, and the
+/// divergence guard its steps consult before each update.</summary>
 internal sealed record TrainingContext(
     Communicator World, TrainOptions Options, NodeShare Node, int Threads, Dataset Train, Dataset Test,
-    long StepsPerEpoch, long TotalSteps)
+    long StepsPerEpoch, long TotalSteps, NonFiniteGuard Guard)
 {
     /// <summary>The plan of a run on <paramref name="workers"/> workers (replicas) of a model of <paramref name="parameters"/>.</summary>
     public TrainingPlan Plan(int workers, long parameters, string split, string algorithm, PipelinePlan? pipeline = null) =>
@@ -50,7 +51,9 @@ internal interface ITrainingEngine : IDisposable
     /// <summary>Before the first step: every replica from the same start; returns the replica spread before it.</summary>
     double Start();
 
-    /// <summary>Step t (from 0 over the run): this rank's part of it; its batch loss where this rank sees one (Count 0: none).</summary>
+    /// <summary>Step t (from 0 over the run): this rank's part of it; its batch loss where this rank sees one (Count 0: none).
+    /// Before its update it asks the context's <see cref="NonFiniteGuard"/>, on every rank that steps; after a step the
+    /// guard declares diverged, the loop calls nothing but <see cref="Totals"/> and <see cref="Finish"/>.</summary>
     LossResult Step(long t);
 
     /// <summary>The mean loss of a curve point from this rank's sum of <paramref name="count"/> batch losses.</summary>

@@ -43,6 +43,7 @@ internal static class TrainFlags
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
     public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
+    public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
 
     /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
     public static void RequireAtLeast(string flag, long? value, long min = 1)
@@ -109,6 +110,14 @@ internal sealed record TrainOptions
     public string? ParametersPath { get; init; }
 
     public bool EvaluateEachEpoch { get; init; } = true;
+
+    /// <summary>What a step with a non-finite loss or gradient does (<see cref="NonFiniteGuard"/>).</summary>
+    public NonFinitePolicy OnNonFinite { get; init; }
+
+    /// <summary>With <see cref="NonFinitePolicy.SkipStep"/>: steps skipped at most; the next non-finite one stops the run. Null: the default.</summary>
+    public int? SkippedStepsLimit { get; init; }
+
+    public int MaxSkippedSteps => SkippedStepsLimit ?? 10;
 
     /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
     public string Exchange { get; init; } = ExchangeRegistry.Default;
@@ -191,20 +200,33 @@ internal sealed record TrainOptions
         TrainFlags.RequireAtLeast(TrainFlags.Batch, Batch);
         AlgorithmRegistry.RejectForeignOptions(this);
         algorithm.Validate(this, workers);
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+        // The optimizers run in float32: a value beyond float's range would become infinite at the first step.
+        if (!(LearningRate > 0 && LearningRate <= float.MaxValue))
         {
-            throw new InputException($"--lr must be a positive number (got {LearningRate})");
+            throw new InputException($"--lr must be a positive number at most {float.MaxValue:G9} (float32's largest; got {LearningRate})");
         }
 
-        if (Momentum < 0 || Momentum >= 1)
+        if (!(Momentum >= 0 && Momentum < 1))
         {
             throw new InputException($"--momentum must be in [0, 1) (got {Momentum})");
         }
+
+        if (!(WeightDecay >= 0 && WeightDecay <= float.MaxValue))
+        {
+            throw new InputException($"--weight-decay must be a number >= 0 (got {WeightDecay})");
+        }
+
+        TrainFlags.RequireAtLeast(TrainFlags.Threads, Threads);
 
         TrainFlags.RequireAtLeast(TrainFlags.TrainSamples, TrainSamples);
         TrainFlags.RequireAtLeast(TrainFlags.TestSamples, TestSamples);
         TrainFlags.RequireAtLeast(TrainFlags.MaxSteps, MaxSteps);
         TrainFlags.RequireAtLeast(TrainFlags.CurveEvery, CurveEvery);
+        TrainFlags.RequireAtLeast(TrainFlags.MaxSkippedSteps, SkippedStepsLimit, 0);
+        if (SkippedStepsLimit is not null && OnNonFinite != NonFinitePolicy.SkipStep)
+        {
+            throw new InputException($"{TrainFlags.MaxSkippedSteps} applies with {TrainFlags.OnNonFinite} skip-step only");
+        }
 
         if (Device is not ("cpu" or "auto" or "cuda") && !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), out var index) && index >= 0))
         {
@@ -214,6 +236,19 @@ internal sealed record TrainOptions
         ExchangeRegistry.Find(Exchange);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
         DataSetRegistry.Find(DataSet);
+    }
+
+    /// <summary>The files a run writes (all on rank 0), with their flags: checked writable before any work.</summary>
+    public IEnumerable<(string Flag, string Path)> OutputFiles()
+    {
+        foreach (var (flag, path) in new[] { (TrainFlags.Output, OutputPath), (TrainFlags.SaveParameters, ParametersPath),
+                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath) })
+        {
+            if (path is not null)
+            {
+                yield return (flag, path);
+            }
+        }
     }
 
     /// <summary>The data-parallel algorithms' shared check: the global batch cut evenly over the workers.</summary>

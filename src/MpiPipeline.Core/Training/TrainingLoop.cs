@@ -44,6 +44,15 @@ internal static class TrainingLoop
     {
         var wall = Stopwatch.StartNew();
         options.Validate(world.Size);
+        if (world.Rank == 0)
+        {
+            // Rank 0 writes every output file: an unwritable one fails now, before the run, not after it.
+            foreach (var (flag, path) in options.OutputFiles())
+            {
+                AtomicFile.CheckWritable(path, flag);
+            }
+        }
+
         options = options with { Device = DeviceSelection.ForRank(world, options.Device) };
         reporter = world.Rank == 0 ? reporter : null;
         var node = NodeShare.Measure(world);
@@ -51,7 +60,8 @@ internal static class TrainingLoop
         TorchRuntime.Threads = threads;
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
-        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps));
+        var guard = NonFiniteGuard.For(options);
+        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, guard));
 
         var initialSpread = engine.Start();
         reporter?.Started(engine.Plan);
@@ -62,7 +72,7 @@ internal static class TrainingLoop
         var curveCount = 0;
         var lastCurveLoss = float.NaN;
         var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
-        for (var epoch = 0; epoch < epochsRun && !engine.Stopped; epoch++)
+        for (var epoch = 0; epoch < epochsRun && !engine.Stopped && guard.Diverged is null; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             var trainTally = new LossTally();
@@ -71,15 +81,20 @@ internal static class TrainingLoop
             for (var t = first; t < last; t++)
             {
                 var result = engine.Step(t);
-                if (engine.Stopped)
+                if (engine.Stopped || guard.Diverged is not null)
                 {
                     break;
                 }
 
-                trainTally.Add(result.Loss, result.Correct, result.Count);
-                curveLoss += result.Count > 0 ? result.Loss : 0;
-                curveCount++;
-                if ((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps)
+                // A skipped step's non-finite loss stays out of the figures (every rank agrees on which steps those are).
+                if (!guard.Skipped(t))
+                {
+                    trainTally.Add(result.Loss, result.Correct, result.Count);
+                    curveLoss += result.Count > 0 ? result.Loss : 0;
+                    curveCount++;
+                }
+
+                if (((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps) && curveCount > 0)
                 {
                     var mean = engine.CurveMean(curveLoss, curveCount);
                     curve.Add(new LossPoint(t + 1, engine.CommunicationRounds, wall.Elapsed.TotalSeconds, mean));
@@ -91,7 +106,7 @@ internal static class TrainingLoop
                 reporter?.StepCompleted(epoch, t - first + 1, last - first, engine.RootSeesBatchLoss ? result.Loss : lastCurveLoss);
             }
 
-            if (engine.Stopped)
+            if (engine.Stopped || guard.Diverged is not null)
             {
                 break;
             }
@@ -114,6 +129,11 @@ internal static class TrainingLoop
             return null;
         }
 
+        if (guard.Diverged is { } diverged)
+        {
+            return Diverged(world, options, engine, guard, diverged, DescribeOptions(options, threads, stepsPerEpoch, totalSteps), epochs, curve, wall, reporter);
+        }
+
         var finalSpread = engine.ReplicaSpread();
         var summary = engine.Summary();
         var totals = engine.Totals();
@@ -129,10 +149,11 @@ internal static class TrainingLoop
             FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
             WallSeconds: wall.Elapsed.TotalSeconds,
             LossCurve: curve,
-            Notes: [.. engine.Notes],
+            Notes: [.. engine.Notes, .. SkippedNote(guard)],
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread,
-            Pipeline: summary);
+            Pipeline: summary,
+            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null);
 
         if (options.ParametersPath is { } parametersPath)
         {
@@ -148,6 +169,47 @@ internal static class TrainingLoop
         reporter?.Completed(run);
         return run;
     }
+
+    /// <summary>
+    /// The end of a diverged run, on every rank: the totals (collective), the results marked diverged, with the
+    /// epochs completed before and no test figures, written where --output says; no parameters are saved (they are
+    /// not finite). The engine's own files (a trace) are written as for a completed run.
+    /// </summary>
+    private static RunResult Diverged(Communicator world, TrainOptions options, ITrainingEngine engine, NonFiniteGuard guard, Divergence diverged,
+        Dictionary<string, string> described, List<EpochRecord> epochs, List<LossPoint> curve, Stopwatch wall, ITrainingReporter? reporter)
+    {
+        var totals = engine.Totals();
+        engine.DescribeOptions(described);
+        var seen = diverged.Seen;
+        var run = new RunResult(
+            Algorithm: engine.Algorithm,
+            Model: options.Model,
+            Ranks: world.Size,
+            Options: described,
+            Epochs: epochs,
+            Totals: totals,
+            FinalTestAccuracy: null,
+            WallSeconds: wall.Elapsed.TotalSeconds,
+            LossCurve: curve,
+            Notes: [.. engine.Notes],
+            InitialReplicaSpread: double.NaN,
+            FinalReplicaSpread: double.NaN,
+            Status: RunStatus.Diverged,
+            Divergence: new DivergenceReport(diverged.Step, seen.Rank, seen.Quantity, seen.Value, seen.Loss, seen.GradientNorm,
+                diverged.SkippedSteps, diverged.Describe(options)),
+            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null);
+        engine.Finish();
+        if (world.Rank == 0 && options.OutputPath is { } output)
+        {
+            ResultsJson.Write(output, run);
+        }
+
+        reporter?.Completed(run);
+        return run;
+    }
+
+    private static IEnumerable<string> SkippedNote(NonFiniteGuard guard) => guard.SkippedSteps.Count == 0 ? [] :
+        [$"{guard.SkippedSteps.Count} step(s) skipped for a non-finite loss or gradient ({TrainFlags.OnNonFinite} skip-step): steps {string.Join(", ", guard.SkippedSteps)}"];
 
     private static int ShowNotes(ITrainingEngine engine, int shown, ITrainingReporter? reporter)
     {

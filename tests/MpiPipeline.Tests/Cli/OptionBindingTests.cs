@@ -104,6 +104,8 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { OutputPath = "r.json" }, "--output", "r.json");
         yield return Case("train", Train with { ParametersPath = "p.bin" }, "--save-parameters", "p.bin");
         yield return Case("train", Train with { FirstGradientsPath = "g.bin" }, "--save-first-gradients", "g.bin");
+        yield return Case("train", Train with { OnNonFinite = NonFinitePolicy.SkipStep }, "--on-nonfinite", "skip-step");
+        yield return Case("train", Train with { OnNonFinite = NonFinitePolicy.SkipStep, SkippedStepsLimit = 3 }, "--max-skipped-steps", "3", "--on-nonfinite", "skip-step");
 
         yield return Case("pprs", Pprs with { Problem = "smooth" }, "--problem", "smooth");
         yield return Case("pprs", Pprs with { Depth = 5 }, "--delta", "5");
@@ -200,6 +202,7 @@ internal sealed class OptionBindingTests
         {
             "--model", "--epochs", "--batch", "--lr", "--optimizer", "--momentum", "--nesterov", "--weight-decay", "--seed", "--threads",
             "--device", "--exchange", "--dataset", "--data", "--train-samples", "--test-samples", "--max-steps", "--curve-every",
+            "--on-nonfinite", "--max-skipped-steps",
         }));
     }
 }

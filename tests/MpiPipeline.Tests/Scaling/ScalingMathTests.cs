@@ -87,5 +87,14 @@ public sealed class ScalingMathTests
 
         var sparse = result with { LossCurve = result.LossCurve.Where((_, i) => i % 2 == 1).ToList() };
         Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(sparse, ScalingMode.Strong, 1, 2, false, "r.json"));
+
+        // A diverged run (its JSON marked so) is named as diverged, not timed.
+        var diverged = result with
+        {
+            Status = RunStatus.Diverged, FinalTestAccuracy = null,
+            Divergence = new DivergenceReport(4, 1, "loss", double.NaN, double.NaN, double.NaN, 0, "training diverged at step 4"),
+        };
+        Assert.That(Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(diverged, ScalingMode.Strong, 1, 2, false, "r.json"))!.Message,
+            Does.StartWith("r.json: the run diverged at step 4 (loss NaN)").And.Contain("smaller --lr"));
     }
 }

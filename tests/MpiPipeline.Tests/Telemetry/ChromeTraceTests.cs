@@ -121,11 +121,18 @@ internal sealed class ChromeTraceTests
     }
 
     [Test]
-    public void WriteMergedIntoAMissingDirectorySaysSo()
+    public void WriteMergedCreatesAMissingFolderAsEveryOutputDoes()
     {
-        var path = Path.Combine(Path.GetTempPath(), "mpipipe-no-such-directory-" + Guid.NewGuid().ToString("N"), "trace.json");
-        var error = Assert.Throws<InputException>(() => ChromeTrace.WriteMerged(path, [TwoStageRank(0).Serialize()]))!;
-        Assert.That(error.Message, Does.Contain("does not exist"));
+        var folder = Path.Combine(Path.GetTempPath(), "mpipipe-no-such-directory-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            ChromeTrace.WriteMerged(Path.Combine(folder, "trace.json"), [TwoStageRank(0).Serialize()]);
+            Assert.That(Directory.GetFiles(folder).Select(Path.GetFileName), Is.EqualTo(new[] { "trace.json" }));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Test]

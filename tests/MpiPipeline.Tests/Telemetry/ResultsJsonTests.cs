@@ -64,7 +64,7 @@ public sealed class ResultsJsonTests
         Assert.That(read.LossCurve, Is.EqualTo(written.LossCurve));
         Assert.That(read.Notes, Is.EqualTo(written.Notes));
         Assert.That(ResultsJson.Serialize(read), Is.EqualTo(ResultsJson.Serialize(written)));
-        Assert.That(File.Exists(path + ".tmp"), Is.False, "the temporary file is renamed, not left behind");
+        Assert.That(Directory.GetFiles(Path.GetDirectoryName(path)!), Is.EqualTo(new[] { path }), "the temporary file is renamed, not left behind");
     }
 
     [Test]

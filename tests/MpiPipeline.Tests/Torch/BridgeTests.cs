@@ -54,6 +54,9 @@ public sealed partial class BridgeTests
             Is.EqualTo(3));
         Assert.That(() => BridgeLibrary.DefaultThreads(new Dictionary<string, string?> { ["MPIPIPE_TORCH_THREADS"] = "many" }, 8),
             Throws.TypeOf<InputException>().With.Message.Contains("MPIPIPE_TORCH_THREADS='many' is not a positive integer"));
+        Assert.That(BridgeLibrary.DefaultThreads(new Dictionary<string, string?> { ["MPIPIPE_LOCAL_RANKS"] = "2" }, 8), Is.EqualTo(4));
+        Assert.That(() => BridgeLibrary.DefaultThreads(new Dictionary<string, string?> { ["MPIPIPE_LOCAL_RANKS"] = "x" }, 8),
+            Throws.TypeOf<InputException>().With.Message.Contains("MPIPIPE_LOCAL_RANKS='x' is not a positive integer"));
     }
 
     [Test]
