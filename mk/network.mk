@@ -22,3 +22,11 @@ bench-network: build
 	else \
 	    MPIPIPE=$(MPIPIPE) bash bench/network/pingpong.sh '$(NETWORK_RATE)' '$(NETWORK_DELAY)'; \
 	fi
+
+# `make bench-network-train`: PSGD with and without the overlapped buckets, and local SGD tau 4, over the unshaped,
+# 10 Gbit and 1 Gbit emulated links, 2 and 4 ranks, cnn and deep-mlp:4:2048 -> bench/results/network.md.
+#   make bench-network-train BENCH_NETWORK_ENV='LINKS=1gbit RANKS=2'     a part of it
+BENCH_NETWORK_ENV ?=
+.PHONY: bench-network-train
+bench-network-train: build
+	$(BENCH_NETWORK_ENV) MPIPIPE=$(MPIPIPE) BENCH_COMMAND='make bench-network-train' bash bench/network/train.sh

@@ -3,7 +3,7 @@
  * and IterationSchedule.cs must stay the same loop and schedule). Built by each MPI's own mpicc (mk/bench-mpi.mk).
  *
  *   mpi_bench [--min-size BYTES] [--max-size BYTES] [--step N] [--ops pingpong,allreduce]
- *             [--iterations SCALE] [--samples N] [--warmup SECONDS] [--thread funneled|single]
+ *             [--iterations SCALE] [--samples N] [--warmup SECONDS] [--thread multiple|single]
  *
  * Prints, on rank 0, '#' comment lines and one line per operation and size: "op size_bytes min_us median_us",
  * the format of `mpipipe bench mpi --raw`. With --schedule as the last argument it prints, without starting MPI,
@@ -14,8 +14,8 @@
  * batches of `ops`, each started by a barrier and timed with MPI_Wtime; a sample is batch time / ops (halved for
  * ping-pong: one-way latency), the slowest rank's (MPI_MAX). Buffers are page-aligned and touched before use.
  *
- * MPI starts as the binding starts it, MPI_Init_thread(MPI_THREAD_FUNNELED) (MpiEnvironment.Initialize); --thread single
- * uses MPI_Init instead. Open MPI 4.1 is measurably slower at small sizes with FUNNELED than with MPI_Init (see
+ * MPI starts as the binding starts it, MPI_Init_thread(MPI_THREAD_MULTIPLE) (MpiEnvironment.Initialize); --thread single
+ * uses MPI_Init instead. Open MPI 4.1 is measurably slower at small sizes with a thread level than with MPI_Init (see
  * bench/results/mpi.md), so the baseline must ask for the same level as the binding to compare the binding alone.
  */
 #include <math.h>
@@ -116,7 +116,7 @@ static struct options parse(int argc, char **argv)
         else if (strcmp(flag, "--samples") == 0) o.samples = atoi(value);
         else if (strcmp(flag, "--warmup") == 0) o.warmup_seconds = atof(value);
         else if (strcmp(flag, "--thread") == 0 && strcmp(value, "single") == 0) o.thread_single = 1;
-        else if (strcmp(flag, "--thread") == 0 && strcmp(value, "funneled") == 0) o.thread_single = 0;
+        else if (strcmp(flag, "--thread") == 0 && strcmp(value, "multiple") == 0) o.thread_single = 0;
         else fail("unknown option: ", flag);
     }
     if (!is_power_of_two(o.min_size) || o.min_size < 4 || !is_power_of_two(o.max_size) || o.max_size > (1L << 30)
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
         MPI_Init(&argc, &argv);
         MPI_Query_thread(&provided);
     } else {
-        MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+        MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     }
     mpi_started = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -284,7 +284,7 @@ int main(int argc, char **argv)
     }
     if (rank == 0) {
         printf("# mpi_bench (C) ranks=%d library: %s\n", world_size, library);
-        printf("# thread level provided: %d (%s)\n", provided, single ? "MPI_Init" : "MPI_Init_thread FUNNELED");
+        printf("# thread level provided: %d (%s)\n", provided, single ? "MPI_Init" : "MPI_Init_thread MULTIPLE");
         printf("# op size_bytes min_us median_us\n");
     }
 

@@ -11,8 +11,11 @@ public readonly record struct BucketTiming(int Bucket, long StartTimestamp, long
 /// does. The bridge's gradient-ready hook calls <see cref="GradientReady"/> for each parameter as backward finishes
 /// it; when all parameters of a bucket are in, the bucket's in-place MPI_Iallreduce (sum) starts - strictly in bucket
 /// order, so a full bucket waits for its predecessors and every rank issues the same collectives in the same order.
-/// MPI progresses a nonblocking collective only inside MPI calls (no progress thread at MPI_THREAD_FUNNELED), so every
-/// callback also MPI_Tests the requests in flight: the backward's own callbacks drive the transfers.
+/// MPI progresses a nonblocking collective only inside MPI calls, and backward calls no MPI between two of its
+/// callbacks (a large layer's backward is one long matrix product). So where MPI provides MPI_THREAD_MULTIPLE a
+/// progress thread MPI_Tests the requests in flight every <see cref="ProgressIntervalNanoseconds"/> while a round is
+/// open; otherwise (or with <c>progressThread: false</c>) only the callbacks MPI_Test them, and a bucket moves only as
+/// far as the sockets' buffers take it between two callbacks.
 /// <see cref="AverageGradients"/> then starts the buckets not started yet (parameters without a gradient, a backward
 /// without the hook), waits for all (polled with the node's wait, under the stall watchdog) and scales by 1/n.
 /// Models are averaged as one whole-buffer Allreduce, like <see cref="AllreduceExchange"/>.
@@ -30,8 +33,20 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     private int nextToStart;
     private bool stepOpen;
 
+    // The progress thread and the main thread touch the requests only under this lock.
+    private readonly object gate = new();
+    private readonly ManualResetEventSlim wake = new(false);
+    private volatile bool polling;
+    private Exception? progressError;
+
+    /// <summary>How often the progress thread tests the buckets in flight: at 10 Gbit/s, 100 us is ~125 KB, well within
+    /// a TCP socket's buffer, so the link does not wait for the next test; a wake-up costs a few microseconds.</summary>
+    public const long ProgressIntervalNanoseconds = 100_000;
+
     /// <param name="parameterLengths">The parameters' element counts in layer order (the flat buffer's layout).</param>
-    public OverlappedAllreduceExchange(Communicator group, IdleWait? wait, IReadOnlyList<int> parameterLengths, long bucketBytes)
+    /// <param name="progressThread">Test the requests from a thread of its own while backward runs (needs
+    /// MPI_THREAD_MULTIPLE); false: only from backward's callbacks.</param>
+    public OverlappedAllreduceExchange(Communicator group, IdleWait? wait, IReadOnlyList<int> parameterLengths, long bucketBytes, bool progressThread = false)
     {
         ArgumentNullException.ThrowIfNull(parameterLengths);
         whole = new AllreduceExchange(group, wait);
@@ -53,7 +68,15 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         completed = new long[buckets.Count];
         Length = parameterLengths.Sum();
         Reset();
+        if (progressThread)
+        {
+            ProgressThread = true;
+            new Thread(ProgressLoop) { IsBackground = true, Name = "mpi-progress" }.Start();
+        }
     }
+
+    /// <summary>True when a thread of its own tests the buckets in flight (else only backward's callbacks do).</summary>
+    public bool ProgressThread { get; }
 
     public string Name => AllreduceExchange.ExchangeName;
 
@@ -112,12 +135,21 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         }
 
         missing[b]--;
-        while (nextToStart < buckets.Count && missing[nextToStart] == 0)
+        lock (gate)
         {
-            Start(nextToStart++, gradients);
+            while (nextToStart < buckets.Count && missing[nextToStart] == 0)
+            {
+                Start(nextToStart++, gradients);
+            }
+
+            Progress();
         }
 
-        Progress();
+        if (ProgressThread && nextToStart > 0 && !polling)
+        {
+            polling = true;
+            wake.Set();
+        }
     }
 
     /// <summary>Starts what backward did not, waits for every bucket, scales by 1/n: one training round.</summary>
@@ -125,9 +157,21 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     {
         RequireLength(gradients);
         var clock = Stopwatch.StartNew();
-        while (nextToStart < buckets.Count)
+        lock (gate)
         {
-            Start(nextToStart++, gradients);
+            // The progress thread stops here: from now on this thread waits (and tests) alone.
+            polling = false;
+            wake.Reset();
+            if (progressError is { } error)
+            {
+                progressError = null;
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+            }
+
+            while (nextToStart < buckets.Count)
+            {
+                Start(nextToStart++, gradients);
+            }
         }
 
         var idle = whole.Wait ?? IdleWait.Yield;
@@ -168,7 +212,40 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         requests[b] = Group.IallreduceInPlace(gradients.Slice(bucket.Offset, bucket.Length), ReduceOp.Sum);
     }
 
-    /// <summary>One MPI_Test per bucket in flight: MPI moves a nonblocking collective forward only inside its calls.</summary>
+    private void ProgressLoop()
+    {
+        while (true)
+        {
+            wake.Wait();
+            while (polling)
+            {
+                lock (gate)
+                {
+                    if (!polling)
+                    {
+                        break;
+                    }
+
+                    try
+                    {
+                        Progress();
+                    }
+                    catch (Exception e)
+                    {
+                        // Rethrown on the main thread by AverageGradients; the thread stops testing this round.
+                        progressError = e;
+                        polling = false;
+                        wake.Reset();
+                        break;
+                    }
+                }
+
+                Idle.Sleep(ProgressIntervalNanoseconds);
+            }
+        }
+    }
+
+    /// <summary>One MPI_Test per bucket in flight (caller holds the lock): MPI moves a nonblocking collective forward only inside its calls.</summary>
     private void Progress()
     {
         for (var b = 0; b < nextToStart; b++)

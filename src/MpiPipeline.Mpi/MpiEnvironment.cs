@@ -3,7 +3,7 @@ using System.Text;
 namespace MpiPipeline.Mpi;
 
 /// <summary>
-/// Process-wide MPI state: initialization (MPI_THREAD_FUNNELED), the predefined communicators, library facts,
+/// Process-wide MPI state: initialization (MPI_THREAD_MULTIPLE asked for; see ThreadLevel), the predefined communicators, library facts,
 /// and finalization only if this process initialized MPI.
 /// </summary>
 public static unsafe class MpiEnvironment
@@ -43,7 +43,13 @@ public static unsafe class MpiEnvironment
     public static Communicator World { get; private set; } = null!;
     public static Communicator Self { get; private set; } = null!;
 
-    /// <summary>The thread level MPI provided (0 single .. 3 multiple); FUNNELED (1) is asked for.</summary>
+    /// <summary>True when MPI calls may come from any thread at once (MPI_THREAD_MULTIPLE provided).</summary>
+    public static bool ThreadMultiple => ThreadLevel >= AbiTable.ThreadMultiple;
+
+    /// <summary>The thread level MPI provided (0 single .. 3 multiple). MULTIPLE is asked for: the overlapped gradient
+    /// exchange tests its requests from a progress thread while backward runs on the main thread; every other MPI call
+    /// stays on the main thread, so FUNNELED or SERIALIZED is enough for the rest (the exchange then falls back to
+    /// progress from backward's callbacks).</summary>
     public static int ThreadLevel { get; private set; }
     public static MpiAbi Abi => MpiLibrary.Table.Abi;
     public static string LibraryPath => MpiLibrary.Path;
@@ -64,7 +70,7 @@ public static unsafe class MpiEnvironment
         if (!IsInitialized)
         {
             var provided = 0;
-            MpiException.Check(NativeMethods.MPI_Init_thread(null, null, AbiTable.ThreadFunneled, &provided));
+            MpiException.Check(NativeMethods.MPI_Init_thread(null, null, AbiTable.ThreadMultiple, &provided));
             weInitialized = true;
         }
 

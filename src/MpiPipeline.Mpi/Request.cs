@@ -94,7 +94,7 @@ public sealed class Request
                 if (idle == IdleWait.Sleep && polls > pollsBeforeYield + yieldsBeforeSleep)
                 {
                     sleepNs = Math.Min(sleepNs == 0 ? firstSleepNs : 2 * sleepNs, longestSleepNs);
-                    Sleep(sleepNs);
+                    Idle.Sleep(sleepNs);
                 }
                 else
                 {
@@ -104,14 +104,6 @@ public sealed class Request
 
             return status;
         }
-    }
-
-    private static unsafe void Sleep(long nanoseconds)
-    {
-        var timespec = stackalloc long[2];
-        timespec[0] = 0;
-        timespec[1] = nanoseconds;
-        NativeMethods.nanosleep(timespec, null);
     }
 
     /// <summary>True (with the status) when the operation has completed; never blocks.</summary>

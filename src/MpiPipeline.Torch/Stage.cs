@@ -121,8 +121,8 @@ public sealed class Stage : IDisposable
     /// <summary>
     /// Calls <paramref name="onReady"/>(parameter index) when that parameter's gradient is final in
     /// <see cref="Gradients"/>, during the backward call armed by <see cref="ArmGradientHook"/> (and no other), on the
-    /// thread that called it. CPU only: libtorch runs a CUDA backward on its device threads, where MPI may not be
-    /// called under MPI_THREAD_FUNNELED. An exception thrown by <paramref name="onReady"/> never crosses the native
+    /// thread that called it. CPU only: libtorch runs a CUDA backward on its device threads, where the hook's MPI calls
+    /// would race the main thread's (collectives must start in the same order on every rank). An exception thrown by <paramref name="onReady"/> never crosses the native
     /// frames: it is kept and rethrown by the backward call once the bridge has returned. Null removes the hook.
     /// </summary>
     public unsafe void SetGradientHook(Action<int>? onReady)
@@ -346,7 +346,7 @@ public sealed class Stage : IDisposable
             {
                 throw new InvalidOperationException(
                     $"the gradient-ready hook ran on thread {Environment.CurrentManagedThreadId}, not on the thread that called backward ({stage.backwardThread}); " +
-                    "MPI is initialized MPI_THREAD_FUNNELED, so the overlapped exchange cannot start MPI calls there (use --no-overlap)");
+                    "the overlapped exchange starts its collectives in order on the thread that runs the step, so it cannot start them there (use --no-overlap)");
             }
 
             stage.gradientReady?.Invoke(parameterIndex);

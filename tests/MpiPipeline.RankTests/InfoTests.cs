@@ -17,7 +17,7 @@ public sealed class InfoTests : RankFixture
         Assert.That(root.GetProperty("WorldSize").GetInt32(), Is.EqualTo(ranks));
         Assert.That(root.GetProperty("Abi").GetString(), Does.StartWith(flavor == MpiFlavor.Mpich ? "MPICH ABI" : "Open MPI ABI"));
         Assert.That(root.GetProperty("Library").GetString(), Does.Contain(flavor == MpiFlavor.Mpich ? "MPICH" : "Open MPI"));
-        Assert.That(root.GetProperty("ThreadLevel").GetString(), Is.EqualTo("MPI_THREAD_FUNNELED"));
+        Assert.That(root.GetProperty("ThreadLevel").GetString(), Is.EqualTo("MPI_THREAD_MULTIPLE"));
         var perRank = root.GetProperty("Ranks").EnumerateArray().ToList();
         Assert.That(perRank.Select(r => r.GetProperty("Rank").GetInt32()), Is.EqualTo(Enumerable.Range(0, ranks)));
         Assert.That(perRank.Select(r => r.GetProperty("NodeRank").GetInt32()), Is.EqualTo(Enumerable.Range(0, ranks)));

@@ -36,6 +36,8 @@ public sealed class OverlapTests : RankFixture
         Assert.That(options.GetProperty("overlap").GetString(), Is.EqualTo(overlap ? "true" : "false"));
         Assert.That(options.GetProperty("buckets").GetString(), Is.EqualTo(overlap ? buckets.ToString() : ""));
         Assert.That(options.GetProperty("bucketMb").GetString(), Is.EqualTo(overlap ? "0.01" : ""));
+        // Both MPIs provide MPI_THREAD_MULTIPLE, so the buckets progress from a thread of their own.
+        Assert.That(options.GetProperty("overlapProgress").GetString(), Is.EqualTo(overlap ? "thread" : ""));
         var totals = json.GetProperty("totals");
         Assert.That(totals.GetProperty("communicationRounds").GetInt64(), Is.EqualTo(20), "one round per step, not per bucket");
         Assert.That(totals.GetProperty("overlapInFlightSeconds").GetDouble(), overlap ? Is.GreaterThan(0) : Is.EqualTo(0));

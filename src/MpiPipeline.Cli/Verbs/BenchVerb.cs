@@ -190,7 +190,7 @@ internal static class BenchVerb
         if (raw)
         {
             RankConsole.Line($"# mpipipe bench mpi (C#) ranks={world.Size} library: {library}");
-            RankConsole.Line($"# thread level provided: {MpiEnvironment.ThreadLevel} (MPI_Init_thread FUNNELED)");
+            RankConsole.Line($"# thread level provided: {MpiEnvironment.ThreadLevel} (MPI_Init_thread MULTIPLE asked for)");
             RankConsole.Line(MpiBenchmarkResult.RawHeader);
         }
 

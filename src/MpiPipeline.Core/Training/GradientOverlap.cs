@@ -8,7 +8,7 @@ namespace MpiPipeline.Training;
 /// <summary>
 /// The overlapped, bucketed gradient Allreduce wired to a stage: the default wherever gradients are averaged (PSGD,
 /// the pipeline's replicas) unless <c>--no-overlap</c>. CPU stages only: libtorch runs a CUDA backward on its own
-/// device threads, where MPI may not be called at MPI_THREAD_FUNNELED, so a CUDA stage keeps the whole-buffer
+/// device threads, where the hook could not start MPI calls in order with the main thread's, so a CUDA stage keeps the whole-buffer
 /// Allreduce after backward.
 /// </summary>
 internal static class GradientOverlap
@@ -17,11 +17,24 @@ internal static class GradientOverlap
     public static bool Applies(TrainOptions options, Stage stage, Communicator group) =>
         !options.NoOverlap && group.Size > 1 && !stage.IsCuda && options.Exchange == AllreduceExchange.ExchangeName;
 
+    /// <summary><c>MPIPIPE_OVERLAP_PROGRESS=callbacks</c> turns the progress thread off (to measure what it brings).</summary>
+    public const string ProgressVariable = "MPIPIPE_OVERLAP_PROGRESS";
+
+    /// <summary>A progress thread where MPI allows calls from it (MPI_THREAD_MULTIPLE) and the user has not said
+    /// <c>callbacks</c>; <c>thread</c> or unset: the thread.</summary>
+    public static bool UseProgressThread(string? setting) => setting switch
+    {
+        null or "" or "thread" => MpiEnvironment.ThreadMultiple,
+        "callbacks" => false,
+        _ => throw new InputException($"{ProgressVariable} must be 'thread' or 'callbacks' (got '{setting}')"),
+    };
+
     /// <summary>The exchange, with the stage's gradient-ready hook reporting into it.</summary>
     public static OverlappedAllreduceExchange Attach(TrainOptions options, Stage stage, Communicator group, IdleWait? wait)
     {
         var exchange = new OverlappedAllreduceExchange(group, wait, [.. stage.Layout.Select(p => p.Length)],
-            BucketPlan.CapacityBytes(options.EffectiveBucketMegabytes, TrainFlags.BucketMegabytes));
+            BucketPlan.CapacityBytes(options.EffectiveBucketMegabytes, TrainFlags.BucketMegabytes),
+            UseProgressThread(Environment.GetEnvironmentVariable(ProgressVariable)));
         stage.SetGradientHook(parameter => exchange.GradientReady(parameter, stage.Gradients));
         return exchange;
     }
@@ -39,6 +52,7 @@ internal static class GradientOverlap
         described["overlap"] = (exchange is not null).ToString().ToLowerInvariant();
         described["bucketMb"] = exchange is not null ? options.EffectiveBucketMegabytes.ToString("R", CultureInfo.InvariantCulture) : "";
         described["buckets"] = exchange?.Buckets.Count.ToString(CultureInfo.InvariantCulture) ?? "";
+        described["overlapProgress"] = exchange is null ? "" : exchange.ProgressThread ? "thread" : "callbacks";
     }
 
     /// <summary>One line on the overlap for the report: buckets, and how much of their time in flight backward hid (this rank).</summary>
@@ -52,6 +66,7 @@ internal static class GradientOverlap
         var c = exchange.Counters;
         return [string.Create(CultureInfo.InvariantCulture,
             $"gradient Allreduce in {exchange.Buckets.Count} bucket(s) of <= {options.EffectiveBucketMegabytes} MB overlapped with backward: " +
-            $"{c.InFlightSeconds:F3} s in flight, {c.ExposedSeconds:F3} s waited after backward ({c.HiddenFraction:P0} hidden, this rank)")];
+            $"{c.InFlightSeconds:F3} s in flight, {c.ExposedSeconds:F3} s waited after backward ({c.HiddenFraction:P0} hidden, this rank; ") +
+            (exchange.ProgressThread ? "progress thread)" : "progress from backward's callbacks only)")];
     }
 }

@@ -35,4 +35,17 @@ internal sealed class OverlapOptionsTests
         Assert.That(error.Message, Does.StartWith($"--bucket-mb must be a positive number of megabytes (got {megabytes})"));
         Assert.That(error.SameOnEveryRank, Is.True);
     }
+
+    [TestCase("callbacks", false)]
+    [TestCase("thread", null)]
+    [TestCase(null, null)]
+    public void ProgressSettingPicksTheThreadOnlyWhereMpiAllowsIt(string? setting, bool? expected)
+    {
+        Assert.That(GradientOverlap.UseProgressThread(setting), Is.EqualTo(expected ?? MpiPipeline.Mpi.MpiEnvironment.ThreadMultiple));
+    }
+
+    [Test]
+    public void AnotherProgressSettingIsOneClearError() =>
+        Assert.That(Assert.Throws<InputException>(() => GradientOverlap.UseProgressThread("always"))!.Message,
+            Is.EqualTo("MPIPIPE_OVERLAP_PROGRESS must be 'thread' or 'callbacks' (got 'always')"));
 }
