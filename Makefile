@@ -30,6 +30,8 @@ help:
 	@echo "make deps   - only install the missing Debian packages"
 	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
 	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
+	@echo "make bench-network-train - PSGD with/without overlapped buckets, local SGD, over emulated links -> bench/results/network.md (root)"
+	@echo "make scaling-network SCALING_LINK=1gbit - the scaling sweep inside an emulated link -> bench/results/scaling-1gbit/ (root)"
 	@echo "make bench-network RATE=1gbit [DELAY=50us] [CMD='...'] - a command (default: ping-pong) inside an emulated network (root)"
 
 # $(call install-missing,TARGET,PACKAGES): apt-get installs those of PACKAGES that are not installed (nothing if none).

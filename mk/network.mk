@@ -30,3 +30,14 @@ BENCH_NETWORK_ENV ?=
 .PHONY: bench-network-train
 bench-network-train: build
 	$(BENCH_NETWORK_ENV) MPIPIPE=$(MPIPIPE) BENCH_COMMAND='make bench-network-train' bash bench/network/train.sh
+
+# `make scaling-network`: the scaling sweep (strong and weak, PSGD cnn, 1, 2, 4 ranks, Open MPI) with every job inside
+# the emulated network, the performance model fitted on those runs -> bench/results/scaling-$(SCALING_LINK)/.
+#   make scaling-network SCALING_LINK=10gbit
+SCALING_LINK          ?= 1gbit
+SCALING_NETWORK_ARGS  ?= --model cnn --repetitions 3 --steps 20 --warmup-steps 3 --global-batch 256 --per-rank-batch 64 --bench-ranks 2,4
+.PHONY: scaling-network
+scaling-network: build
+	$(MPIPIPE) scaling --network $(SCALING_LINK) --mpi openmpi --ranks 1,2,4 $(SCALING_NETWORK_ARGS) \
+	    --out bench/results/scaling-$(SCALING_LINK) --work build/scaling-$(SCALING_LINK) \
+	    --command-line "make scaling-network SCALING_LINK=$(SCALING_LINK) SCALING_NETWORK_ARGS='$(SCALING_NETWORK_ARGS)'"

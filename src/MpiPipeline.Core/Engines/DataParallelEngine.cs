@@ -139,6 +139,9 @@ internal sealed class DataParallelEngine : ITrainingEngine
     /// <summary>Rank 0's own counters (every worker does the same rounds).</summary>
     public EpochCounters EpochCounters() => worker.Stats.Epoch(worker.Exchange.Counters);
 
+    public (double Compute, double Communication) OwnSeconds() =>
+        (worker.Stats.ComputeSeconds, worker.Stats.CommunicationSeconds + worker.Exchange.Counters.Seconds);
+
     public double ReplicaSpread() => TrainingLoop.ReplicaSpread(worker.Stage, worker.Group);
 
     public RunTotals Totals() => worker.Stats.ReduceTotals(worker.Group, worker.Exchange.Counters);

@@ -275,6 +275,8 @@ internal sealed class PipelineEngine : ITrainingEngine
     /// <summary>Means over the world's ranks of bytes and times; rounds are this rank's.</summary>
     public EpochCounters EpochCounters() => stats.Epoch(exchange.Counters, context.World);
 
+    public (double Compute, double Communication) OwnSeconds() => (stats.ComputeSeconds, stats.CommunicationSeconds + exchange.Counters.Seconds);
+
     /// <summary>max over parameters of (max - min over the replicas of a stage), the maximum over stages.</summary>
     public double ReplicaSpread()
     {

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using MpiPipeline.Algorithms;
 using MpiPipeline.Benchmarks;
 using MpiPipeline.Telemetry;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Scaling;
 
@@ -110,8 +112,9 @@ internal static class ScalingReport
         md.AppendLine(o.Network is { } network
             ? $"Network: emulated, every job (training and benchmark) inside it: {network.Describe()}. MPI over TCP (Open MPI btl tcp, MPICH ch4:ucx tcp), made by bench/network/emulate.sh."
             : "Network: none emulated; the MPI's own transports (shared memory between the ranks of one machine).");
-        md.AppendLine($"Jobs started with {machine.Launcher}; {o.Steps} steps per run of which the first {o.WarmupSteps} are warm-up (not timed); {o.Repetitions} repetition(s) per point, repetitions outermost; {o.ThreadsPerRank} libtorch thread(s) per rank.");
-        md.AppendLine("Throughput = global batch / steady step time (rank 0's wall clock over the timed steps); compute, communication and other are per step, averaged over all steps and ranks;");
+        md.AppendLine($"Jobs started with {machine.Launcher}; {o.Steps} steps per run of which the first {o.WarmupSteps} are warm-up (not timed); {o.Repetitions} repetition(s) per point, repetitions outermost; {o.ThreadsPerRank} libtorch thread(s) per rank" +
+            (AlgorithmRegistry.OwnersOf(TrainFlags.NoOverlap).Contains(o.Algorithm) ? "; the gradient Allreduce not overlapped with backward (--no-overlap), as the model's step is compute + Allreduce." : "."));
+        md.AppendLine("Throughput = global batch / steady step time (rank 0's wall clock over the timed steps); compute, communication and other are per step on the same basis (rank 0's own counters over the timed steps, so they add up to the step);");
         md.AppendLine($"speedup = throughput / throughput at {lowest} rank(s), ideal = ranks / {lowest}, efficiency = speedup / ideal; spread = (max - min) / median of the throughput over the repetitions.");
         if (o.Reuse)
         {
@@ -228,7 +231,10 @@ internal static class ScalingReport
         var commErrors = validation.Where(v => !double.IsNaN(v.CommunicationError)).Select(v => Math.Abs(v.CommunicationError)).ToList();
         if (commErrors.Count > 0)
         {
-            md.AppendLine($"Communication: median |error| {Pct(ScalingMath.Median(commErrors))}, max {Pct(commErrors.Max())}. The measured time inside Allreduce includes waiting for the slowest rank (load imbalance, a busy core), which the alpha-beta model does not have; where the points are oversubscribed that waiting dominates.");
+            var fairComm = validation.Where(v => !v.Oversubscribed && !double.IsNaN(v.CommunicationError)).Select(v => Math.Abs(v.CommunicationError)).ToList();
+            md.AppendLine($"Communication: median |error| {Pct(ScalingMath.Median(commErrors))}, max {Pct(commErrors.Max())}" +
+                (fairComm.Count > 0 && fairComm.Count < commErrors.Count ? $"; {Pct(ScalingMath.Median(fairComm))} median, {Pct(fairComm.Max())} max over the {fairComm.Count} points that are not oversubscribed" : "") +
+                ". Measured: rank 0's time inside the exchange over the timed steps, which includes waiting for the slowest rank (load imbalance, a busy core), which the alpha-beta model does not have; where the points are oversubscribed, time-sharing of the cores dominates it.");
         }
 
         var judged = fair.Count > 0 ? fair : stepErrors;

@@ -7,7 +7,9 @@ namespace MpiPipeline.Scaling;
 /// One training run of a sweep, reduced to what scaling needs. Times are seconds per training step.
 /// <see cref="StepSeconds"/> is the steady-state step time: rank 0's wall clock from the end of the warm-up steps to
 /// the end of the last step, divided by the timed steps (from the loss curve, recorded after every step). The
-/// breakdown (compute, communication, other) averages every step over the ranks, from the run's totals.
+/// breakdown (compute, communication, other) is on the same basis: rank 0's own counters over the same timed steps
+/// (the curve records them cumulatively), so compute + communication never exceed the step; a results file without
+/// them (older) falls back to the totals, every step averaged over the ranks.
 /// </summary>
 /// <param name="ComputeSeconds">Inside the bridge: forward, backward, optimizer step.</param>
 /// <param name="CommunicationSeconds">Inside the gradient (or model) Allreduce, waiting for the slowest rank included.</param>
@@ -63,6 +65,16 @@ internal sealed record ScalingRun(
             throw new InputException($"{source}: the loss curve's wall clock does not advance over the timed steps");
         }
 
+        var (start, end) = (curve[warmup - 1], curve[^1]);
+        var (compute, communication, other) = end.ComputeSeconds > 0
+            ? ((end.ComputeSeconds - start.ComputeSeconds) / timed, (end.CommunicationSeconds - start.CommunicationSeconds) / timed, 0.0)
+            : (totals.ComputeSeconds / steps, totals.CommunicationSeconds / steps,
+                (totals.StepSeconds - totals.ComputeSeconds - totals.CommunicationSeconds) / steps);
+        if (end.ComputeSeconds > 0)
+        {
+            other = stepSeconds - compute - communication;
+        }
+
         var batch = int.Parse(result.Options["batch"], System.Globalization.CultureInfo.InvariantCulture);
         var threads = result.Options.TryGetValue("threadsPerRank", out var t) && int.TryParse(t, out var parsed) ? parsed : 1;
         var rounds = totals.CommunicationRounds;
@@ -74,9 +86,9 @@ internal sealed record ScalingRun(
             Steps: steps,
             TimedSteps: timed,
             StepSeconds: stepSeconds,
-            ComputeSeconds: totals.ComputeSeconds / steps,
-            CommunicationSeconds: totals.CommunicationSeconds / steps,
-            OtherSeconds: Math.Max(0, totals.StepSeconds - totals.ComputeSeconds - totals.CommunicationSeconds) / steps,
+            ComputeSeconds: compute,
+            CommunicationSeconds: communication,
+            OtherSeconds: Math.Max(0, other),
             CommunicationRounds: rounds,
             PayloadBytes: rounds > 0 ? totals.AllreducePayloadBytesPerRank / rounds : 0,
             ThreadsPerRank: threads,

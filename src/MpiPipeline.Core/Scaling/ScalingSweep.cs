@@ -189,6 +189,13 @@ internal static class ScalingSweep
                 args.AddRange([TrainFlags.Tau, I(o.Tau)]);
             }
 
+            // The performance model's step is compute + one Allreduce after it: its communication term is validated
+            // against runs whose exchange is not overlapped with backward.
+            if (AlgorithmRegistry.OwnersOf(TrainFlags.NoOverlap).Contains(o.Algorithm) && !o.TrainArguments.Contains(TrainFlags.NoOverlap))
+            {
+                args.Add(TrainFlags.NoOverlap);
+            }
+
             if (!o.TrainArguments.Any(a => a.Split('=')[0] == TrainFlags.TestSamples))
             {
                 args.AddRange([TrainFlags.TestSamples, "500"]);

@@ -30,7 +30,10 @@ internal sealed record EpochRecord(
 
 /// <summary>A point of the training-loss curve: after <see cref="Step"/> steps, <see cref="CommunicationRounds"/>
 /// rounds and <see cref="WallSeconds"/> since the start, the mean training loss was <see cref="Loss"/>.</summary>
-internal sealed record LossPoint(long Step, long CommunicationRounds, double WallSeconds, double Loss);
+/// <param name="ComputeSeconds">Rank 0's own compute time so far (cumulative, as <see cref="WallSeconds"/>), so that a
+/// stretch of steps has its compute on the same basis as its wall time.</param>
+/// <param name="CommunicationSeconds">Rank 0's own communication time so far (cumulative).</param>
+internal sealed record LossPoint(long Step, long CommunicationRounds, double WallSeconds, double Loss, double ComputeSeconds = 0, double CommunicationSeconds = 0);
 
 /// <summary>Totals over a whole run; times are per rank, averaged over the ranks.</summary>
 /// <param name="Steps">Optimizer steps of one worker.</param>

@@ -72,6 +72,9 @@ internal interface ITrainingEngine : IDisposable
 
     EpochCounters EpochCounters();
 
+    /// <summary>This rank's compute and communication seconds so far (as its epoch counters count them, no collective call).</summary>
+    (double Compute, double Communication) OwnSeconds();
+
     /// <summary>max over parameters of (max - min over replicas): 0 when replicas are identical.</summary>
     double ReplicaSpread();
 

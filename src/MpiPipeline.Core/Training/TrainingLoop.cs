@@ -97,7 +97,8 @@ internal static class TrainingLoop
                 if (((t + 1) % options.CurveEvery == 0 || t + 1 == totalSteps) && curveCount > 0)
                 {
                     var mean = engine.CurveMean(curveLoss, curveCount);
-                    curve.Add(new LossPoint(t + 1, engine.CommunicationRounds, wall.Elapsed.TotalSeconds, mean));
+                    var (compute, communication) = engine.OwnSeconds();
+                    curve.Add(new LossPoint(t + 1, engine.CommunicationRounds, wall.Elapsed.TotalSeconds, mean, compute, communication));
                     lastCurveLoss = (float)mean;
                     curveLoss = 0;
                     curveCount = 0;

@@ -97,4 +97,22 @@ public sealed class ScalingMathTests
         Assert.That(Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(diverged, ScalingMode.Strong, 1, 2, false, "r.json"))!.Message,
             Does.StartWith("r.json: the run diverged at step 4 (loss NaN)").And.Contain("smaller --lr"));
     }
+
+    [Test]
+    public void BreakdownIsOverTheTimedStepsWhenTheCurveRecordsIt()
+    {
+        // Cumulative rank-0 compute and communication at the end of each step: the first step is slow (warm-up).
+        double[] wall = [1.0, 1.5, 1.6, 1.7, 1.8, 1.9];
+        double[] compute = [0.6, 0.64, 0.68, 0.72, 0.76, 0.80];
+        double[] communication = [0.2, 0.21, 0.22, 0.23, 0.24, 0.25];
+        var result = new RunResult("psgd", "mlp", 2, new Dictionary<string, string> { ["batch"] = "64" }, [],
+            new RunTotals(Steps: 6, Samples: 384, CommunicationRounds: 6, AllreducePayloadBytesPerRank: 6000, BytesSentPerRank: 6000, MpiPayloadBytesPerRank: 6000,
+                ComputeSeconds: 0.8, CommunicationSeconds: 0.25, DataSeconds: 0.01, EvaluationSeconds: 0.05, StepSeconds: 1.9, LoopOverheadSeconds: 0.85),
+            0.5, 2.5, [.. wall.Select((w, i) => new LossPoint(i + 1, i + 1, w, 1.0, compute[i], communication[i]))], []);
+        var run = ScalingRun.FromResult(result, ScalingMode.Strong, 1, warmupSteps: 2, oversubscribed: false, "r.json");
+        Assert.That(run.StepSeconds, Is.EqualTo(0.1).Within(1e-12));
+        Assert.That(run.ComputeSeconds, Is.EqualTo(0.04).Within(1e-12), "(0.80 - 0.64) / 4, not the totals' 0.8 / 6 with the warm-up in it");
+        Assert.That(run.CommunicationSeconds, Is.EqualTo(0.01).Within(1e-12));
+        Assert.That(run.OtherSeconds, Is.EqualTo(0.05).Within(1e-12), "step - compute - communication on the same basis");
+    }
 }
