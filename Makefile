@@ -24,7 +24,7 @@ TEST_SUITES    :=
 
 help:
 	@echo "make run    - install what is missing, build, run the default job on $(RANKS) ranks (MPICH)"
-	@echo "make test   - install what is missing, build, run every test; last line: 'N passed, N failed'"
+	@echo "make test   - install what is missing, build, run every test; last lines: 'N skipped or not run: ...', 'N passed, N failed'"
 	@echo "make bench  - benchmarks against their limits; tables in bench/results/"
 	@echo "make compare - PSGD vs local SGD vs RI-SGD on $(RANKS) ranks; table and plots in bench/results/"
 	@echo "make deps   - only install the missing Debian packages"
@@ -65,19 +65,21 @@ compare: build
 	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) compare --model cnn --epochs $(COMPARE_EPOCHS) --out bench/results
 
 # Every test project, with TRX results, then the suites fragments add to TEST_SUITES (scripts called with the results
-# directory that write NAME.counts, e.g. the Slurm smoke tests); .ci/summarize-tests prints the closing
-# 'N passed, N failed' line over all of them.
+# directory that write their NAME.counts, NAME being the script's name without .sh, e.g. the Slurm smoke tests);
+# .ci/summarize-tests prints the closing lines over all of them, told which ran and how each exited, so that a
+# crashed test host or suite counts as failed: '... skipped or not run: ...', then 'N passed, N failed'.
 TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests
+TEST_SUITES   += .ci/summarize-tests-test.sh
 TEST_RESULTS  := $(REPO)/build/test-results
 test: build
-	@rm -rf $(TEST_RESULTS); mkdir -p $(TEST_RESULTS); status=0; \
+	@rm -rf $(TEST_RESULTS); mkdir -p $(TEST_RESULTS); runs=(); \
 	for p in $(TEST_PROJECTS); do \
 	    $(DOTNET) test $$p -c $(CONFIG) --no-build -nologo --blame-hang-timeout 10m \
 	        --logger "trx;LogFileName=$$(basename $$p).trx" --logger "console;verbosity=normal" \
-	        --results-directory $(TEST_RESULTS) || status=1; \
+	        --results-directory $(TEST_RESULTS); runs+=("$$(basename $$p):$$?"); \
 	done; \
-	for suite in $(TEST_SUITES); do bash $$suite $(TEST_RESULTS) || status=1; done; \
-	bash .ci/summarize-tests $(TEST_RESULTS) && exit $$status
+	for suite in $(TEST_SUITES); do bash $$suite $(TEST_RESULTS); runs+=("$$(basename $$suite .sh):$$?"); done; \
+	bash .ci/summarize-tests $(TEST_RESULTS) "$${runs[@]}"
 
 bench: build $(BENCH_TARGETS)
 

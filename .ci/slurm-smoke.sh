@@ -2,13 +2,13 @@
 # The Slurm smoke tests of `make test`: start a real one-node Slurm (munged, slurmctld, slurmd; .ci/slurm/), submit
 # every slurm/*.sbatch in SMOKE mode under the configurations below, check that each job completes and that its
 # output holds the expected result lines, stop Slurm (in a trap), and write "N passed, N failed" to
-# RESULTS_DIR/slurm.counts, which .ci/summarize-tests adds to the closing line.
+# RESULTS_DIR/slurm-smoke.counts, which .ci/summarize-tests adds to the closing lines.
 #
 #   .ci/slurm-smoke.sh RESULTS_DIR        (as root; `make slurm-smoke` installs the packages and builds first)
 #
-# Starting Slurm needs root. Not root: re-run through passwordless sudo when there is one; otherwise say so
-# clearly and count nothing (the closing line then has no Slurm tests in it, and this prints why). Slurm that does
-# not start, a missing package, a job that fails, times out or lacks its lines: each counts as a failure.
+# Starting Slurm needs root. Not root: re-run through passwordless sudo when there is one. Where Slurm cannot run
+# (neither root nor sudo, the Slurm packages missing) every job is counted as skipped, with the reason, in the
+# closing lines. Slurm that does not start, a job that fails, times out or lacks its lines: each counts as a failure.
 # Environment: SLURM_SMOKE_JOB_TIMEOUT (s per job, default 300), SLURM_SMOKE_KEEP=1 keeps the Slurm scratch dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,33 +16,57 @@ repo=$PWD
 results=${1:?usage: .ci/slurm-smoke.sh RESULTS_DIR}
 mkdir -p "$results"
 results=$(cd "$results" && pwd)
-counts=$results/slurm.counts
+counts=$results/slurm-smoke.counts
 jobs_dir=$results/slurm
 job_timeout=${SLURM_SMOKE_JOB_TIMEOUT:-300}
+
+# ---- the configurations: NAME | sbatch script | sbatch arguments | expected outcome | lines the output must hold ----
+# Every slurm/*.sbatch needs at least one, so a new script cannot go untested. Flavours covered: MPICH with
+# srun --mpi=pmi2, Open MPI with srun --mpi=pmix, MPICH's mpiexec inside the allocation, and a job that must fail.
+# Algorithms: psgd, local-sgd and a 2-stage pipeline (point-to-point between the stages instead of an Allreduce; the
+# README advertises `train.sbatch --algo pipeline`, so it is submitted the way the README writes it).
+# "ok" jobs must COMPLETE; "fail" jobs must end FAILED with a non-zero exit code, quickly, saying why.
+configs=(
+    "train-mpich-srun-pmi2|train.sbatch|-p gpu -N 1 -n 2 --gpus-per-node=2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |^LAUNCH launcher=srun mpi=mpich srun_mpi=pmi2 |gpus_on_node=2"
+    "train-openmpi-srun-pmix|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=openmpi steps=10 |^LAUNCH launcher=srun mpi=openmpi srun_mpi=pmix mpiexec=mpirun.openmpi mpi_lib=libmpi.so.40 "
+    "train-mpich-mpiexec-local-sgd|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=mpiexec|ok|^RESULT train ok algo=local-sgd ranks=2 device=cpu launcher=mpiexec mpi=mpich steps=10 "
+    "train-mpich-srun-pipeline|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=pipeline ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |S = 2 stages x D = 1 replicas|^pipeline: 1f1b, M = 4 micro-batches "
+    "train-bad-batch-fails|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|fail|must be divisible by the 2 workers|^RESULT train failed "
+    "pprs-openmpi-srun-pmix|pprs.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT pprs ok problem=nonsmooth delta=20 ranks=2 launcher=srun mpi=openmpi runs=4 "
+    "scaling-mpich-srun|scaling.sbatch|-N 1 -n 2 -t 8 --export=ALL,SMOKE=1,MPI=mpich|ok|^RESULT scaling ok |^RESULT scaling point mode=strong ranks=1 |^RESULT scaling point mode=strong ranks=2 |^RESULT scaling point mode=weak ranks=2 |^RESULT scaling model Allreduce alpha "
+)
+# Extra arguments for the script itself (after the script name), and extra environment (reaching the job through
+# --export=ALL), per configuration.
+declare -A script_args=(["train-bad-batch-fails"]="--batch 63"
+                         ["train-mpich-srun-pipeline"]="--algo pipeline --stages 2 --micro-batches 4")
+declare -A job_env=(["train-mpich-mpiexec-local-sgd"]="TRAIN_ARGS=--algo local-sgd --tau 2")
+
+# Where Slurm cannot run here, every job is reported as skipped, with the reason, in the closing lines.
+skip_all() {
+    echo "slurm smoke: NOT RUN - $1"
+    printf '0 passed, 0 failed, %d skipped\nskipped: all %d slurm smoke jobs (%s)\n' \
+        "${#configs[@]}" "${#configs[@]}" "$1" > "$counts"
+    exit 0
+}
 
 if [ "$(id -u)" != 0 ]; then
     if sudo -n true 2>/dev/null; then
         echo "slurm smoke: not root; re-running through sudo"
         exec sudo -n --preserve-env=PATH,DOTNET_ROOT,HOME bash "$repo/.ci/slurm-smoke.sh" "$results"
     fi
-    echo "slurm smoke: NOT RUN - starting a test Slurm needs root or passwordless sudo, and this is $(id -un) without" \
-         "either. The Slurm smoke tests are not counted in the closing line. Run 'sudo make slurm-smoke' to run them."
-    rm -f "$counts"
-    exit 0
+    skip_all "a test Slurm needs root, and $(id -un) is not root and has no passwordless sudo; 'sudo make slurm-smoke' runs it"
 fi
+
+for tool in munged slurmctld slurmd sbatch srun scontrol; do
+    command -v "$tool" >/dev/null ||
+        skip_all "Slurm is not installed, $tool is missing; make slurm-deps installs slurmctld slurmd slurm-client munge"
+done
 
 passed=0; failed=0
 write_counts() { echo "$passed passed, $failed failed" > "$counts"; }
 pass() { passed=$((passed + 1)); echo "slurm smoke: PASS $1"; write_counts; }
 fail() { failed=$((failed + 1)); echo "slurm smoke: FAIL $1"; write_counts; }
 write_counts
-
-for tool in munged slurmctld slurmd sbatch srun scontrol; do
-    if ! command -v "$tool" >/dev/null; then
-        fail "Slurm is not installed ($tool missing): make slurm-deps installs slurmctld slurmd slurm-client munge"
-        exit 1
-    fi
-done
 
 # ---- a throw-away cluster: its own scratch dir and free ports, so it cannot meet another Slurm on this machine ----
 export SLURM_BASE
@@ -84,28 +108,7 @@ if ! .ci/slurm/slurm-start.sh > "$results/slurm-start.log" 2>&1; then
 fi
 echo "slurm smoke: $(tail -n 1 "$results/slurm-start.log")"
 
-# ---- the configurations: NAME | sbatch script | sbatch arguments | expected outcome | lines the output must hold ----
-# Every slurm/*.sbatch needs at least one, so a new script cannot go untested. Flavours covered: MPICH with
-# srun --mpi=pmi2, Open MPI with srun --mpi=pmix, MPICH's mpiexec inside the allocation, and a job that must fail.
-# Algorithms: psgd, local-sgd and a 2-stage pipeline (point-to-point between the stages instead of an Allreduce; the
-# README advertises `train.sbatch --algo pipeline`, so it is submitted the way the README writes it).
-# "ok" jobs must COMPLETE; "fail" jobs must end FAILED with a non-zero exit code, quickly, saying why.
 mkdir -p "$jobs_dir"
-configs=(
-    "train-mpich-srun-pmi2|train.sbatch|-p gpu -N 1 -n 2 --gpus-per-node=2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |^LAUNCH launcher=srun mpi=mpich srun_mpi=pmi2 |gpus_on_node=2"
-    "train-openmpi-srun-pmix|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT train ok algo=psgd ranks=2 device=cpu launcher=srun mpi=openmpi steps=10 |^LAUNCH launcher=srun mpi=openmpi srun_mpi=pmix mpiexec=mpirun.openmpi mpi_lib=libmpi.so.40 "
-    "train-mpich-mpiexec-local-sgd|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=mpiexec|ok|^RESULT train ok algo=local-sgd ranks=2 device=cpu launcher=mpiexec mpi=mpich steps=10 "
-    "train-mpich-srun-pipeline|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|ok|^RESULT train ok algo=pipeline ranks=2 device=cpu launcher=srun mpi=mpich steps=10 |S = 2 stages x D = 1 replicas|^pipeline: 1f1b, M = 4 micro-batches "
-    "train-bad-batch-fails|train.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=mpich,LAUNCHER=srun|fail|must be divisible by the 2 workers|^RESULT train failed "
-    "pprs-openmpi-srun-pmix|pprs.sbatch|-N 1 -n 2 -t 5 --export=ALL,SMOKE=1,MPI=openmpi,LAUNCHER=srun|ok|^RESULT pprs ok problem=nonsmooth delta=20 ranks=2 launcher=srun mpi=openmpi runs=4 "
-    "scaling-mpich-srun|scaling.sbatch|-N 1 -n 2 -t 8 --export=ALL,SMOKE=1,MPI=mpich|ok|^RESULT scaling ok |^RESULT scaling point mode=strong ranks=1 |^RESULT scaling point mode=strong ranks=2 |^RESULT scaling point mode=weak ranks=2 |^RESULT scaling model Allreduce alpha "
-)
-# Extra arguments for the script itself (after the script name), and extra environment (reaching the job through
-# --export=ALL), per configuration.
-declare -A script_args=(["train-bad-batch-fails"]="--batch 63"
-                         ["train-mpich-srun-pipeline"]="--algo pipeline --stages 2 --micro-batches 4")
-declare -A job_env=(["train-mpich-mpiexec-local-sgd"]="TRAIN_ARGS=--algo local-sgd --tau 2")
-
 declare -A covered=()
 for config in "${configs[@]}"; do
     IFS='|' read -r _ script _ <<<"$config"
