@@ -106,11 +106,11 @@ check non-zero-exit-but-no-failure 1 'failed: Unit: exited 134 although its resu
 0 skipped or not run
 1 passed, 1 failed' -- Unit:134
 
-d=$(case_dir suites)          # a suite that ran (one failure) and one that could not run
+d=$(case_dir suites)          # a suite that ran (one failure, two skipped unnamed) and one that could not run
 trx "$d/Unit.trx" 1 1 0 "" Passed:A
-printf '2 passed, 1 failed\n' > "$d/smoke.counts"
+printf '2 passed, 1 failed, 2 skipped\n' > "$d/smoke.counts"
 printf '0 passed, 0 failed, 7 skipped\nskipped: all 7 slurm smoke jobs (not root)\n' > "$d/slurm-smoke.counts"
-check suites 1 '7 skipped or not run: all 7 slurm smoke jobs (not root)
+check suites 1 '9 skipped or not run: smoke: 2 tests, all 7 slurm smoke jobs (not root)
 3 passed, 1 failed' -- Unit:0 smoke:1 slurm-smoke:0
 
 d=$(case_dir suite-died)      # a suite whose counts file is not what the protocol says
