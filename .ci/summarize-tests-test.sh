@@ -110,7 +110,7 @@ d=$(case_dir suites)          # a suite that ran (one failure, two skipped unnam
 trx "$d/Unit.trx" 1 1 0 "" Passed:A
 printf '2 passed, 1 failed, 2 skipped\n' > "$d/smoke.counts"
 printf '0 passed, 0 failed, 7 skipped\nskipped: all 7 slurm smoke jobs (not root)\n' > "$d/slurm-smoke.counts"
-check suites 1 '9 skipped or not run: smoke: 2 tests, all 7 slurm smoke jobs (not root)
+check suites 1 '9 skipped or not run: all 7 slurm smoke jobs (not root), smoke: 2 tests
 3 passed, 1 failed' -- Unit:0 smoke:1 slurm-smoke:0
 
 d=$(case_dir suite-died)      # a suite whose counts file is not what the protocol says
