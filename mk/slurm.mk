@@ -5,7 +5,8 @@ SLURM_DEB_PACKAGES := slurmctld slurmd slurm-client munge
 TEST_SUITES        += .ci/slurm-smoke.sh
 
 .PHONY: slurm-deps slurm-smoke
-# A failed install does not stop `make test`: the smoke suite then reports its jobs as skipped, with the reason, on the line before the closing one.
+# A failed install does not stop `make test`: the smoke suite then reports its jobs as skipped, with the reason,
+# on the line before the closing one.
 slurm-deps:
 	-$(call install-missing,slurm-deps,$(SLURM_DEB_PACKAGES))
 
