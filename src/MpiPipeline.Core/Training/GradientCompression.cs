@@ -1,5 +1,6 @@
 using System.Globalization;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 
 namespace MpiPipeline.Training;
 
@@ -25,8 +26,11 @@ internal static class GradientCompression
         }
 
         var c = compressed.Counters;
+        var alternative = compressed.Compressor is ILevelCodeComparison levels
+            ? string.Create(CultureInfo.InvariantCulture, $"; per-coordinate Elias-gamma levels would take {8.0 * (levels.PerCoordinateCodeBytes + (c.Rounds * sizeof(int))) / c.Coordinates:F3}")
+            : "";
         return [string.Create(CultureInfo.InvariantCulture,
             $"gradients compressed with {compressed.Compressor.Spec}: {c.CompressionRatio:F1}x fewer bytes than fp32, {c.BitsPerCoordinate:F3} bits per coordinate " +
-            $"({(double)c.PayloadBytes / c.Rounds:F0} bytes handed to MPI per step, this rank; Allgatherv of the payloads, whole buffer after backward)")];
+            $"({(double)c.PayloadBytes / c.Rounds:F0} bytes handed to MPI per step, this rank; Allgatherv of the payloads, whole buffer after backward{alternative})")];
     }
 }

@@ -16,7 +16,7 @@ namespace MpiPipeline.Exchange.Compression;
 /// run with alpha = beta = 1 diverged within 33 steps). The defaults take alpha = beta = min(1, sqrt(1/(2 gamma))),
 /// so lambda = 1/2: 0.30 at s = 4, d = 512, and 1 (plain error feedback) once s is large.
 /// </summary>
-public sealed class EcqCompressor : IGradientCompressor
+public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
 {
     public const string Usage = "ecq:S[,d,alpha,beta]";
 
@@ -68,6 +68,8 @@ public sealed class EcqCompressor : IGradientCompressor
 
     public BucketQuantizer Quantizer { get; }
 
+    public long PerCoordinateCodeBytes { get; private set; }
+
     public float Alpha { get; }
 
     public float Beta { get; }
@@ -101,6 +103,7 @@ public sealed class EcqCompressor : IGradientCompressor
             error[i] = (Beta * error[i]) + (gradient[i] - quantized[i]);       // h <- beta h + (g - g~)
         }
 
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
         return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
     }
 

