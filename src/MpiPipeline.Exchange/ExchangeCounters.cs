@@ -13,6 +13,15 @@ public sealed class ExchangeCounters
     /// <summary>Bytes this rank handed to MPI in training rounds.</summary>
     public long PayloadBytes { get; internal set; }
 
+    /// <summary>Coordinates averaged in training rounds (fp32 values a dense exchange would have sent).</summary>
+    public long Coordinates { get; internal set; }
+
+    /// <summary>fp32 bytes over the bytes handed to MPI: 1 for a dense fp32 exchange.</summary>
+    public double CompressionRatio => PayloadBytes > 0 ? (double)Coordinates * sizeof(float) / PayloadBytes : 0;
+
+    /// <summary>Bits handed to MPI per coordinate averaged: 32 for a dense fp32 exchange.</summary>
+    public double BitsPerCoordinate => Coordinates > 0 ? 8.0 * PayloadBytes / Coordinates : 0;
+
     /// <summary>2(n-1)/n * payload per round: the bytes a ring Allreduce sends per rank.</summary>
     public double EstimatedRingBytes { get; internal set; }
 
@@ -40,7 +49,19 @@ public sealed class ExchangeCounters
     {
         Rounds++;
         PayloadBytes += payloadBytes;
+        Coordinates += payloadBytes / sizeof(float);
         EstimatedRingBytes += 2.0 * (ranks - 1) / ranks * payloadBytes;
+        Seconds += seconds;
+    }
+
+    /// <summary>A compressed round: <paramref name="payloadBytes"/> handed to MPI for <paramref name="coordinates"/> values;
+    /// a ring Allgather passes each rank's payload on n - 1 times, so a rank sends about (n - 1) payloads.</summary>
+    internal void AddCompressedRound(long payloadBytes, long coordinates, int ranks, double seconds)
+    {
+        Rounds++;
+        PayloadBytes += payloadBytes;
+        Coordinates += coordinates;
+        EstimatedRingBytes += (double)(ranks - 1) * payloadBytes;
         Seconds += seconds;
     }
 }

@@ -3,6 +3,7 @@ using MpiPipeline.Data;
 using MpiPipeline.DataParallel;
 using MpiPipeline.Engines;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Pipeline;
 using MpiPipeline.Training;
 
@@ -60,6 +61,20 @@ internal static class TrainOptionTable
             o => o.NoOverlap, (o, v) => o with { NoOverlap = v });
         t.Add(TrainFlags.BucketMegabytes, $"{Owners(TrainFlags.BucketMegabytes)}: gradient bucket size of the overlapped Allreduce, in MB (default {BucketPlan.DefaultMegabytes}, as DDP).",
             o => o.BucketMegabytes, (o, v) => o with { BucketMegabytes = v });
+        t.Add(TrainFlags.Compress, $"{Owners(TrainFlags.Compress)}: gradients on the wire: {CompressorRegistry.Help}; whole buffer after backward (no overlap), Allgatherv of the payloads.",
+            o => o.Compress, (o, v) => o with { Compress = v })
+            .Validators.Add(result =>
+            {
+                // A usage error at parsing (exit 2), like an unknown --exchange, not a failed run.
+                try
+                {
+                    CompressorRegistry.Validate(result.GetValueOrDefault<string>() ?? CompressorRegistry.None);
+                }
+                catch (InputException e)
+                {
+                    result.AddError(e.Message);
+                }
+            });
         t.Choice(TrainFlags.OnNonFinite, "What a step with a non-finite loss or gradient norm does: stop (the run, on every rank: exit status 4, results marked diverged) " +
             $"| skip-step (its update dropped on every rank and counted; after {TrainFlags.MaxSkippedSteps} such steps the next one stops the run).",
             [("stop", NonFinitePolicy.Stop), ("skip-step", NonFinitePolicy.SkipStep)], o => o.OnNonFinite, (o, v) => o with { OnNonFinite = v });

@@ -18,7 +18,7 @@ internal sealed class Psgd : IDataParallelAlgorithm
 {
     public static AlgorithmRegistration Registration { get; } = new(
         "psgd", "parallel SGD: the workers' gradients averaged every step (Allreduce in buckets overlapped with backward)",
-        [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.TraceOption],
+        [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.CompressOption, DataParallelEngine.TraceOption],
         context => new DataParallelEngine(context, new Psgd()))
     {
         Validate = (options, workers) => options.RequireBatchDivisibleBy(workers),

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MpiPipeline.Data;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
@@ -46,6 +47,10 @@ internal sealed class Worker : IDisposable
         {
             Overlapped = GradientOverlap.Attach(options, Stage, world, wait);
             Exchange = Overlapped;
+        }
+        else if (averagesGradients && CompressorRegistry.Create(options.Compress, new CompressorContext(options.Seed, Id)) is { } compressor)
+        {
+            Exchange = new CompressedExchange(world, wait, compressor);
         }
         else
         {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
 using MpiPipeline.DataParallel;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;
@@ -26,6 +27,9 @@ internal sealed class DataParallelEngine : ITrainingEngine
         new(TrainFlags.NoOverlap, o => o.NoOverlap),
         new(TrainFlags.BucketMegabytes, o => o.BucketMegabytes is not null),
     ];
+
+    /// <summary>--compress: PSGD's gradients only (local SGD and RI-SGD average models, which stay exact).</summary>
+    public static AlgorithmOption CompressOption { get; } = new(TrainFlags.Compress, o => !CompressorRegistry.IsNone(o.Compress));
 
     /// <summary>--trace: forward + backward, each gradient bucket's Allreduce and the optimizer step, one row per rank.</summary>
     public static AlgorithmOption TraceOption { get; } = new(TrainFlags.Trace, o => o.TracePath is not null);
@@ -60,7 +64,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options)];
+    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options), .. GradientCompression.Notes(worker.Exchange)];
 
     public bool Stopped => algorithm.Stopped;
 
@@ -155,7 +159,11 @@ internal sealed class DataParallelEngine : ITrainingEngine
         }
     }
 
-    public void DescribeOptions(IDictionary<string, string> options) => GradientOverlap.Describe(options, worker.Overlapped, context.Options);
+    public void DescribeOptions(IDictionary<string, string> options)
+    {
+        GradientOverlap.Describe(options, worker.Overlapped, context.Options);
+        GradientCompression.Describe(options, worker.Exchange);
+    }
 
     public void Finish()
     {

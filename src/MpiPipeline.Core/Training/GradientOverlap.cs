@@ -1,5 +1,6 @@
 using System.Globalization;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Mpi;
 using MpiPipeline.Torch;
 
@@ -15,7 +16,8 @@ internal static class GradientOverlap
 {
     /// <summary>Owned by the algorithms that average gradients.</summary>
     public static bool Applies(TrainOptions options, Stage stage, Communicator group) =>
-        !options.NoOverlap && group.Size > 1 && !stage.IsCuda && options.Exchange == AllreduceExchange.ExchangeName;
+        !options.NoOverlap && group.Size > 1 && !stage.IsCuda && options.Exchange == AllreduceExchange.ExchangeName
+        && CompressorRegistry.IsNone(options.Compress);
 
     /// <summary><c>MPIPIPE_OVERLAP_PROGRESS=callbacks</c> turns the progress thread off (to measure what it brings).</summary>
     public const string ProgressVariable = "MPIPIPE_OVERLAP_PROGRESS";

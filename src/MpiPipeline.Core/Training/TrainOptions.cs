@@ -1,6 +1,7 @@
 using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Pipeline;
 
 namespace MpiPipeline.Training;
@@ -41,7 +42,7 @@ internal static class TrainFlags
         TestSamples = "--test-samples", MaxSteps = "--max-steps", CurveEvery = "--curve-every";
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
-    public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb";
+    public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag;
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
     public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
 
@@ -121,6 +122,9 @@ internal sealed record TrainOptions
 
     /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
     public string Exchange { get; init; } = ExchangeRegistry.Default;
+
+    /// <summary>--compress: how gradients are compressed on the wire (<see cref="CompressorRegistry"/>); none: dense fp32.</summary>
+    public string Compress { get; init; } = CompressorRegistry.None;
 
     /// <summary>--no-overlap: one whole-buffer Allreduce after backward instead of buckets overlapped with it.</summary>
     public bool NoOverlap { get; init; }
@@ -234,6 +238,7 @@ internal sealed record TrainOptions
         }
 
         ExchangeRegistry.Find(Exchange);
+        CompressorRegistry.Validate(Compress);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
         DataSetRegistry.Find(DataSet);
     }

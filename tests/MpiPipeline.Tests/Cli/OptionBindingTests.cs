@@ -101,6 +101,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { TracePath = "t.json" }, "--trace", "t.json");
         yield return Case("train", Train with { NoOverlap = true }, "--no-overlap");
         yield return Case("train", Train with { BucketMegabytes = 0.5 }, "--bucket-mb", "0.5");
+        yield return Case("train", Train with { Compress = "ecq:4,256,0.5,0.5" }, "--compress", "ecq:4,256,0.5,0.5");
         yield return Case("train", Train with { OutputPath = "r.json" }, "--output", "r.json");
         yield return Case("train", Train with { ParametersPath = "p.bin" }, "--save-parameters", "p.bin");
         yield return Case("train", Train with { FirstGradientsPath = "g.bin" }, "--save-first-gradients", "g.bin");

@@ -1,0 +1,28 @@
+namespace MpiPipeline.Exchange.Compression;
+
+/// <summary>Who is compressing: the run's seed and this rank, which with the step seed any stochastic rounding.</summary>
+public readonly record struct CompressorContext(long Seed, int Rank);
+
+/// <summary>
+/// One rank's gradient compressor: it turns this rank's gradient of one step into bytes for the wire, and adds any
+/// rank's bytes, decoded, into a sum. A compressor with error feedback (ECQ, top-k) keeps its residual inside and
+/// updates it in <see cref="Encode"/>; decoding is stateless, so every rank decodes every payload the same way.
+/// </summary>
+public interface IGradientCompressor
+{
+    /// <summary>Its spelling for <c>--compress</c>, with every parameter made explicit (e.g. <c>ecq:4,512,1,1</c>).</summary>
+    string Spec { get; }
+
+    /// <summary>This rank's encoded <paramref name="gradient"/> of <paramref name="step"/>; valid until the next call.</summary>
+    ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step);
+
+    /// <summary>sum += decode(payload): <paramref name="sum"/> has the gradient's length.</summary>
+    void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum);
+}
+
+/// <summary>A quantizing compressor that also sizes the per-coordinate code it did not choose, for the comparison in the report.</summary>
+public interface ILevelCodeComparison
+{
+    /// <summary>Bytes its payloads would have had with per-coordinate Elias-gamma levels (same scales), summed over steps.</summary>
+    long PerCoordinateCodeBytes { get; }
+}

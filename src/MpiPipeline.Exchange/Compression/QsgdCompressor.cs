@@ -1,0 +1,62 @@
+namespace MpiPipeline.Exchange.Compression;
+
+/// <summary>
+/// <c>--compress qsgd:S[,d]</c>: QSGD (Alistarh et al., 2017), each rank's gradient quantized by <see cref="BucketQuantizer"/>
+/// with no error compensation: g~_p = Q_s(g_p), unbiased. ECQ-SGD's ablation (the paper compares against it).
+/// </summary>
+public sealed class QsgdCompressor : IGradientCompressor, ILevelCodeComparison
+{
+    public const string Usage = "qsgd:S[,d]";
+
+    public const int DefaultBucketSize = 512;
+
+    public static CompressorRegistration Registration { get; } = new("qsgd", Usage,
+        $"QSGD: buckets of d (default {DefaultBucketSize}) scaled by their l2 norm, S non-zero levels, stochastic rounding, run-length coded",
+        (arguments, context) =>
+        {
+            var n = CompressorRegistry.Numbers(Usage, arguments, 2);
+            var levels = CompressorRegistry.Whole(Usage, arguments, "S (levels)", n[0], 1, BucketQuantizer.MaxLevels);
+            var bucket = n.Length > 1 ? CompressorRegistry.Whole(Usage, arguments, "d (bucket size)", n[1], 1, 1 << 24) : DefaultBucketSize;
+            return new QsgdCompressor(new BucketQuantizer(levels, bucket), context);
+        });
+
+    private readonly CompressorContext context;
+    private readonly BitWriter writer = new();
+    private float[] scales = [];
+    private int[] levels = [];
+
+    public QsgdCompressor(BucketQuantizer quantizer, CompressorContext context)
+    {
+        Quantizer = quantizer;
+        this.context = context;
+    }
+
+    public BucketQuantizer Quantizer { get; }
+
+    public long PerCoordinateCodeBytes { get; private set; }
+
+    public string Spec => $"qsgd:{Quantizer.Levels},{Quantizer.BucketSize}";
+
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+    {
+        Buffers.Fit(ref scales, Quantizer.BucketCount(gradient.Length));
+        Buffers.Fit(ref levels, gradient.Length);
+        Quantizer.Quantize(gradient, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
+        return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
+    }
+
+    public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);
+}
+
+internal static class Buffers
+{
+    /// <summary>Reallocates <paramref name="array"/> when its length is not <paramref name="length"/> (the gradient's size is fixed in a run).</summary>
+    public static void Fit<T>(ref T[] array, int length)
+    {
+        if (array.Length != length)
+        {
+            array = new T[length];
+        }
+    }
+}

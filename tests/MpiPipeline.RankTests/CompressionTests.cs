@@ -1,0 +1,102 @@
+using System.Text.Json;
+
+namespace MpiPipeline.RankTests;
+
+/// <summary>
+/// --compress under a real mpiexec: every rank decodes the same average (replicas bitwise identical), ECQ with 2^15
+/// levels trains as uncompressed PSGD does within a stated tolerance, the results report the bytes, and bad values are
+/// one usage error from rank 0.
+/// </summary>
+public sealed class CompressionTests : RankFixture
+{
+    private static readonly string[] Small =
+    [
+        "--model", "mlp", "--train-samples", "1536", "--test-samples", "300", "--threads", "1", "--lr", "0.1", "--momentum", "0.9",
+        "--max-steps", "20", "--batch", "64",
+    ];
+
+    private static readonly string[] Psgd = [.. Small, "--algo", "psgd"];
+
+    /// <summary>The MLP 784-256-10: 203,530 parameters.</summary>
+    private const long Coordinates = 203_530;
+
+    /// <summary>
+    /// Relative to the largest parameter, after 20 steps (lr 0.1, momentum 0.9). Q_s with s = 2^15 moves a coordinate
+    /// by up to ||u_b|| / s, the same for small coordinates as for large ones, so it perturbs more than fp16's relative
+    /// rounding: measured 8.1e-3 (n = 2 and 4, both MPIs; fp16: 7.5e-4; s = 2^24: 1.2e-6; s = 4: an order more).
+    /// </summary>
+    private const double FineTolerance = 0.03;
+
+    [TestCaseSource(nameof(FlavorsAndRanks), new object[] { new[] { 2, 4 } })]
+    public void EveryRankDecodesTheSameAverageAndFineEcqMatchesPsgd(MpiFlavor flavor, int ranks)
+    {
+        var dense = Train(flavor, ranks, "dense", [.. Psgd, "--no-overlap"]);
+        var fine = Train(flavor, ranks, "ecq-fine", [.. Psgd, "--compress", "ecq:32768"]);
+        var coarse = Train(flavor, ranks, "qsgd4", [.. Psgd, "--compress", "qsgd:4"]);
+
+        foreach (var run in new[] { fine, coarse })
+        {
+            Assert.That(run.Json.GetProperty("finalReplicaSpread").GetDouble(), Is.EqualTo(0), "every rank holds bitwise the same parameters");
+            Assert.That(run.Json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(20));
+            Assert.That(run.Json.GetProperty("options").GetProperty("overlap").GetString(), Is.EqualTo("false"), "whole buffer after backward");
+        }
+
+        var scale = dense.Parameters.Max(Math.Abs);
+        Assert.That(scale, Is.GreaterThan(0.01), "real parameters");
+        Assert.That(MaxDifference(fine.Parameters, dense.Parameters) / scale, Is.LessThanOrEqualTo(FineTolerance));
+        Assert.That(MaxDifference(coarse.Parameters, dense.Parameters), Is.GreaterThan(3 * MaxDifference(fine.Parameters, dense.Parameters)),
+            "s = 4 perturbs the run more than s = 2^15");
+
+        AssertReported(dense.Json, "none", ratio: r => r == 1, bits: b => b == 32);
+        AssertReported(fine.Json, "ecq:32768,512,1,1", ratio: r => r is > 1 and < 4, bits: b => b is > 8 and < 32);
+        // s = 4 with l2 scaling: most levels 0, under a bit per coordinate with the scales and the size word.
+        AssertReported(coarse.Json, "qsgd:4,512", ratio: r => r > 32, bits: b => b < 1);
+        var options = coarse.Json.GetProperty("options");
+        var bits = double.Parse(options.GetProperty("bitsPerCoordinate").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(coarse.Output, Does.Contain("gradients compressed with qsgd:4,512: "), coarse.Output);
+        TestContext.Out.WriteLine($"{flavor.Name} n={ranks}: qsgd:4 {bits:F3} bits/coordinate, {bits * Coordinates / 8:F0} bytes per step per rank " +
+            $"(fp32: {4 * Coordinates}); ecq:32768 max relative difference to PSGD {MaxDifference(fine.Parameters, dense.Parameters) / scale:E2}");
+    }
+
+    private static void AssertReported(JsonElement json, string spec, Func<double, bool> ratio, Func<double, bool> bits)
+    {
+        var options = json.GetProperty("options");
+        Assert.That(options.GetProperty("compress").GetString(), Is.EqualTo(spec));
+        var r = double.Parse(options.GetProperty("compressionRatio").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        var b = double.Parse(options.GetProperty("bitsPerCoordinate").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(ratio(r), Is.True, $"{spec}: compression ratio {r}");
+        Assert.That(bits(b), Is.True, $"{spec}: bits per coordinate {b}");
+        Assert.That(r * b, Is.EqualTo(32).Within(1e-9), "ratio and bits describe the same bytes");
+    }
+
+    public static IEnumerable<TestCaseData> BadValues()
+    {
+        foreach (var flavor in MpiFlavor.All)
+        {
+            yield return Case(flavor, "ecq:0", ["--algo", "psgd", "--compress", "ecq:0"], "--compress ecq:S[,d,alpha,beta]: S (levels) must be a whole number in [1, 16777216] (got '0')");
+            yield return Case(flavor, "unknown", ["--algo", "psgd", "--compress", "zip:3"], "unknown --compress 'zip:3'; known: none");
+            yield return Case(flavor, "local-sgd", ["--compress", "ecq:4", "--algo", "local-sgd"], "--compress applies to --algo psgd only (got --algo local-sgd)");
+        }
+
+        static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>
+            new TestCaseData(flavor, args, message).SetArgDisplayNames(flavor.Name, name);
+    }
+
+    [TestCaseSource(nameof(BadValues))]
+    public void BadValuesAreOneUsageErrorFromRankZero(MpiFlavor flavor, string[] args, string message)
+    {
+        var output = NewStem("bad") + ".json";
+        var result = MpiLauncher.Launch(flavor, 2, MpiLauncher.Mpipipe, ["train", .. Small, .. args, "--output", output], TimeSpan.FromSeconds(60));
+        AssertStoppedByBadInput(result, TimeSpan.FromSeconds(15), output);
+        Assert.That(MpiLauncher.Count(result.Output, message), Is.EqualTo(1), "reported once: " + result);
+        if (args.Contains("local-sgd"))
+        {
+            Assert.That(MpiLauncher.Count(result.Output, "rank 0: "), Is.EqualTo(1), "reported by rank 0: " + result);
+        }
+        else
+        {
+            // A bad value fails parsing, before any training: a usage error like an unknown --exchange.
+            Assert.That(result.ExitCode, Is.EqualTo(2), "a bad value is a usage error: " + result);
+        }
+    }
+}
