@@ -31,6 +31,8 @@ public sealed class ScalingTests : RankFixture
         Assert.That(md, Does.Contain("## Strong scaling (global batch 64").And.Contain("### Fitted parameters")
             .And.Contain("### Validation against the measured points").And.Contain("### Projections with the fitted parameters"));
         AssertOversubscriptionIsReportedExactly(md, csv, result.Stdout, [1, 2, 4]);
+        // The projections carry the verdict: marked unvalidated exactly when the model missed its bound.
+        Assert.That(md.Contains("(UNVALIDATED)", StringComparison.Ordinal), Is.EqualTo(md.Contains("off by more than 25%", StringComparison.Ordinal)), md);
 
         foreach (var svg in new[] { "scaling-speedup.svg", "scaling-breakdown-strong.svg", "scaling-projection.svg" })
         {

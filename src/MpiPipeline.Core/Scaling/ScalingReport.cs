@@ -238,14 +238,21 @@ internal static class ScalingReport
         }
 
         var judged = fair.Count > 0 ? fair : stepErrors;
-        var verdict = judged.Max() <= 0.25
+        var validated = judged.Max() <= 0.25;
+        var verdict = validated
             ? $"within 25% of the measured step time at every point{(fair.Count > 0 && fair.Count < validation.Count ? " that is not oversubscribed (it has no term for ranks sharing a core, so those points are off by more)" : "")}"
             : "off by more than 25% at some point that is not oversubscribed: trust the projections less";
         md.AppendLine();
         md.AppendLine($"Verdict: the model is {verdict}. Its communication term is the alpha-beta transfer time alone; the waiting measured inside the Allreduce is not in it. The projections below extrapolate from {highest} to {o.ProjectRanks.Max()} ranks and carry at least the error above, plus whatever a network at scale does differently from the one measured here.");
 
         md.AppendLine();
-        md.AppendLine("### Projections with the fitted parameters");
+        md.AppendLine(validated ? "### Projections with the fitted parameters" : "### Projections with the fitted parameters (UNVALIDATED)");
+        if (!validated)
+        {
+            md.AppendLine();
+            md.AppendLine($"**Unvalidated:** the model missed its 25% bound on the measured points above (step error up to {Pct(judged.Max())}), so these numbers are what the formula says, not a prediction to rely on.");
+        }
+
         if (model.Topology == LinkTopology.Shared)
         {
             md.AppendLine();
