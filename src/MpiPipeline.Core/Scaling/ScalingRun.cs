@@ -65,15 +65,13 @@ internal sealed record ScalingRun(
             throw new InputException($"{source}: the loss curve's wall clock does not advance over the timed steps");
         }
 
+        // The breakdown on the step time's basis (rank 0 over the timed steps) where the curve records it; an older
+        // results file only has the totals (every step, averaged over the ranks, other from the step totals).
         var (start, end) = (curve[warmup - 1], curve[^1]);
-        var (compute, communication, other) = end.ComputeSeconds > 0
-            ? ((end.ComputeSeconds - start.ComputeSeconds) / timed, (end.CommunicationSeconds - start.CommunicationSeconds) / timed, 0.0)
-            : (totals.ComputeSeconds / steps, totals.CommunicationSeconds / steps,
-                (totals.StepSeconds - totals.ComputeSeconds - totals.CommunicationSeconds) / steps);
-        if (end.ComputeSeconds > 0)
-        {
-            other = stepSeconds - compute - communication;
-        }
+        var (compute, communication, step) = end.ComputeSeconds > 0
+            ? ((end.ComputeSeconds - start.ComputeSeconds) / timed, (end.CommunicationSeconds - start.CommunicationSeconds) / timed, stepSeconds)
+            : (totals.ComputeSeconds / steps, totals.CommunicationSeconds / steps, totals.StepSeconds / steps);
+        var other = step - compute - communication;
 
         var batch = int.Parse(result.Options["batch"], System.Globalization.CultureInfo.InvariantCulture);
         var threads = result.Options.TryGetValue("threadsPerRank", out var t) && int.TryParse(t, out var parsed) ? parsed : 1;
