@@ -111,9 +111,11 @@ public sealed class CheckpointTests : RankFixture
     {
         yield return new TestCaseData(MpiFlavor.Mpich, "corrupt").SetArgDisplayNames("mpich", "a changed byte");
         yield return new TestCaseData(MpiFlavor.OpenMpi, "foreign").SetArgDisplayNames("openmpi", "another model");
+        yield return new TestCaseData(MpiFlavor.Mpich, "per-worker").SetArgDisplayNames("mpich", "local-sgd at another rank count");
     }
 
-    /// <summary>A corrupt checkpoint, or one of another model: one message from rank 0, every rank exits non-zero.</summary>
+    /// <summary>A corrupt checkpoint, one of another model, or local SGD's per-worker replicas at another rank count:
+    /// one message from rank 0, every rank exits non-zero.</summary>
     [TestCaseSource(nameof(BadCheckpoints))]
     public void CorruptOrForeignCheckpointsAreOneClearError(MpiFlavor flavor, string fault)
     {
@@ -130,6 +132,20 @@ public sealed class CheckpointTests : RankFixture
 
             AssertStoppedByBadInput(damaged, Limit, output);
             Assert.That(MpiLauncher.Count(damaged.Output, $"{corrupt} is corrupt: its SHA-256 checksum does not match its contents"), Is.EqualTo(1), damaged.ToString());
+            return;
+        }
+
+        if (fault == "per-worker")
+        {
+            var local = NewStem("local-sgd");
+            string[] run = [.. Small, "--algo", "local-sgd", "--tau", "2", "--max-steps", "2"];
+            Train(flavor, 2, "local-sgd", [.. run, "--checkpoint", local, "--checkpoint-every", "2"]);
+
+            var elsewhere = MpiLauncher.Launch(flavor, 1, MpiLauncher.Mpipipe, ["train", .. run, "--resume", local, "--output", output], Limit);
+
+            AssertStoppedByBadInput(elsewhere, Limit, output);
+            Assert.That(MpiLauncher.Count(elsewhere.Output, "holds each worker's own --algo local-sgd's replica and optimizer state for 2 workers, " +
+                "which cannot be shared exactly among 1; resume it with 2 ranks (mpiexec -n 2)"), Is.EqualTo(1), elsewhere.ToString());
             return;
         }
 
