@@ -71,6 +71,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int mpp_optimizer_set_lr(OptimizerHandle optimizer, double lr);
     [LibraryImport(Lib)] public static partial int mpp_optimizer_step(OptimizerHandle optimizer);
     [LibraryImport(Lib)] public static partial int mpp_optimizer_destroy(nint optimizer);
+    [LibraryImport(Lib)] public static partial int mpp_optimizer_state_info(OptimizerHandle optimizer, int* tensors, long* stepCount);
+    [LibraryImport(Lib)] public static partial int mpp_optimizer_get_state(OptimizerHandle optimizer, int index, float* values, long count);
+    [LibraryImport(Lib)] public static partial int mpp_optimizer_set_state(OptimizerHandle optimizer, int tensors, float* values, long count, long stepCount);
 
     /// <summary>The dynamic linker, to load the bridge with the reason for a failure (dlerror) at hand.</summary>
     internal static partial class Dl

@@ -1,5 +1,9 @@
 namespace MpiPipeline.Torch;
 
+/// <summary>An optimizer's state: <paramref name="Tensors"/> flat tensors of the parameter count each, back to back in
+/// <paramref name="Values"/>, and its step counter.</summary>
+public sealed record OptimizerState(int Tensors, long StepCount, float[] Values);
+
 /// <summary>
 /// An optimizer on a stage's flat buffers, computed by the bridge with torch ops and torch.optim's formulas: it
 /// reads the device flat gradients and updates the device flat parameters (on CPU those are
@@ -73,6 +77,45 @@ public sealed class Optimizer : IDisposable
         }
 
         TorchException.Check(NativeMethods.mpp_optimizer_step(handle));
+    }
+
+    /// <summary>
+    /// The optimizer's state, for a checkpoint: its flat state tensors back to back (each of the stage's parameter
+    /// count: SGD's momentum buffer once it exists, Adam's exp_avg then exp_avg_sq) and its step counter (Adam's t).
+    /// </summary>
+    public unsafe OptimizerState ExportState()
+    {
+        ObjectDisposedException.ThrowIf(handle.IsClosed, this);
+        var tensors = 0;
+        long steps = 0;
+        TorchException.Check(NativeMethods.mpp_optimizer_state_info(handle, &tensors, &steps));
+        var length = stage.ParameterCount;
+        var values = new float[checked(tensors * length)];
+        fixed (float* v = values)
+        {
+            for (var i = 0; i < tensors; i++)
+            {
+                TorchException.Check(NativeMethods.mpp_optimizer_get_state(handle, i, v + (i * length), length));
+            }
+        }
+
+        return new OptimizerState(tensors, steps, values);
+    }
+
+    /// <summary>Replaces the state with one <see cref="ExportState"/> gave (of an optimizer of the same kind and length).</summary>
+    public unsafe void ImportState(OptimizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ObjectDisposedException.ThrowIf(handle.IsClosed, this);
+        if (state.Values.Length != state.Tensors * stage.ParameterCount)
+        {
+            throw new ArgumentException($"{state.Tensors} state tensor(s) of {stage.ParameterCount} values need {state.Tensors * stage.ParameterCount} values, got {state.Values.Length}");
+        }
+
+        fixed (float* v = state.Values)
+        {
+            TorchException.Check(NativeMethods.mpp_optimizer_set_state(handle, state.Tensors, v, stage.ParameterCount, state.StepCount));
+        }
     }
 
     public void Dispose() => handle.Dispose();

@@ -80,6 +80,14 @@ internal static class TrainOptionTable
             [("stop", NonFinitePolicy.Stop), ("skip-step", NonFinitePolicy.SkipStep)], o => o.OnNonFinite, (o, v) => o with { OnNonFinite = v });
         t.Add(TrainFlags.MaxSkippedSteps, $"With {TrainFlags.OnNonFinite} skip-step: steps skipped at most (default {new TrainOptions().MaxSkippedSteps}).",
             o => o.SkippedStepsLimit, (o, v) => o with { SkippedStepsLimit = v });
+        t.Add(TrainFlags.Checkpoint, "Write checkpoints (model, optimizer state, step, options; see README) to this folder (rank 0), atomically.",
+            o => o.CheckpointDirectory, (o, v) => o with { CheckpointDirectory = v });
+        t.Add(TrainFlags.CheckpointEvery, $"With {TrainFlags.Checkpoint}: a checkpoint every N steps or every epoch ({CheckpointInterval.Usage}; default epoch).",
+            o => o.CheckpointEvery, (o, v) => o with { CheckpointEvery = v });
+        t.Add(TrainFlags.CheckpointKeep, $"With {TrainFlags.Checkpoint}: keep the newest K checkpoints (default {new TrainOptions().EffectiveCheckpointKeep}).",
+            o => o.CheckpointKeep, (o, v) => o with { CheckpointKeep = v });
+        t.Add(TrainFlags.Resume, "Continue from this checkpoint file, or from the newest checkpoint in this folder (same options; data-parallel: any rank count with the same global batch; pipeline: any S x D).",
+            o => o.ResumePath, (o, v) => o with { ResumePath = v });
         t.Add(TrainFlags.Output, "Write the results as JSON to this file (rank 0).", o => o.OutputPath, (o, v) => o with { OutputPath = v });
         t.Add(TrainFlags.SaveParameters, "Write the final flat parameters (float32) to this file (rank 0).", o => o.ParametersPath, (o, v) => o with { ParametersPath = v });
         t.Add(TrainFlags.SaveFirstGradients, "Write the averaged flat gradient (float32) of the first mini-batch, at the initial parameters, to this file " +
@@ -96,6 +104,7 @@ internal static class TrainOptionTable
         Create().Without([
             TrainFlags.Algorithm, .. AlgorithmRegistry.All.SelectMany(a => a.Options).Select(o => o.Flag),
             TrainFlags.Output, TrainFlags.SaveParameters, TrainFlags.SaveFirstGradients,
+            TrainFlags.Checkpoint, TrainFlags.CheckpointEvery, TrainFlags.CheckpointKeep, TrainFlags.Resume,
         ]);
 
     /// <summary>The algorithms owning a flag, for its help ("local-sgd, ri-sgd").</summary>

@@ -23,6 +23,11 @@ internal interface IDataParallelAlgorithm
     /// <summary>True once this worker has left the run (an emulated failure); it then takes part in nothing more.</summary>
     bool Stopped => false;
 
+    /// <summary>A resumed run continues after <paramref name="step"/> steps: the algorithm's own counters follow.</summary>
+    void Resumed(long step, Worker worker)
+    {
+    }
+
     /// <summary>Called once after the last step: leave the replicas identical (a last averaging round if needed).</summary>
     void Finish(Worker worker)
     {

@@ -111,6 +111,9 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
         return loss;
     }
 
+    /// <summary>The replicas are identical after an averaging step (checkpoints hold every worker's replica).</summary>
+    public void Resumed(long step, Worker worker) => ReplicasIdentical = worker.Group.Size == 1 || step % tau == 0;
+
     public void Finish(Worker worker)
     {
         if (!Stopped && !ReplicasIdentical)

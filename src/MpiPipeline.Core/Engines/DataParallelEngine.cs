@@ -2,7 +2,10 @@ using System.Diagnostics;
 using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
 using MpiPipeline.DataParallel;
+using MpiPipeline.Exchange;
 using MpiPipeline.Exchange.Compression;
+using MpiPipeline.Mpi;
+using MpiPipeline.Pipeline;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
 using MpiPipeline.Training;
@@ -158,6 +161,114 @@ internal sealed class DataParallelEngine : ITrainingEngine
             TrainingLoop.WriteParameters(path, worker.Stage.Parameters);
         }
     }
+
+    /// <summary>
+    /// The model (rank 0's replica) per layer; with an algorithm whose workers hold their own replicas between
+    /// averagings (local SGD, RI-SGD: their momentum buffers are never averaged) every worker's parameters and optimizer
+    /// state; with an error-feedback compressor (ECQ) every worker's residual.
+    /// </summary>
+    public Checkpoint? Capture(CheckpointHeader header)
+    {
+        var world = context.World;
+        var root = world.Rank == 0;
+        var stage = worker.Stage;
+        stage.PullParameters();
+        var state = worker.Optimizer.ExportState();
+        var perWorker = !algorithm.AveragesGradients;
+        float[] parameters = [], optimizerState = [], residuals = [];
+        if (perWorker)
+        {
+            parameters = root ? new float[stage.Parameters.Length * world.Size] : [];
+            world.Gather<float>(stage.Parameters, parameters, 0);
+            optimizerState = root ? new float[state.Values.Length * world.Size] : [];
+            world.Gather<float>(state.Values, optimizerState, 0);
+        }
+
+        ReadOnlySpan<float> residual = Compressor is { } compressor ? compressor.Residual : [];
+        var residualLength = world.Allreduce(residual.Length, ReduceOp.Max);
+        if (residualLength > 0)
+        {
+            if (residual.Length != residualLength)
+            {
+                throw new InvalidOperationException($"internal: worker {world.Rank}'s residual has {residual.Length} values, another's {residualLength}");
+            }
+
+            residuals = root ? new float[residualLength * world.Size] : [];
+            world.Gather<float>(residual, residuals, 0);
+        }
+
+        if (!root)
+        {
+            return null;
+        }
+
+        var checkpoint = new Checkpoint(header with
+        {
+            Layers = ModelLayers(), OptimizerTensors = state.Tensors, OptimizerStepCount = state.StepCount, PerWorker = perWorker,
+        });
+        checkpoint.AddPerLayer("parameters", stage.Parameters);
+        var n = stage.Parameters.Length;
+        for (var k = 0; k < state.Tensors; k++)
+        {
+            checkpoint.AddPerLayer($"optimizer {k}", state.Values.AsSpan(k * n, n));
+        }
+
+        for (var r = 0; r < world.Size; r++)
+        {
+            if (perWorker)
+            {
+                checkpoint.Add($"worker {r}/parameters", parameters.AsSpan(r * n, n).ToArray());
+                checkpoint.Add($"worker {r}/optimizer", optimizerState.AsSpan(r * state.Values.Length, state.Values.Length).ToArray());
+            }
+
+            if (residualLength > 0)
+            {
+                checkpoint.Add($"worker {r}/residual", residuals.AsSpan(r * residualLength, residualLength).ToArray());
+            }
+        }
+
+        return checkpoint;
+    }
+
+    /// <summary>
+    /// Replicated state (PSGD's parameters and optimizer state) loads at any worker count; per-worker state (local
+    /// SGD's and RI-SGD's replicas, ECQ's residuals) only at the worker count that saved it: there is no exact way to
+    /// share p workers' replicas or residuals among p' others, so another count is refused.
+    /// </summary>
+    public void Restore(Checkpoint checkpoint, string path)
+    {
+        var (world, header) = (context.World, checkpoint.Header);
+        CheckpointStore.CheckModel(header, path, context.Options.Model, ModelLayers());
+        var residual = checkpoint.Has("worker 0/residual");
+        if ((header.PerWorker || residual) && header.Workers != world.Size)
+        {
+            var what = header.PerWorker ? $"--algo {header.Algorithm}'s replica and optimizer state" : $"--compress {context.Options.Compress}'s error-feedback residual";
+            throw new InputException($"{TrainFlags.Resume}: {path} holds each worker's own {what} for {header.Workers} workers, which cannot be shared " +
+                $"exactly among {world.Size}; resume it with {header.Workers} ranks (mpiexec -n {header.Workers})");
+        }
+
+        var stage = worker.Stage;
+        var layers = header.Layers.Count;
+        var parameters = header.PerWorker ? checkpoint.Get($"worker {world.Rank}/parameters") : checkpoint.GetLayers("parameters", 0, layers);
+        var state = header.PerWorker ? checkpoint.Get($"worker {world.Rank}/optimizer")
+            : [.. Enumerable.Range(0, header.OptimizerTensors).SelectMany(k => checkpoint.GetLayers($"optimizer {k}", 0, layers))];
+        parameters.CopyTo(stage.Parameters);
+        stage.PushParameters();
+        worker.Optimizer.ImportState(new OptimizerState(header.OptimizerTensors, header.OptimizerStepCount, state));
+        if (residual)
+        {
+            Compressor!.RestoreResidual(checkpoint.Get($"worker {world.Rank}/residual"));
+        }
+
+        algorithm.Resumed(header.Step, worker);
+    }
+
+    private IGradientCompressor? Compressor => (worker.Exchange as CompressedExchange)?.Compressor;
+
+    /// <summary>The model's layers and their parameter counts: the checkpoint's fingerprint.</summary>
+    private IReadOnlyList<CheckpointLayer> ModelLayers() =>
+        [.. StageBuilder.Profile(ModelZoo.Build(context.Options.Model, context.Train.Geometry), context.Train.SampleShape)
+            .Select(p => new CheckpointLayer(p.Layer.ToString(), p.Parameters))];
 
     public void DescribeOptions(IDictionary<string, string> options)
     {

@@ -74,6 +74,8 @@ internal sealed class PipelineEngine : ITrainingEngine
     private readonly PipelinePlan layout;
     private readonly double[] layerSeconds;
     private readonly List<string> notes = [];
+    private readonly IReadOnlyList<CheckpointLayer> modelLayers;
+    private readonly LayerRange range;
     private StepCounters stats;
 
     // Figures of the steady state (the first mini-batch warms libtorch and MPI up), for the summary.
@@ -114,7 +116,9 @@ internal sealed class PipelineEngine : ITrainingEngine
             Partition.ToBalance(ranges), [.. ranges.Select(r => profiles.Skip(r.Start).Take(r.Count).Sum(p => p.Parameters))],
             [.. ranges.Select(r => $"{r} {string.Join(", ", layers.Skip(r.Start).Take(r.Count))}")]);
 
-        stage = StageBuilder.Create(layers, profiles, train.SampleShape, ranges[grid.Stage], options.Device, options.Seed);
+        modelLayers = [.. profiles.Select(p => new CheckpointLayer(p.Layer.ToString(), p.Parameters))];
+        range = ranges[grid.Stage];
+        stage = StageBuilder.Create(layers, profiles, train.SampleShape, range, options.Device, options.Seed);
         optimizer = TrainingLoop.CreateOptimizer(options, stage);
         schedule = Schedule.Create(options.EffectiveSchedule, stages, microBatches);
         trace = new ChromeTrace(world.Rank, $"stage {grid.Stage}, replica {grid.Replica}");
@@ -216,9 +220,9 @@ internal sealed class PipelineEngine : ITrainingEngine
             }
         }
 
-        if (t == 0 && options.FirstGradientsPath is { } gradientsPath)
+        if (t == 0 && options.FirstGradientsPath is { } gradientsPath && GatherToRoot(stage.Gradients) is { } gradients)
         {
-            GatherToRoot(stage.Gradients, gradientsPath);
+            TrainingLoop.WriteParameters(gradientsPath, gradients);
         }
 
         var optimizerStart = trace.Now();
@@ -300,7 +304,48 @@ internal sealed class PipelineEngine : ITrainingEngine
     public void SaveParameters(string path)
     {
         stage.PullParameters();
-        GatherToRoot(stage.Parameters, path);
+        if (GatherToRoot(stage.Parameters) is { } whole)
+        {
+            TrainingLoop.WriteParameters(path, whole);
+        }
+    }
+
+    /// <summary>The whole model's parameters and optimizer state per layer (replica 0's stages; the replicas hold the same).</summary>
+    public Checkpoint? Capture(CheckpointHeader header)
+    {
+        stage.PullParameters();
+        var state = optimizer.ExportState();
+        var parameters = GatherToRoot(stage.Parameters);
+        var n = stage.Parameters.Length;
+        var optimizerState = Enumerable.Range(0, state.Tensors).Select(k => GatherToRoot(state.Values.AsSpan(k * n, n))).ToList();
+        if (context.World.Rank != 0)
+        {
+            return null;
+        }
+
+        var checkpoint = new Checkpoint(header with
+        {
+            Layers = modelLayers, Stages = grid.Stages, Replicas = grid.ReplicaCount,
+            OptimizerTensors = state.Tensors, OptimizerStepCount = state.StepCount, PerWorker = false,
+        });
+        checkpoint.AddPerLayer("parameters", parameters!);
+        for (var k = 0; k < state.Tensors; k++)
+        {
+            checkpoint.AddPerLayer($"optimizer {k}", optimizerState[k]!);
+        }
+
+        return checkpoint;
+    }
+
+    /// <summary>Each stage takes its layers' parameters and optimizer state: a checkpoint of any S x D grid loads.</summary>
+    public void Restore(Checkpoint checkpoint, string path)
+    {
+        var header = checkpoint.Header;
+        CheckpointStore.CheckModel(header, path, context.Options.Model, modelLayers);
+        checkpoint.GetLayers("parameters", range.Start, range.Count).CopyTo(stage.Parameters);
+        stage.PushParameters();
+        float[] state = [.. Enumerable.Range(0, header.OptimizerTensors).SelectMany(k => checkpoint.GetLayers($"optimizer {k}", range.Start, range.Count))];
+        optimizer.ImportState(new OptimizerState(header.OptimizerTensors, header.OptimizerStepCount, state));
     }
 
     public void Finish()
@@ -373,21 +418,22 @@ internal sealed class PipelineEngine : ITrainingEngine
     }
 
     /// <summary>
-    /// Replica 0's stages send their part of a flat buffer to stage 0 (world rank 0), which writes the whole model's
-    /// buffer: the stages' flat buffers in stage order are the single-rank model's. Other replicas hold the same.
+    /// Replica 0's stages send their part of a flat buffer to stage 0 (world rank 0), which gets the whole model's
+    /// buffer (null elsewhere): the stages' flat buffers in stage order are the single-rank model's. Other replicas
+    /// hold the same.
     /// </summary>
-    private void GatherToRoot(ReadOnlySpan<float> local, string path)
+    private float[]? GatherToRoot(ReadOnlySpan<float> local)
     {
         if (grid.Replica != 0)
         {
-            return;
+            return null;
         }
 
         const int tag = 1;
         if (!grid.IsFirstStage)
         {
             grid.Pipeline.Send(local, 0, tag);
-            return;
+            return null;
         }
 
         var whole = new float[layout.ParametersPerStage.Sum()];
@@ -400,7 +446,7 @@ internal sealed class PipelineEngine : ITrainingEngine
             offset += part.Length;
         }
 
-        TrainingLoop.WriteParameters(path, whole);
+        return whole;
     }
 
     /// <summary>Every rank's trace to every rank (lengths, then Allgatherv of the UTF-8 text); rank 0 writes the merged file.</summary>

@@ -25,8 +25,9 @@ internal readonly record struct EpochCounters(
 /// output files; an engine owns the ranks' roles, the model, the steps and the communication. The loop calls
 /// <see cref="Step"/> once per step on every rank but makes no collective call of its own between steps, so an
 /// engine whose ranks do not step in lockstep (asynchronous SGD) can treat a step as "this rank's next piece of work".
-/// A checkpoint would save and restore what an engine holds between two steps (parameters, optimizer state,
-/// exchange state such as compression errors) alongside the loop's step counter.
+/// A checkpoint saves and restores what an engine holds between two steps (parameters, optimizer state, exchange
+/// state such as compression residuals: <see cref="Capture"/>, <see cref="Restore"/>) alongside the loop's step counter;
+/// everything else an engine draws (samples, dropout masks, stochastic rounding) follows from (seed, rank, step).
 /// </summary>
 internal interface ITrainingEngine : IDisposable
 {
@@ -88,6 +89,20 @@ internal interface ITrainingEngine : IDisposable
 
     /// <summary>The pipeline's own figures (null for other engines); called once after training, on every rank.</summary>
     PipelineSummary? Summary() => null;
+
+    /// <summary>
+    /// Collective, between two steps: the state a resumed run needs, under <paramref name="header"/> completed with
+    /// what the engine knows (the model's layers, the grid, the optimizer state's shape, per-worker state); the
+    /// checkpoint on rank 0, null elsewhere.
+    /// </summary>
+    Checkpoint? Capture(CheckpointHeader header);
+
+    /// <summary>
+    /// Every rank, after <see cref="Start"/> and before the first step of a resumed run: this rank's state from
+    /// <paramref name="checkpoint"/> (its options already checked; <paramref name="path"/> names it in errors). A
+    /// checkpoint of another model, or one that cannot continue exactly at this job's shape, is an InputException.
+    /// </summary>
+    void Restore(Checkpoint checkpoint, string path);
 
     /// <summary>Writes the final flat parameters of the whole model to <paramref name="path"/> (every rank calls this).</summary>
     void SaveParameters(string path);

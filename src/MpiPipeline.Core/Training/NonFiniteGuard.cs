@@ -130,6 +130,9 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
     /// <summary>Steps (counted from 1) whose update was dropped, in order.</summary>
     public IReadOnlyList<long> SkippedSteps => skipped;
 
+    /// <summary>A resumed run takes over the skips its checkpoint counted (they count against the limit).</summary>
+    public void Resume(IEnumerable<long> skippedSteps) => skipped.AddRange(skippedSteps);
+
     /// <summary>True when step t (from 0) was checked and its update dropped (the loop leaves its loss out of the figures).</summary>
     public bool Skipped(long t) => skipped.Count > 0 && skipped[^1] == t + 1;
 

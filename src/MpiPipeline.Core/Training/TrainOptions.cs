@@ -45,6 +45,7 @@ internal static class TrainFlags
     public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag;
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
     public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
+    public const string Checkpoint = "--checkpoint", CheckpointEvery = "--checkpoint-every", CheckpointKeep = "--checkpoint-keep", Resume = "--resume";
 
     /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
     public static void RequireAtLeast(string flag, long? value, long min = 1)
@@ -119,6 +120,22 @@ internal sealed record TrainOptions
     public int? SkippedStepsLimit { get; init; }
 
     public int MaxSkippedSteps => SkippedStepsLimit ?? 10;
+
+    /// <summary>--checkpoint: the folder rank 0 writes checkpoints to (<see cref="CheckpointStore"/>); null: none.</summary>
+    public string? CheckpointDirectory { get; init; }
+
+    /// <summary>--checkpoint-every: N (steps) or epoch; null: epoch.</summary>
+    public string? CheckpointEvery { get; init; }
+
+    /// <summary>--checkpoint-keep: the newest K checkpoints stay; null: 2.</summary>
+    public int? CheckpointKeep { get; init; }
+
+    public int EffectiveCheckpointKeep => CheckpointKeep ?? 2;
+
+    public CheckpointInterval EffectiveCheckpointEvery => CheckpointInterval.Parse(CheckpointEvery ?? "epoch");
+
+    /// <summary>--resume: a checkpoint file, or a folder whose newest checkpoint the run continues from.</summary>
+    public string? ResumePath { get; init; }
 
     /// <summary>How replicas average (<see cref="ExchangeRegistry"/>): today one dense fp32 Allreduce.</summary>
     public string Exchange { get; init; } = ExchangeRegistry.Default;
@@ -237,17 +254,35 @@ internal sealed record TrainOptions
             throw new InputException($"--device must be cpu, cuda, cuda:N or auto (got '{Device}')");
         }
 
+        ValidateCheckpoints();
         ExchangeRegistry.Find(Exchange);
         CompressorRegistry.Validate(Compress);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
         DataSetRegistry.Find(DataSet);
     }
 
+    private void ValidateCheckpoints()
+    {
+        if (CheckpointDirectory is null && (CheckpointEvery is not null || CheckpointKeep is not null))
+        {
+            throw new InputException($"{(CheckpointEvery is not null ? TrainFlags.CheckpointEvery : TrainFlags.CheckpointKeep)} applies with {TrainFlags.Checkpoint} DIR only");
+        }
+
+        _ = EffectiveCheckpointEvery;
+        TrainFlags.RequireAtLeast(TrainFlags.CheckpointKeep, CheckpointKeep);
+        if ((CheckpointDirectory is not null || ResumePath is not null) && FailRank is not null)
+        {
+            throw new InputException($"{(CheckpointDirectory is not null ? TrainFlags.Checkpoint : TrainFlags.Resume)} does not go with {TrainFlags.FailRank}: " +
+                "a checkpoint does not record the emulated failure's membership");
+        }
+    }
+
     /// <summary>The files a run writes (all on rank 0), with their flags: checked writable before any work.</summary>
     public IEnumerable<(string Flag, string Path)> OutputFiles()
     {
+        var checkpoint = CheckpointDirectory is { } folder ? Path.Combine(folder, CheckpointStore.FileName(0)) : null;
         foreach (var (flag, path) in new[] { (TrainFlags.Output, OutputPath), (TrainFlags.SaveParameters, ParametersPath),
-                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath) })
+                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath), (TrainFlags.Checkpoint, checkpoint) })
         {
             if (path is not null)
             {

@@ -61,10 +61,34 @@ internal static class TrainingLoop
         var (train, test) = LoadData(options);
         var (stepsPerEpoch, totalSteps) = CountSteps(options, train.Count);
         var guard = NonFiniteGuard.For(options);
+        var recorded = CheckpointStore.RecordedOptions(options, DescribeOptions(options, threads, stepsPerEpoch, totalSteps), train.Count);
+        var killAt = CheckpointStore.ParseKillAt(Environment.GetEnvironmentVariable(CheckpointStore.KillAtVariable));
+        var resumed = options.ResumePath is { } resumePath ? CheckpointStore.Load(world, resumePath) : default((Checkpoint Checkpoint, string Path)?);
+        if (resumed is var (checkpoint, checkpointPath))
+        {
+            // Before the engine is built (a pipeline measures its layers): a checkpoint of other options fails at once.
+            CheckpointStore.CheckOptions(checkpoint.Header, checkpointPath, recorded, totalSteps);
+        }
+
         using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, guard));
 
         var initialSpread = engine.Start();
+        var startStep = 0L;
+        var resumeNote = new List<string>();
+        if (resumed is var (loaded, loadedPath))
+        {
+            engine.Restore(loaded, loadedPath);
+            guard.Resume(loaded.Header.SkippedSteps);
+            startStep = loaded.Header.Step;
+            resumeNote.Add($"resumed from {loadedPath} after step {startStep} (saved by {loaded.Header.Workers} rank(s)); the epochs and the loss curve cover the steps run since");
+        }
+
         reporter?.Started(engine.Plan);
+        foreach (var note in resumeNote)
+        {
+            reporter?.Notice(note);
+        }
+
         var notesShown = ShowNotes(engine, 0, reporter);
         var epochs = new List<EpochRecord>();
         var curve = new List<LossPoint>();
@@ -72,18 +96,25 @@ internal static class TrainingLoop
         var curveCount = 0;
         var lastCurveLoss = float.NaN;
         var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
-        for (var epoch = 0; epoch < epochsRun && !engine.Stopped && guard.Diverged is null; epoch++)
+        // A run resumed at its very end still ends its last epoch (the last averaging, the evaluation).
+        for (var epoch = (int)Math.Min(startStep / stepsPerEpoch, epochsRun - 1); epoch < epochsRun && !engine.Stopped && guard.Diverged is null; epoch++)
         {
             var epochClock = Stopwatch.StartNew();
             var trainTally = new LossTally();
             var first = (long)epoch * stepsPerEpoch;
             var last = Math.Min(first + stepsPerEpoch, totalSteps);
-            for (var t = first; t < last; t++)
+            for (var t = Math.Max(first, startStep); t < last; t++)
             {
+                CheckpointStore.KillIfDue(world.Rank, t, killAt);
                 var result = engine.Step(t);
                 if (engine.Stopped || guard.Diverged is not null)
                 {
                     break;
+                }
+
+                if (options.CheckpointDirectory is { } folder && options.EffectiveCheckpointEvery.IsDue(t, stepsPerEpoch))
+                {
+                    SaveCheckpoint(world, options, engine, guard, recorded, t + 1, folder, reporter);
                 }
 
                 // A skipped step's non-finite loss stays out of the figures (every rank agrees on which steps those are).
@@ -150,7 +181,7 @@ internal static class TrainingLoop
             FinalTestAccuracy: epochs.Count > 0 ? epochs[^1].TestAccuracy : double.NaN,
             WallSeconds: wall.Elapsed.TotalSeconds,
             LossCurve: curve,
-            Notes: [.. engine.Notes, .. SkippedNote(guard)],
+            Notes: [.. resumeNote, .. engine.Notes, .. SkippedNote(guard)],
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread,
             Pipeline: summary,
@@ -207,6 +238,19 @@ internal static class TrainingLoop
 
         reporter?.Completed(run);
         return run;
+    }
+
+    /// <summary>Collective: the engine's state after <paramref name="steps"/> steps, written by rank 0 (<see cref="CheckpointStore"/>).</summary>
+    private static void SaveCheckpoint(Communicator world, TrainOptions options, ITrainingEngine engine, NonFiniteGuard guard,
+        Dictionary<string, string> recorded, long steps, string folder, ITrainingReporter? reporter)
+    {
+        var header = new CheckpointHeader(steps, options.Algorithm, world.Size, 0, 0, options.Model, options.DataSet, [],
+            options.Optimizer.ToString().ToLowerInvariant(), 0, 0, false, [.. guard.SkippedSteps], recorded);
+        if (engine.Capture(header) is { } checkpoint)
+        {
+            var path = CheckpointStore.Save(folder, checkpoint, options.EffectiveCheckpointKeep);
+            reporter?.Notice($"checkpoint after step {steps}: {path}");
+        }
     }
 
     private static IEnumerable<string> SkippedNote(NonFiniteGuard guard) => guard.SkippedSteps.Count == 0 ? [] :

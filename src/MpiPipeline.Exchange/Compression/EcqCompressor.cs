@@ -79,16 +79,20 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
 
     public string Spec => FormattableString.Invariant($"ecq:{Quantizer.Levels},{Quantizer.BucketSize},{Alpha},{Beta}");
 
+    public ReadOnlySpan<float> Residual => error;
+
+    public void RestoreResidual(ReadOnlySpan<float> residual)
+    {
+        Allocate(residual.Length);
+        residual.CopyTo(error);
+    }
+
     public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
     {
         var n = gradient.Length;
         if (error.Length != n)
         {
-            error = new float[n];                       // h_p^(0) = 0
-            compensated = new float[n];
-            quantized = new float[n];
-            levels = new int[n];
-            scales = new float[Quantizer.BucketCount(n)];
+            Allocate(n);                                // h_p^(0) = 0
         }
 
         for (var i = 0; i < n; i++)
@@ -108,4 +112,13 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);
+
+    private void Allocate(int n)
+    {
+        error = new float[n];
+        compensated = new float[n];
+        quantized = new float[n];
+        levels = new int[n];
+        scales = new float[Quantizer.BucketCount(n)];
+    }
 }

@@ -18,6 +18,18 @@ public interface IGradientCompressor
 
     /// <summary>sum += decode(payload): <paramref name="sum"/> has the gradient's length.</summary>
     void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum);
+
+    /// <summary>The error-feedback residual this rank carries between steps (a checkpoint saves it); empty: none.</summary>
+    ReadOnlySpan<float> Residual => [];
+
+    /// <summary>Continues from a saved <see cref="Residual"/> (of the gradient's length; empty: none yet).</summary>
+    void RestoreResidual(ReadOnlySpan<float> residual)
+    {
+        if (!residual.IsEmpty)
+        {
+            throw new InvalidOperationException($"--compress {Spec} keeps no residual, but {residual.Length} values were given");
+        }
+    }
 }
 
 /// <summary>A quantizing compressor that also sizes the per-coordinate code it did not choose, for the comparison in the report.</summary>

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 3
+#define MPP_BRIDGE_VERSION 4
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -130,6 +130,17 @@ MPP_API int mpp_optimizer_create_adam(mpp_stage* stage, double lr, double beta1,
 MPP_API int mpp_optimizer_set_lr(mpp_optimizer* optimizer, double lr);
 MPP_API int mpp_optimizer_step(mpp_optimizer* optimizer);
 MPP_API int mpp_optimizer_destroy(mpp_optimizer* optimizer);
+
+/* ---- optimizer state, for checkpoints (version 4) ---- */
+/* The state is *tensors flat tensors of the stage's parameter count each (SGD with momentum after its first step: 1,
+ * the momentum buffer; SGD otherwise: 0; Adam: 2, exp_avg then exp_avg_sq) and a step counter (Adam's t; SGD: 0). */
+MPP_API int mpp_optimizer_state_info(mpp_optimizer* optimizer, int* tensors, int64_t* step_count);
+/* Copies state tensor index (< *tensors) to host memory: count must be the stage's parameter count. */
+MPP_API int mpp_optimizer_get_state(mpp_optimizer* optimizer, int index, float* values, int64_t count);
+/* Replaces the whole state: tensors flat tensors of count = parameter count each, back to back in values (tensors *
+ * count floats), and the step counter. SGD takes 0 or (with momentum) 1 tensor, Adam exactly 2. */
+MPP_API int mpp_optimizer_set_state(mpp_optimizer* optimizer, int tensors, const float* values, int64_t count,
+                                    int64_t step_count);
 
 #ifdef __cplusplus
 }

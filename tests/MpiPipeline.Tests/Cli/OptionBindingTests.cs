@@ -102,6 +102,10 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { NoOverlap = true }, "--no-overlap");
         yield return Case("train", Train with { BucketMegabytes = 0.5 }, "--bucket-mb", "0.5");
         yield return Case("train", Train with { Compress = "ecq:4,256,0.5,0.5" }, "--compress", "ecq:4,256,0.5,0.5");
+        yield return Case("train", Train with { CheckpointDirectory = "ck" }, "--checkpoint", "ck");
+        yield return Case("train", Train with { CheckpointEvery = "epoch" }, "--checkpoint-every", "epoch");
+        yield return Case("train", Train with { CheckpointKeep = 3 }, "--checkpoint-keep", "3");
+        yield return Case("train", Train with { ResumePath = "ck" }, "--resume", "ck");
         yield return Case("train", Train with { OutputPath = "r.json" }, "--output", "r.json");
         yield return Case("train", Train with { ParametersPath = "p.bin" }, "--save-parameters", "p.bin");
         yield return Case("train", Train with { FirstGradientsPath = "g.bin" }, "--save-first-gradients", "g.bin");

@@ -147,4 +147,68 @@ public sealed class OptimizerTests
         stage.Backward(0, new float[3], []);
         Assert.That(() => sgd.Step(), Throws.Nothing);
     }
+
+    /// <summary>
+    /// A checkpoint's optimizer state: an optimizer that imports another's exported state (and its parameters) takes
+    /// the next steps bit for bit as the original does; SGD before its first step has no state, Adam its step count.
+    /// </summary>
+    [TestCase("sgd", 1, 0L)]
+    [TestCase("nesterov", 1, 0L)]
+    [TestCase("plain", 0, 0L)]
+    [TestCase("adam", 2, 3L)]
+    public void ImportedStateContinuesBitForBit(string kind, int tensors, long stepCount)
+    {
+        Optimizer Create(Stage s) => kind switch
+        {
+            "sgd" => Optimizer.Sgd(s, 0.1, 0.9, weightDecay: 0.01),
+            "nesterov" => Optimizer.Sgd(s, 0.1, 0.8, nesterov: true),
+            "plain" => Optimizer.Sgd(s, 0.1),
+            _ => Optimizer.Adam(s, 0.01, weightDecay: 0.01),
+        };
+
+        using var original = TinyStage(out _);
+        using var first = Create(original);
+        if (kind != "adam")
+        {
+            Assert.That(first.ExportState().Tensors, Is.EqualTo(0), "no momentum buffer before the first step");
+        }
+
+        for (var t = 0; t < 3; t++)
+        {
+            SetGradient(original, t);
+            first.Step();
+        }
+
+        var state = first.ExportState();
+        Assert.That((state.Tensors, state.StepCount, state.Values.Length), Is.EqualTo((tensors, stepCount, tensors * original.Parameters.Length)));
+
+        using var resumed = TinyStage(out _);
+        using var second = Create(resumed);
+        original.Parameters.CopyTo(resumed.Parameters);
+        second.ImportState(state);
+        Assert.That(second.ExportState().Values, Is.EqualTo(state.Values));
+        for (var t = 3; t < 6; t++)
+        {
+            SetGradient(original, t);
+            SetGradient(resumed, t);
+            first.Step();
+            second.Step();
+        }
+
+        Assert.That(resumed.Parameters.ToArray(), Is.EqualTo(original.Parameters.ToArray()), "bit for bit after 3 more steps");
+    }
+
+    [Test]
+    public void StateOfTheWrongShapeIsRefused()
+    {
+        using var stage = TinyStage(out _);
+        using var adam = Optimizer.Adam(stage, 0.01);
+        using var plain = Optimizer.Sgd(stage, 0.1);
+        var n = stage.Parameters.Length;
+        Assert.That(() => adam.ImportState(new OptimizerState(1, 0, new float[n])),
+            Throws.TypeOf<TorchException>().With.Message.Contains("Adam takes 2 state tensors"));
+        Assert.That(() => plain.ImportState(new OptimizerState(1, 0, new float[n])),
+            Throws.TypeOf<TorchException>().With.Message.Contains("SGD takes 0 state tensors, or 1"));
+        Assert.That(() => adam.ImportState(new OptimizerState(2, 1, new float[n])), Throws.ArgumentException);
+    }
 }
