@@ -68,7 +68,7 @@ compare: build
 # directory that write their NAME.counts, NAME being the script's name without .sh, e.g. the Slurm smoke tests);
 # .ci/summarize-tests prints the closing lines over all of them, told which ran and how each exited, so that a
 # crashed test host or suite counts as failed: '... skipped or not run: ...', then 'N passed, N failed'.
-TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests
+TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests tests/MpiPipeline.TorchSharp.Tests
 TEST_SUITES   += .ci/summarize-tests-test.sh
 TEST_RESULTS  := $(REPO)/build/test-results
 test: build
