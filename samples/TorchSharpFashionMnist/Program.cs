@@ -15,8 +15,9 @@ namespace TorchSharpFashionMnist;
 /// rank takes its share of the global batch (the same permutation everywhere, seeded by seed and epoch), so PSGD on n
 /// ranks is single-rank training with the same global batch.
 ///   mpiexec -n 4 dotnet TorchSharpFashionMnist.dll [--epochs 2] [--batch 128] [--lr 0.05] [--momentum 0.9]
-///       [--compress none|fp16|qsgd:S|ecq:S] [--local-sgd TAU] [--threads 1] [--max-steps N] [--no-adapter] [--data DIR]
-/// --no-adapter (one rank only): the same loop without DataParallel, TorchSharp alone.
+///       [--compress none|fp16|qsgd:S|ecq:S] [--local-sgd TAU] [--threads 1] [--max-steps N] [--warmup W] [--no-adapter] [--data DIR]
+/// --no-adapter (one rank only): the same loop without DataParallel, TorchSharp alone. --warmup W: each epoch's first
+/// W steps are not timed.
 /// </summary>
 public static class Program
 {
@@ -43,7 +44,13 @@ public static class Program
         torch.manual_seed(o.Seed);
         var model = Cnn();
         using var optimizer = torch.optim.SGD(model.parameters(), o.LearningRate, o.Momentum);
-        using var dp = o.NoAdapter ? null : new DataParallel(model, world, new DataParallelOptions { Compress = o.Compress, Seed = o.Seed });
+        // More ranks than cores on this node: a rank waiting for its Allreduce yields its core to the ranks still
+        // computing, instead of MPICH's busy-polling blocking Allreduce.
+        var node = world.SplitShared();
+        var wait = node.Size > Environment.ProcessorCount ? IdleWait.Yield : (IdleWait?)null;
+        node.Free();
+        using var dp = o.NoAdapter ? null
+            : new DataParallel(model, world, new DataParallelOptions { Compress = o.Compress, Seed = o.Seed, Wait = wait });
         var share = o.Batch / world.Size;
         var stepsPerEpoch = (int)(trainX.shape[0] / o.Batch);
         var rank0 = world.Rank == 0;
@@ -62,6 +69,11 @@ public static class Program
             var clock = Stopwatch.StartNew();
             for (var s = 0; s < stepsPerEpoch && step < o.MaxSteps; s++, step++, steps++)
             {
+                if (s == o.Warmup)
+                {
+                    clock.Restart();
+                }
+
                 using var scope = torch.NewDisposeScope();
                 var indices = order.narrow(0, ((long)s * o.Batch) + (world.Rank * share), share);
                 var x = trainX.index_select(0, indices);
@@ -92,6 +104,7 @@ public static class Program
             }
 
             var seconds = clock.Elapsed.TotalSeconds;
+            var timed = Math.Max(1, steps - Math.Min(o.Warmup, steps));
             if (dp is not null && o.LocalSgd > 0)
             {
                 // Evaluate the average model, as local SGD ends with one.
@@ -104,7 +117,8 @@ public static class Program
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {epoch}: {steps} steps, train loss {meanLoss:F4}, test accuracy {100 * accuracy:F2}%, " +
-                    $"{1000 * seconds / Math.Max(1, steps):F2} ms/step, {steps * (double)o.Batch / seconds:F0} samples/s"));
+                    $"{1000 * seconds / timed:F2} ms/step, {timed * (double)o.Batch / seconds:F0} samples/s") +
+                    (o.Warmup > 0 ? $" (timed after {o.Warmup} warm-up steps)" : ""));
             }
         }
 
@@ -186,11 +200,11 @@ public static class Program
     }
 
     private sealed record Options(int Epochs, int Batch, double LearningRate, double Momentum, string Compress, int LocalSgd,
-        int Threads, int MaxSteps, bool NoAdapter, string Data, long Seed)
+        int Threads, int MaxSteps, int Warmup, bool NoAdapter, string Data, long Seed)
     {
         public static Options Parse(string[] args)
         {
-            var o = new Options(2, 128, 0.05, 0.9, "none", 0, 1, int.MaxValue, false, "/usr/share/datasets/fashion-mnist", 1);
+            var o = new Options(2, 128, 0.05, 0.9, "none", 0, 1, int.MaxValue, 0, false, "/usr/share/datasets/fashion-mnist", 1);
             for (var i = 0; i < args.Length; i++)
             {
                 string Value() => i + 1 < args.Length ? args[++i] : throw new InputException($"{args[i]} needs a value");
@@ -206,6 +220,7 @@ public static class Program
                     "--local-sgd" => o with { LocalSgd = Int() },
                     "--threads" => o with { Threads = Math.Max(1, Int()) },
                     "--max-steps" => o with { MaxSteps = Int() },
+                    "--warmup" => o with { Warmup = Int() },
                     "--no-adapter" => o with { NoAdapter = true },
                     "--data" => o with { Data = Value() },
                     "--seed" => o with { Seed = Int() },
