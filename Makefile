@@ -30,6 +30,7 @@ help:
 	@echo "make deps   - only install the missing Debian packages"
 	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
 	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
+	@echo "make bench-torchsharp - the cnn through the TorchSharp adapter vs the bridge vs TorchSharp alone -> bench/results/torchsharp.md"
 	@echo "make bench-network-train - PSGD with/without overlapped buckets, local SGD, over emulated links -> bench/results/network.md (root)"
 	@echo "make scaling-network SCALING_LINK=1gbit - the scaling sweep inside an emulated link -> bench/results/scaling-1gbit/ (root)"
 	@echo "make bench-network RATE=1gbit [DELAY=50us] [CMD='...'] - a command (default: ping-pong) inside an emulated network (root)"

@@ -3,7 +3,7 @@ using MpiPipeline.Mpi;
 namespace MpiPipeline.TorchSharp.Tests;
 
 /// <summary>The rank program: <c>scenario [--throw-rank R]</c> under mpiexec (the test host never calls this).</summary>
-public static class Program
+internal static class Program
 {
     public static int Main(string[] args)
     {
