@@ -22,7 +22,7 @@ public sealed class DataParallelRankTests
     {
         var thrower = ranks - 1;
         var result = MpiLauncher.Launch(flavor, ranks, Program, ["scenario", "--throw-rank", thrower.ToString()],
-            TimeSpan.FromSeconds(90), [("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")]);
+            TimeSpan.FromSeconds(180), [("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")]);
         var ended = DateTimeOffset.UtcNow;
         TestContext.Out.WriteLine(result.ToString());
 
