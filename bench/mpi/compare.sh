@@ -3,10 +3,12 @@
 # Open MPI, and writes a Markdown report. Each round runs, per operation, C and C# back to back (odd rounds C first,
 # even rounds C# first), so both see the same machine state as nearly as possible. Per MPI, operation and size the
 # report gives the median over rounds of each run's median, C#/C, the difference, and the verdict against the goal
-# (C#/C <= 1.03 at >= 64 KiB; C# - C <= 1 us at 8 B), plus the same ratio for the best runs. An A/A control runs the C
-# baseline a second time in every round ("C again"): where C again / C is itself off by more than 3 %, a C#/C above
-# 1.03 but inside that band is "within noise", not a miss (two identical C runs differed by up to 3 % in 8 of 10
-# back-to-back pairs at 64 MiB: bench/mpi/notes.md, "Large Allreduce").
+# (C#/C <= 1.03 at >= 64 KiB; at 8 B both C# - C <= 1 us and C#/C <= 1.25, since 1 us alone would accept 6x on a
+# 0.18 us baseline), plus the same ratio for the best runs. An A/A control runs the C baseline a second time in every
+# round ("C again"): where C again / C is itself off by more than 3 %, a C#/C above 1.03 but inside that band is
+# "within noise", not a miss (two identical C runs differed by up to 3 % in 8 of 10 back-to-back pairs at 64 MiB:
+# bench/mpi/notes.md, "Large Allreduce"). The band is capped at NOISE_CAP (1.10): a round whose control is off by more
+# than that says the machine was too noisy, which must not turn a 1.4x into "within noise".
 # Called by `make bench` (mk/bench-mpi.mk), which sets the variables below; bench/mpi/notes.md is appended.
 set -euo pipefail
 
@@ -18,6 +20,8 @@ OUT=${OUT:-bench/results/mpi.md}
 BENCH_ARGS=${BENCH_ARGS:-}
 BENCH_COMMAND=${BENCH_COMMAND:-bash bench/mpi/compare.sh}
 FLAVORS=${FLAVORS:-mpich openmpi}
+NOISE_CAP=${NOISE_CAP:-1.10}
+SMALL_RATIO_CAP=${SMALL_RATIO_CAP:-1.25}
 OPS=${OPS:-pingpong allreduce}
 NOTES=${NOTES:-$(dirname "$0")/notes.md}
 
@@ -89,9 +93,10 @@ first() { ls "$raw/$1".* | head -n 1; }
     echo "- in a run, per size: max(1, ops/10) warm-up ops, then $(grep -o -- '--samples [0-9]*' <<<"$BENCH_ARGS" | cut -d' ' -f2 || echo 21) samples of ops = max(1, floor(min(1000, 4 MiB/size)))"
     echo "  operations, each sample after a barrier, timed by MPI_Wtime, slowest rank; ping-pong time is one way (half a round trip)"
     echo "- columns: median over the $ROUNDS runs of each run's median, in us; C#/C; C# - C in us; goal: C#/C <= 1.03 at >= 64 KiB,"
-    echo "  C# - C <= 1 us at 8 B (no goal between); 'best runs': the smallest run median of C# over that of C;"
+    echo "  C# - C <= 1 us and C#/C <= $SMALL_RATIO_CAP at 8 B (no goal between); 'best runs': the smallest run median of C# over that of C;"
     echo "  'C again / C': the A/A control, the noise of this machine at that size: a C#/C above 1.03 is 'within noise'"
-    echo "  when it is no further from 1 than C again / C (or its inverse) is, and **missed** otherwise"
+    echo "  when it is no further from 1 than C again / C (or its inverse) is, and never above $NOISE_CAP (the band's cap), and"
+    echo "  **missed** otherwise"
     echo
 } >"$table"
 
@@ -99,65 +104,8 @@ first() { ls "$raw/$1".* | head -n 1; }
 for f in "$raw"/*.*.*.*; do
     name=$(basename "$f")
     awk -v tag="$name" '!/^#/ && NF == 4 { print tag, $0 }' "$f"
-done | awk -v flavors="$FLAVORS" -v ops="$OPS" '
-function sortnum(v, n,   i, j, x) {
-    for (i = 2; i <= n; i++) { x = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
-}
-function median(list,   n, v) {
-    n = split(list, v, " "); sortnum(v, n)
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
-function smallest(list,   n, v) { n = split(list, v, " "); sortnum(v, n); return v[1] + 0 }
-function label(b) {
-    if (b >= 1048576 && b % 1048576 == 0) return (b / 1048576) " MiB"
-    if (b >= 1024 && b % 1024 == 0) return (b / 1024) " KiB"
-    return b " B"
-}
-function judge(size, ratio, diff) {
-    if (size >= 65536) return ratio <= 1.03
-    return diff <= 1.0
-}
-function band(aa) { return aa >= 1 ? aa : (aa > 0 ? 1 / aa : 1) }
-{
-    split($1, parts, "."); mpi = parts[1]; lang = parts[2]; op = $2; size = $3 + 0
-    key = mpi SUBSEP op SUBSEP size
-    medians[key, lang] = medians[key, lang] " " $5
-    if (!((mpi, op, size) in seen)) { seen[mpi, op, size] = 1; sizes[mpi, op] = sizes[mpi, op] " " size }
-}
-END {
-    nf = split(flavors, fl, " "); no = split(ops, opl, " ")
-    for (f = 1; f <= nf; f++) for (o = 1; o <= no; o++) {
-        mpi = fl[f]; op = opl[o]
-        ns = split(sizes[mpi, op], sl, " "); sortnum(sl, ns)
-        body = body sprintf("\n## %s, %s\n\n", mpi, op)
-        body = body "| size | C median us | C# median us | C#/C | C# - C us | goal | verdict | C#/C, best runs | C again / C |\n"
-        body = body "|---:|---:|---:|---:|---:|---|---|---:|---:|\n"
-        met = 0; noise = 0; goals = 0; bestmet = 0; missed = ""
-        for (i = 1; i <= ns; i++) {
-            size = sl[i] + 0; key = mpi SUBSEP op SUBSEP size
-            if (!((key, "c") in medians) || !((key, "cs") in medians)) continue
-            c = median(medians[key, "c"]); cs = median(medians[key, "cs"])
-            cb = smallest(medians[key, "c"]); csb = smallest(medians[key, "cs"])
-            ratio = c > 0 ? cs / c : 0; diff = cs - c; bratio = cb > 0 ? csb / cb : 0
-            aa = ((key, "cc") in medians) && c > 0 ? median(medians[key, "cc"]) / c : 0
-            goal = "-"; verdict = ""
-            if (size >= 65536 || size == 8) {
-                goal = size == 8 ? "<= +1 us" : "<= 1.03x"; goals++
-                if (judge(size, ratio, diff)) { met++; verdict = "met" }
-                else if (size >= 65536 && aa > 0 && ratio <= band(aa)) { noise++; verdict = "within noise" }
-                else { verdict = "**missed**"; missed = missed ", " label(size) }
-                if (judge(size, bratio, csb - cb)) bestmet++
-            }
-            body = body sprintf("| %s | %.3f | %.3f | %.3f | %+.3f | %s | %s | %.3f | %s |\n", label(size), c, cs, ratio, diff, goal, verdict, bratio, aa > 0 ? sprintf("%.3f", aa) : "-")
-        }
-        summary = summary sprintf("| %s | %s | %d of %d | %d | %s | %d of %d |\n", mpi, op, met, goals, noise, missed == "" ? "-" : substr(missed, 3), bestmet, goals)
-    }
-    print "## Summary\n"
-    print "| MPI | op | goals met (medians) | within noise (A/A) | missed at | goals met (best runs) |"
-    print "|---|---|---|---|---|---|"
-    printf "%s", summary
-    printf "%s", body
-}' >>"$table"
+done | awk -v flavors="$FLAVORS" -v ops="$OPS" -v noise_cap="$NOISE_CAP" -v small_cap="$SMALL_RATIO_CAP" \
+    -f "$(dirname "$0")/report.awk" >>"$table"
 
 if [ -f "$NOTES" ]; then
     { echo; cat "$NOTES"; } >>"$table"

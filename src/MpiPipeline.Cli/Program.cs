@@ -19,7 +19,7 @@ root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
-var parsed = root.Parse(args);
+var parsed = CommandLineParsing.Parse(root, args);
 if (parsed.Errors.Count > 0)
 {
     if (launcherRank == 0)
