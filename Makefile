@@ -30,6 +30,7 @@ help:
 	@echo "make deps   - only install the missing Debian packages"
 	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
 	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
+	@echo "make bench-torchsharp - the cnn through the TorchSharp adapter vs the bridge vs TorchSharp alone -> bench/results/torchsharp.md"
 	@echo "make bench-network-train - PSGD with/without overlapped buckets, local SGD, over emulated links -> bench/results/network.md (root)"
 	@echo "make scaling-network SCALING_LINK=1gbit - the scaling sweep inside an emulated link -> bench/results/scaling-1gbit/ (root)"
 	@echo "make bench-network RATE=1gbit [DELAY=50us] [CMD='...'] - a command (default: ping-pong) inside an emulated network (root)"
@@ -68,7 +69,7 @@ compare: build
 # directory that write their NAME.counts, NAME being the script's name without .sh, e.g. the Slurm smoke tests);
 # .ci/summarize-tests prints the closing lines over all of them, told which ran and how each exited, so that a
 # crashed test host or suite counts as failed: '... skipped or not run: ...', then 'N passed, N failed'.
-TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests
+TEST_PROJECTS := tests/MpiPipeline.Tests tests/MpiPipeline.RankTests tests/MpiPipeline.TorchSharp.Tests
 TEST_SUITES   += .ci/summarize-tests-test.sh
 TEST_RESULTS  := $(REPO)/build/test-results
 test: build
