@@ -74,7 +74,7 @@ public sealed class DicodTests : RankFixture
     {
         var output = NewStem("bad") + ".json";
         var result = MpiLauncher.Launch(flavor, 4, MpiLauncher.Mpipipe, ["dicod", .. args, "--output", output], Prompt * 3);
-        AssertStoppedByBadInput(result, Prompt, output);
+        AssertStoppedByBadInput(result, TimeSpan.FromSeconds(20), output);
         Assert.That(result.ExitCode, Is.EqualTo(2), result.ToString());
         Assert.That(MpiLauncher.Count(result.Output, message), Is.EqualTo(1), "printed once: " + result);
     }
