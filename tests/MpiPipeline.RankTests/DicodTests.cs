@@ -63,7 +63,7 @@ public sealed class DicodTests : RankFixture
         {
             yield return new TestCaseData(flavor, new[] { "--lambda", "-1" }, "--lambda -1: lambda must be a finite number >= 0")
                 .SetArgDisplayNames(flavor.Name, "lambda < 0");
-            yield return new TestCaseData(flavor, new[] { "--length", "100", "--atom-length", "16" }, "T/W < 2L - 1: 4 ranks cut the 85 activations")
+            yield return new TestCaseData(flavor, new[] { "--length", "40", "--atom-length", "16" }, "T/W < 2L - 1: 2 ranks cut the 25 activations")
                 .SetArgDisplayNames(flavor.Name, "T over W < 2L - 1");
         }
     }
@@ -73,7 +73,7 @@ public sealed class DicodTests : RankFixture
     public void BadArgumentsAreAUsageErrorFromRankZero(MpiFlavor flavor, string[] args, string message)
     {
         var output = NewStem("bad") + ".json";
-        var result = MpiLauncher.Launch(flavor, 4, MpiLauncher.Mpipipe, ["dicod", .. args, "--output", output], Prompt * 3);
+        var result = MpiLauncher.Launch(flavor, 2, MpiLauncher.Mpipipe, ["dicod", .. args, "--output", output], Prompt * 6);
         AssertStoppedByBadInput(result, TimeSpan.FromSeconds(20), output);
         Assert.That(result.ExitCode, Is.EqualTo(2), result.ToString());
         Assert.That(MpiLauncher.Count(result.Output, message), Is.EqualTo(1), "printed once: " + result);

@@ -16,7 +16,7 @@ internal sealed record DicodRun(
     double BetaScale);
 
 /// <summary>
-/// DICOD (the paper's Algorithm DICOD_W) on the ranks of a communicator: rank w owns the contiguous segment
+/// DICOD (the paper's distributed algorithm, W workers) on the ranks of a communicator: rank w owns the contiguous segment
 /// S_w = [w (T - L + 1) / W, (w + 1) (T - L + 1) / W) of the activations' time axis and runs coordinate descent on it
 /// (greedy over the segment, as in the paper, or LGCD's sub-segments). An update at t0 changes beta on
 /// |t - t0| &lt; L only, so an update within L - 1 of a border is sent to the neighbour across it (MPI_Isend of
