@@ -49,6 +49,7 @@ internal sealed class OptionBindingTests
         ["pprs"] = Of(PprsVerb.Options),
         ["bench bridge"] = Of(BenchBridgeVerb.Options),
         ["scaling"] = Of(ScalingVerb.Options),
+        ["dicod"] = Of(DicodVerb.Options),
     };
 
     /// <summary>The record's properties as text, lists item by item (records compare lists by reference).</summary>
@@ -62,6 +63,7 @@ internal sealed class OptionBindingTests
     private static readonly PprsOptions Pprs = new();
     private static readonly BridgeBenchmarkOptions Bridge = new();
     private static readonly ScalingOptions Sweep = new();
+    private static readonly MpiPipeline.Dicod.DicodOptions Csc = new();
 
     public static IEnumerable<TestCaseData> Flags()
     {
@@ -174,6 +176,23 @@ internal sealed class OptionBindingTests
         yield return Case("scaling", Sweep with { Reuse = true }, "--reuse");
         yield return Case("scaling", Sweep with { RunTimeout = TimeSpan.FromSeconds(60) }, "--timeout", "60");
         yield return Case("scaling", Sweep with { CommandLine = "mpipipe scaling" }, "--command-line", "mpipipe scaling");
+
+        yield return Case("dicod", Csc with { Atoms = 7 }, "--atoms", "7");
+        yield return Case("dicod", Csc with { AtomLength = 9 }, "--atom-length", "9");
+        yield return Case("dicod", Csc with { Length = 1234 }, "--length", "1234");
+        yield return Case("dicod", Csc with { Channels = 3 }, "--channels", "3");
+        yield return Case("dicod", Csc with { Lambda = 0.25 }, "--lambda", "0.25");
+        yield return Case("dicod", Csc with { Tol = 1e-4 }, "--tol", "1e-4");
+        yield return Case("dicod", Csc with { Seed = 9 }, "--seed", "9");
+        yield return Case("dicod", Csc with { Density = 0.01 }, "--density", "0.01");
+        yield return Case("dicod", Csc with { Noise = 0.5 }, "--noise", "0.5");
+        yield return Case("dicod", Csc with { SignalPath = "x.npy" }, "--signal", "x.npy");
+        yield return Case("dicod", Csc with { DictionaryPath = "d.npy" }, "--dictionary", "d.npy");
+        yield return Case("dicod", Csc with { Solver = "fista" }, "--solver", "fista");
+        yield return Case("dicod", Csc with { Local = "lgcd" }, "--local", "lgcd");
+        yield return Case("dicod", Csc with { SubSegments = 4 }, "--sub-segments", "4");
+        yield return Case("dicod", Csc with { MaxUpdates = 100 }, "--max-updates", "100");
+        yield return Case("dicod", Csc with { MaxIterations = 20 }, "--max-iterations", "20");
     }
 
     [TestCaseSource(nameof(Flags))]
@@ -183,12 +202,14 @@ internal sealed class OptionBindingTests
     [TestCase("pprs")]
     [TestCase("bench bridge")]
     [TestCase("scaling")]
+    [TestCase("dicod")]
     public void NoFlagsGiveTheRecordsDefaults(string verb) => Assert.That(Show(Verbs[verb].Read([])), Is.EqualTo(Show(Verbs[verb].Defaults)));
 
     [TestCase("train")]
     [TestCase("pprs")]
     [TestCase("bench bridge")]
     [TestCase("scaling")]
+    [TestCase("dicod")]
     public void EveryFlagOfTheCommandIsCovered(string verb)
     {
         var covered = Flags().Where(c => (string)c.Arguments[0]! == verb)
