@@ -102,6 +102,11 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { NoOverlap = true }, "--no-overlap");
         yield return Case("train", Train with { BucketMegabytes = 0.5 }, "--bucket-mb", "0.5");
         yield return Case("train", Train with { Compress = "ecq:4,256,0.5,0.5" }, "--compress", "ecq:4,256,0.5,0.5");
+        yield return Case("train", Train with { Delay = "poly:0.5,1" }, "--delay", "poly:0.5,1");
+        yield return Case("train", Train with { StepSchedule = "poly:0.75" }, "--step-schedule", "poly:0.75");
+        yield return Case("train", Train with { FixedArrival = true }, "--arrival", "fixed");
+        yield return Case("train", Train with { DelayHistogramPath = "h.json" }, "--delay-histogram", "h.json");
+        yield return Case("train", Train with { SlowWorkers = "1:4" }, "--slow-workers", "1:4");
         yield return Case("train", Train with { OutputPath = "r.json" }, "--output", "r.json");
         yield return Case("train", Train with { ParametersPath = "p.bin" }, "--save-parameters", "p.bin");
         yield return Case("train", Train with { FirstGradientsPath = "g.bin" }, "--save-first-gradients", "g.bin");
