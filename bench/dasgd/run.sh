@@ -8,6 +8,8 @@ set -euo pipefail
 : "${MPIPIPE:?path of mpipipe}" "${OUT:=bench/results/dasgd.md}" "${WORK:=build/bench/dasgd}"
 SEEDS=${SEEDS:-"1 2 3"}
 GROWTHS=${GROWTHS:-"0 0.5 1 1.5"}
+# paper: --step-schedule's default for P with alpha_0 = LR; const: alpha_n = LR; const@X: alpha_n = X.
+STEPS=${STEPS:-"paper const const@0.05"}
 C=${C:-0.5}
 UPDATES=${UPDATES:-1000}
 LR=${LR:-0.5}
@@ -22,12 +24,13 @@ if [ "$PART" = convex ] || [ "$PART" = all ]; then
     # Seeds outermost: an interrupted bench still has every (P, step) for the first seeds.
     for seed in $SEEDS; do
         for p in $GROWTHS; do
-            for step in paper const; do
-                name="convex-P$p-$step-s$seed"
+            for step in $STEPS; do
+                name="convex-P$p-${step/@/-lr}-s$seed"
                 [ -f "$WORK/$name.json" ] && continue
                 echo "dasgd bench: $name"
-                [ "$step" = const ] && schedule=(--step-schedule const) || schedule=()
-                run 3 --algo dasgd $CONVEX --max-steps "$UPDATES" --epochs 100 --lr "$LR" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
+                lr=$LR; schedule=()
+                case $step in const) schedule=(--step-schedule const);; const@*) schedule=(--step-schedule const); lr=${step#const@};; esac
+                run 3 --algo dasgd $CONVEX --max-steps "$UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
                     --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
                     || echo "  (exit $?: see $WORK/$name.log)"
             done
@@ -47,5 +50,5 @@ if [ "$PART" = slow ] || [ "$PART" = all ]; then
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 [ "$PART" = convex ] || [ "$PART" = slow ] && exit 0
-python3 "$(dirname "$0")/report.py" --work "$WORK" --out "$OUT" --command "$COMMAND" --growths "$GROWTHS" --seeds "$SEEDS" \
+python3 "$(dirname "$0")/report.py" --work "$WORK" --out "$OUT" --command "$COMMAND" --growths "$GROWTHS" --seeds "$SEEDS" --steps "$STEPS" \
     --c "$C" --updates "$UPDATES" --lr "$LR" --convex "$CONVEX" --slow "$SLOW" --load "${LOAD:-$LOAD_BEFORE | $LOAD_MID | $LOAD_AFTER}"
