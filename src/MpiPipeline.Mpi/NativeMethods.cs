@@ -40,6 +40,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int MPI_Wait(nint* request, void* status);
     [LibraryImport(Lib)] public static partial int MPI_Waitall(int count, void* requests, void* statuses);
     [LibraryImport(Lib)] public static partial int MPI_Test(nint* request, int* flag, void* status);
+    [LibraryImport(Lib)] public static partial int MPI_Waitany(int count, void* requests, int* index, void* status);
+    [LibraryImport(Lib)] public static partial int MPI_Testany(int count, void* requests, int* index, int* flag, void* status);
     [LibraryImport(Lib)] public static partial int MPI_Probe(int source, int tag, nint comm, void* status);
     [LibraryImport(Lib)] public static partial int MPI_Iprobe(int source, int tag, nint comm, int* flag, void* status);
     [LibraryImport(Lib)] public static partial int MPI_Get_count(void* status, nint datatype, int* count);

@@ -44,6 +44,9 @@ public sealed class Request
 
     public bool IsCompleted => completed is not null;
 
+    /// <summary>A request that is already complete (MPI_REQUEST_NULL): a slot of an any-of-many wait with nothing posted.</summary>
+    public static Request Inactive() => new(MpiLibrary.Table.RequestNull, default, isReceive: true) { completed = default(Status) };
+
     /// <summary>Blocks until the operation completes.</summary>
     public unsafe Status Wait()
     {
@@ -168,6 +171,124 @@ public sealed class Request
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// MPI_Waitany: blocks until one of <paramref name="requests"/> completes; returns its index and status, or -1
+    /// when none is active (all completed before). The stall watchdog names the call and the count.
+    /// </summary>
+    public static unsafe (int Index, Status Status) WaitAny(IReadOnlyList<Request> requests)
+    {
+        using (Watchdog.Enter($"MPI_Waitany ({requests.Count} requests)"))
+        {
+            return Any(requests, wait: true, out var index, out var status) ? (index, status) : (-1, default);
+        }
+    }
+
+    /// <summary>
+    /// MPI_Testany: true with the index and status of one completed request of <paramref name="requests"/>; false
+    /// when none has completed yet. Never blocks. False too when none is active (all completed before).
+    /// </summary>
+    public static bool TestAny(IReadOnlyList<Request> requests, out int index, out Status status) =>
+        Any(requests, wait: false, out index, out status) && index >= 0;
+
+    /// <summary>
+    /// Blocks until one of <paramref name="requests"/> completes, polling with MPI_Testany and giving the core away
+    /// between polls as <see cref="WaitPolling"/> does. Request i comes from peer <paramref name="peers"/>[i], last
+    /// heard at <paramref name="lastHeardTicks"/>[i] (<see cref="Environment.TickCount64"/>): the stall watchdog
+    /// watches the incomplete request whose peer has been silent the longest, from that time, so a peer that stopped
+    /// is named (and the job aborted) even while the others keep the waiting rank busy. Returns the index and status.
+    /// </summary>
+    public static (int Index, Status Status) WaitAnyPolling(IReadOnlyList<Request> requests, IReadOnlyList<int> peers,
+        IReadOnlyList<long> lastHeardTicks, Communicator communicator, IdleWait idle = IdleWait.Yield, string operation = "MPI_Testany (polling wait)")
+    {
+        const int pollsBeforeYield = 20;
+        const int yieldsBeforeSleep = 10;
+        const long firstSleepNs = 10_000, longestSleepNs = 100_000;
+        var silent = -1;
+        for (var i = 0; i < requests.Count; i++)
+        {
+            if (!requests[i].IsCompleted && (silent < 0 || lastHeardTicks[i] < lastHeardTicks[silent]))
+            {
+                silent = i;
+            }
+        }
+
+        if (silent < 0)
+        {
+            throw new InvalidOperationException("WaitAnyPolling: no request is active");
+        }
+
+        var polls = 0;
+        var sleepNs = 0L;
+        using (Watchdog.EnterSince(operation, communicator, peers[silent], lastHeardTicks[silent]))
+        {
+            int index;
+            Status status;
+            while (!TestAny(requests, out index, out status))
+            {
+                if (++polls <= pollsBeforeYield)
+                {
+                    continue;
+                }
+
+                if (idle == IdleWait.Sleep && polls > pollsBeforeYield + yieldsBeforeSleep)
+                {
+                    sleepNs = Math.Min(sleepNs == 0 ? firstSleepNs : 2 * sleepNs, longestSleepNs);
+                    Idle.Sleep(sleepNs);
+                }
+                else
+                {
+                    Thread.Yield();
+                }
+            }
+
+            return (index, status);
+        }
+    }
+
+    /// <summary>One MPI_Waitany or MPI_Testany over the requests (completed ones passed as MPI_REQUEST_NULL);
+    /// false when nothing completed (Testany) ; index -1 when none was active.</summary>
+    private static unsafe bool Any(IReadOnlyList<Request> requests, bool wait, out int index, out Status status)
+    {
+        var table = MpiLibrary.Table;
+        var n = requests.Count;
+        var handles = stackalloc byte[Math.Max(n, 1) * table.HandleSize];
+        var native = stackalloc byte[Status.MaxNativeSize];
+        for (var i = 0; i < n; i++)
+        {
+            var r = requests[i];
+            var value = r.completed is null ? r.handle : table.RequestNull;
+            if (table.HandleSize == 4)
+            {
+                ((int*)handles)[i] = (int)value;
+            }
+            else
+            {
+                ((nint*)handles)[i] = value;
+            }
+        }
+
+        var found = 0;
+        var flag = 0;
+        MpiException.Check(wait
+            ? NativeMethods.MPI_Waitany(n, handles, &found, native)
+            : NativeMethods.MPI_Testany(n, handles, &found, &flag, native));
+        if (!wait && flag == 0)
+        {
+            (index, status) = (-1, default);
+            return false;
+        }
+
+        if (found == AbiTable.Undefined)
+        {
+            (index, status) = (-1, default);
+            return true;
+        }
+
+        var done = requests[found];
+        (index, status) = (found, done.Complete(done.ReadStatus(native)));
+        return true;
     }
 
     /// <summary>A send's status is undefined by the standard: only receives report source, tag and size.</summary>

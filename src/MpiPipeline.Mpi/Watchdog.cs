@@ -75,6 +75,22 @@ internal static class Watchdog
         return default;
     }
 
+    /// <summary>
+    /// As <see cref="Enter"/>, for a polled wait on several peers that started earlier: <paramref name="sinceTicks"/>
+    /// (<see cref="Environment.TickCount64"/>) is when <paramref name="from"/>, the peer silent the longest, was last
+    /// heard. A master that keeps hearing from the other peers is still reported (and aborted) for the silent one.
+    /// </summary>
+    public static Scope EnterSince(string name, Communicator? communicator, int from, long sinceTicks)
+    {
+        operation = name;
+        fromRank = from;
+        toRank = NoPeer;
+        ranks = communicator?.Size ?? 0;
+        world = communicator?.IsWorld ?? false;
+        Volatile.Write(ref startedTicks, Math.Max(1, sinceTicks));
+        return default;
+    }
+
     internal readonly struct Scope : IDisposable
     {
         public void Dispose() => Volatile.Write(ref startedTicks, 0);

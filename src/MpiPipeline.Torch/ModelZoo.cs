@@ -34,10 +34,11 @@ public static class ModelZoo
     /// <summary>The smallest image side <c>cnn</c> takes: two 2x2 poolings must leave at least one pixel.</summary>
     public const int CnnMinimumSide = 4;
 
-    public static IReadOnlyList<string> Names { get; } = ["mlp", "cnn", "deep-mlp:N", "res-mlp:N"];
+    public static IReadOnlyList<string> Names { get; } = ["linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N"];
 
     /// <summary>
     /// With F = the values per sample and K = the classes:
+    /// <c>linear</c>: flatten, linear F-K: multinomial logistic regression with the cross-entropy loss, a convex problem.
     /// <c>mlp</c>: flatten, linear F-256, relu, linear 256-K.
     /// <c>cnn</c> (samples C x H x W, H and W at least 4): two conv 3x3 (pad 1) + relu + maxpool 2 blocks (C-16, 16-32
     /// channels), then linear 32 (H/4) (W/4)-128 (halvings rounded down), relu, linear 128-K; on Fashion-MNIST
@@ -64,6 +65,8 @@ public static class ModelZoo
         var parts = name.Trim().ToLowerInvariant().Split(':');
         switch (parts[0])
         {
+            case "linear" when parts.Length == 1:
+                return g => [new("flatten"), new("linear", g.Size, g.Classes)];
             case "mlp" when parts.Length == 1:
                 return Mlp;
             case "cnn" when parts.Length == 1:

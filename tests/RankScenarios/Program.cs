@@ -195,6 +195,60 @@ internal static class PointToPoint
         s2.Wait();
         Program.Expect(got.Source, prev, "Wait status source");
         Program.ExpectAll<long>(into, i => i switch { 0 => prev, 1 => prev * 2L, _ => long.MaxValue - prev }, "Isend/Irecv long");
+        AnyOfMany(world);
+    }
+
+    /// <summary>
+    /// MPI_Testany and MPI_Waitany over one receive from every rank (as the DASGD master waits for any worker): each
+    /// index comes back exactly once with its own source and payload; with all completed, Waitany says none is active.
+    /// </summary>
+    private static void AnyOfMany(Communicator world)
+    {
+        int rank = world.Rank, size = world.Size;
+        const int length = 20_000;
+        var inbox = new float[size][];
+        var receives = new List<Request>();
+        for (var source = 0; source < size; source++)
+        {
+            inbox[source] = new float[length];
+            receives.Add(world.Irecv<float>(inbox[source], source, 77));
+        }
+
+        var sends = new List<Request>();
+        for (var dest = 0; dest < size; dest++)
+        {
+            var payload = new float[length];
+            Array.Fill(payload, (rank * 1000) + dest);
+            sends.Add(world.Isend<float>(payload, dest, 77));
+        }
+
+        var seen = new bool[size];
+        for (var k = 0; k < size; k++)
+        {
+            int index;
+            Status status;
+            if (k % 2 == 0)
+            {
+                while (!Request.TestAny(receives, out index, out status))
+                {
+                    Thread.Yield();
+                }
+            }
+            else
+            {
+                (index, status) = Request.WaitAny(receives);
+            }
+
+            Program.Expect(seen[index], false, $"any-of-many: index {index} returned twice");
+            seen[index] = true;
+            Program.Expect(status.Source, index, "any-of-many: status source");
+            Program.Expect(status.Count<float>(), length, "any-of-many: status count");
+            Program.ExpectAll<float>(inbox[index], _ => (index * 1000) + rank, $"any-of-many from {index}");
+        }
+
+        Program.Expect(Request.WaitAny(receives).Index, -1, "Waitany over completed requests");
+        Program.Expect(Request.TestAny(receives, out _, out _), false, "Testany over completed requests");
+        Request.WaitAll([.. sends]);
     }
 }
 

@@ -19,7 +19,7 @@ internal static class TrainOptionTable
         IReadOnlyList<(string, PartitionCost?)> partitions = [("time", PartitionCost.Time), ("parameters", PartitionCost.Parameters)];
         var t = new OptionTable<TrainOptions>();
         t.Add(TrainFlags.Algorithm, string.Join(" | ", AlgorithmRegistry.Names), o => o.Algorithm, (o, v) => o with { Algorithm = v }).AcceptOnlyFromAmong([.. AlgorithmRegistry.Names]);
-        t.Add(TrainFlags.Model, "mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", o => o.Model, (o, v) => o with { Model = v });
+        t.Add(TrainFlags.Model, "linear | mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", o => o.Model, (o, v) => o with { Model = v });
         t.Add(TrainFlags.Epochs, "Passes over the training set.", o => o.Epochs, (o, v) => o with { Epochs = v });
         t.Add(TrainFlags.Batch, "Global mini-batch, summed over workers (each takes batch / workers).", o => o.Batch, (o, v) => o with { Batch = v });
         t.Add(TrainFlags.LearningRate, "Learning rate eta.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
@@ -75,6 +75,16 @@ internal static class TrainOptionTable
                     result.AddError(e.Message);
                 }
             });
+        t.Add(TrainFlags.Delay, $"{Owners(TrainFlags.Delay)}: staleness injected by the master on top of the real one: {Async.DelaySchedule.Help}; default none.",
+            o => o.Delay, (o, v) => o with { Delay = v });
+        t.Add(TrainFlags.StepSchedule, $"{Owners(TrainFlags.StepSchedule)}: alpha_n with alpha_0 = --lr: {Async.StepSchedule.Help}.",
+            o => o.StepSchedule, (o, v) => o with { StepSchedule = v });
+        t.Choice(TrainFlags.Arrival, $"{Owners(TrainFlags.Arrival)}: any (the master applies whichever gradient arrives first; default) | fixed (the workers in turn: deterministic).",
+            [("any", false), ("fixed", true)], o => o.FixedArrival, (o, v) => o with { FixedArrival = v });
+        t.Add(TrainFlags.DelayHistogram, $"{Owners(TrainFlags.DelayHistogram)}: write the histogram of the measured delays d_n as JSON to this file and as SVG beside it (.svg).",
+            o => o.DelayHistogramPath, (o, v) => o with { DelayHistogramPath = v });
+        t.Add(TrainFlags.SlowWorkers, $"{Owners(TrainFlags.SlowWorkers)}: K:FACTOR[,K:FACTOR]: worker (rank) K computes FACTOR times slower (it sleeps FACTOR - 1 times its compute).",
+            o => o.SlowWorkers, (o, v) => o with { SlowWorkers = v });
         t.Choice(TrainFlags.OnNonFinite, "What a step with a non-finite loss or gradient norm does: stop (the run, on every rank: exit status 4, results marked diverged) " +
             $"| skip-step (its update dropped on every rank and counted; after {TrainFlags.MaxSkippedSteps} such steps the next one stops the run).",
             [("stop", NonFinitePolicy.Stop), ("skip-step", NonFinitePolicy.SkipStep)], o => o.OnNonFinite, (o, v) => o with { OnNonFinite = v });

@@ -42,6 +42,7 @@ internal static class AlgorithmRegistry
         LocalSgd.Registration,
         RiSgd.Registration,
         PipelineEngine.Registration,
+        Async.DasgdEngine.Registration,
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(a => a.Name)];

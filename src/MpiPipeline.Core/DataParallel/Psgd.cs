@@ -18,10 +18,15 @@ internal sealed class Psgd : IDataParallelAlgorithm
 {
     public static AlgorithmRegistration Registration { get; } = new(
         "psgd", "parallel SGD: the workers' gradients averaged every step (Allreduce in buckets overlapped with backward)",
-        [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.CompressOption, DataParallelEngine.TraceOption],
+        [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.CompressOption, DataParallelEngine.TraceOption,
+            DataParallelEngine.SlowWorkersOption],
         context => new DataParallelEngine(context, new Psgd()))
     {
-        Validate = (options, workers) => options.RequireBatchDivisibleBy(workers),
+        Validate = (options, workers) =>
+        {
+            options.RequireBatchDivisibleBy(workers);
+            SlowWorkers.Parse(options.SlowWorkers).Validate(workers, 0);
+        },
         DataParallel = true,
     };
 

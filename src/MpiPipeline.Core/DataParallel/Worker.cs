@@ -22,6 +22,7 @@ internal sealed class Worker : IDisposable
     private readonly TrainOptions options;
     private readonly NonFiniteGuard? guard;
     private readonly IdleWait? wait;
+    private readonly SlowWorkers slow;
     private Communicator? group;
     private long step;
     private LossResult stepLoss;
@@ -37,6 +38,7 @@ internal sealed class Worker : IDisposable
         this.guard = guard;
         this.wait = wait;
         this.train = train;
+        slow = SlowWorkers.Parse(options.SlowWorkers);
         Id = world.Rank;
         group = world;
         Sampler = sampler;
@@ -106,6 +108,7 @@ internal sealed class Worker : IDisposable
         ForwardBackwardSpan = (start, Stopwatch.GetTimestamp());
         Stage.PullGradients();
         Stats += new StepCounters { Steps = 1, Samples = result.Count, ComputeSeconds = clock.Elapsed.TotalSeconds };
+        slow.Delay(Id, clock.Elapsed.TotalSeconds);
         (step, stepLoss) = (t, result);
         return result;
     }

@@ -37,6 +37,9 @@ internal sealed class DataParallelEngine : ITrainingEngine
     /// <summary>--trace: forward + backward, each gradient bucket's Allreduce and the optimizer step, one row per rank.</summary>
     public static AlgorithmOption TraceOption { get; } = new(TrainFlags.Trace, o => o.TracePath is not null);
 
+    /// <summary>--slow-workers (psgd, dasgd): PSGD waits for the slowest worker every step, the comparison with DASGD.</summary>
+    public static AlgorithmOption SlowWorkersOption { get; } = new(TrainFlags.SlowWorkers, o => o.SlowWorkers is not null);
+
     private readonly TrainingContext context;
     private readonly IDataParallelAlgorithm algorithm;
     private readonly Worker worker;

@@ -46,6 +46,8 @@ internal static class TrainFlags
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
     public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
     public const string Checkpoint = "--checkpoint", CheckpointEvery = "--checkpoint-every", CheckpointKeep = "--checkpoint-keep", Resume = "--resume";
+    public const string Delay = Async.DelaySchedule.Flag, StepSchedule = Async.StepSchedule.Flag, Arrival = "--arrival",
+        DelayHistogram = "--delay-histogram", SlowWorkers = Training.SlowWorkers.Flag;
 
     /// <summary>Rejects a given <paramref name="value"/> below <paramref name="min"/>: "--flag must be >= min (got value)".</summary>
     public static void RequireAtLeast(string flag, long? value, long min = 1)
@@ -176,6 +178,24 @@ internal sealed record TrainOptions
     /// <summary>The averaged flat gradient of the first mini-batch (at the initial parameters), written by rank 0.</summary>
     public string? FirstGradientsPath { get; init; }
 
+    // ---- --algo dasgd ----
+
+    /// <summary>--delay: the staleness the master injects (<see cref="Async.DelaySchedule"/>); null: none.</summary>
+    public string? Delay { get; init; }
+
+    /// <summary>--step-schedule: alpha_n (<see cref="Async.StepSchedule"/>); null: the default for the delay's growth.</summary>
+    public string? StepSchedule { get; init; }
+
+    /// <summary>--arrival fixed: the master takes the workers' gradients in turn (1, 2, ..., 1, 2, ...), the
+    /// deterministic mode; any (default): whichever arrives first.</summary>
+    public bool FixedArrival { get; init; }
+
+    /// <summary>--delay-histogram: the measured delays' histogram as JSON here and as SVG beside it (.svg).</summary>
+    public string? DelayHistogramPath { get; init; }
+
+    /// <summary>--slow-workers K:FACTOR (psgd, dasgd): worker K computes FACTOR times slower (<see cref="Training.SlowWorkers"/>).</summary>
+    public string? SlowWorkers { get; init; }
+
     public int EffectiveMicroBatches => MicroBatches ?? 4;
 
     public ScheduleKind EffectiveSchedule => Schedule ?? ScheduleKind.OneFOneB;
@@ -282,7 +302,9 @@ internal sealed record TrainOptions
     {
         var checkpoint = CheckpointDirectory is { } folder ? Path.Combine(folder, CheckpointStore.FileName(0)) : null;
         foreach (var (flag, path) in new[] { (TrainFlags.Output, OutputPath), (TrainFlags.SaveParameters, ParametersPath),
-                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath), (TrainFlags.Checkpoint, checkpoint) })
+                     (TrainFlags.SaveFirstGradients, FirstGradientsPath), (TrainFlags.Trace, TracePath), (TrainFlags.Checkpoint, checkpoint),
+                     (TrainFlags.DelayHistogram, DelayHistogramPath),
+                     (TrainFlags.DelayHistogram, DelayHistogramPath is null ? null : Path.ChangeExtension(DelayHistogramPath, ".svg")) })
         {
             if (path is not null)
             {

@@ -108,6 +108,11 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { CheckpointEvery = "epoch" }, "--checkpoint-every", "epoch");
         yield return Case("train", Train with { CheckpointKeep = 3 }, "--checkpoint-keep", "3");
         yield return Case("train", Train with { ResumePath = "ck" }, "--resume", "ck");
+        yield return Case("train", Train with { Delay = "poly:0.5,1" }, "--delay", "poly:0.5,1");
+        yield return Case("train", Train with { StepSchedule = "poly:0.75" }, "--step-schedule", "poly:0.75");
+        yield return Case("train", Train with { FixedArrival = true }, "--arrival", "fixed");
+        yield return Case("train", Train with { DelayHistogramPath = "h.json" }, "--delay-histogram", "h.json");
+        yield return Case("train", Train with { SlowWorkers = "1:4" }, "--slow-workers", "1:4");
         yield return Case("train", Train with { OutputPath = "r.json" }, "--output", "r.json");
         yield return Case("train", Train with { ParametersPath = "p.bin" }, "--save-parameters", "p.bin");
         yield return Case("train", Train with { FirstGradientsPath = "g.bin" }, "--save-first-gradients", "g.bin");

@@ -5,6 +5,7 @@ namespace MpiPipeline.Tests.Torch;
 [TestFixture]
 public sealed class ModelZooTests
 {
+    [TestCase("linear", 784 * 10 + 10)]
     [TestCase("mlp", 203_530)]
     [TestCase("cnn", 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10)]
     [TestCase("deep-mlp:1", 7850)]
@@ -31,7 +32,15 @@ public sealed class ModelZooTests
 
     [Test]
     public void Names() =>
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "mlp", "cnn", "deep-mlp:N", "res-mlp:N" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N" }));
+
+    /// <summary>linear is multinomial logistic regression: one affine map F -> K, nothing else that could make it non-convex.</summary>
+    [Test]
+    public void LinearIsOneAffineLayer()
+    {
+        var layers = ModelZoo.Build("linear", FashionMnistGeometry);
+        Assert.That(layers.Select(l => l.Kind), Is.EqualTo(new[] { "flatten", "linear" }));
+    }
 
     // The first and last layers follow the data: F values per sample in, K classes out; cnn's linear layer takes
     // 32 (H/4) (W/4) with each halving rounded down (5 -> 2 -> 1, 7 -> 3 -> 1).
