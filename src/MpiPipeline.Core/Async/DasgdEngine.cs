@@ -49,6 +49,13 @@ internal sealed partial class DasgdEngine : ITrainingEngine
                 throw new InputException("--algo dasgd applies the paper's plain step x_n = x_{n-1} - alpha_n g: --optimizer adam, --nesterov and --weight-decay do not apply");
             }
 
+            if (options.CheckpointDirectory is not null || options.ResumePath is not null)
+            {
+                // The master's state at update n includes the gradients in flight and the past models it still serves:
+                // no between-steps point exists at which a checkpoint would let the run continue exactly.
+                throw new InputException($"--algo dasgd does not take {TrainFlags.Checkpoint} or {TrainFlags.Resume}: its workers are never between two steps together, so no checkpoint could continue the run exactly");
+            }
+
             var delay = DelaySchedule.Parse(options.Delay ?? "none", options.Seed);
             StepSchedule.Parse(options.StepSchedule ?? StepSchedule.DefaultFor(delay.Growth));
             SlowWorkers.Parse(options.SlowWorkers).Validate(ranks, 1);
@@ -286,6 +293,12 @@ internal sealed partial class DasgdEngine : ITrainingEngine
             options["masterWaitSeconds"] = waitSeconds.ToString("G6");
         }
     }
+
+    /// <summary>Never called: <c>Validate</c> refuses checkpoints for dasgd.</summary>
+    public Checkpoint? Capture(CheckpointHeader header) => throw new InvalidOperationException("dasgd keeps no checkpoints");
+
+    /// <inheritdoc cref="Capture"/>
+    public void Restore(Checkpoint checkpoint, string path) => throw new InvalidOperationException("dasgd keeps no checkpoints");
 
     public void SaveParameters(string path)
     {
