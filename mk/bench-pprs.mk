@@ -16,3 +16,15 @@ bench-pprs: build
 	MPIPIPE=$(MPIPIPE) STEPS="$(BENCH_PPRS_STEPS)" SEEDS="$(BENCH_PPRS_SEEDS)" PROBLEM_ARGS="$(BENCH_PPRS_PROBLEM)" OUT=$(BENCH_PPRS_OUT) \
 	    BENCH_COMMAND='make bench-pprs$(if $(filter-out bench/results/pprs,$(BENCH_PPRS_OUT)), BENCH_PPRS_PROBLEM="$(BENCH_PPRS_PROBLEM)" BENCH_PPRS_OUT=$(BENCH_PPRS_OUT))' \
 	    bash bench/pprs/run.sh
+
+# Issue 19 items 2 and 3. bench-pprs-bounds: the supplement's bounds vs measured time to eps on Eq. 8
+# (deterministic, ~1 minute) -> bench/results/pprs-bounds.md. bench-pprs-figure3: Figure 3 with one network family
+# (res-mlp:20:16 and res-mlp:200:16), PPRS at shared eta and at its own eta = gamma/L (gamma grid), t50/t90 against one
+# level per panel -> bench/results/pprs/figure3/ (panels.md, CSV, SVG).
+BENCH_PPRS_BOUNDS_ARGS ?=
+.PHONY: bench-pprs-bounds bench-pprs-figure3
+bench-pprs-bounds: build
+	$(MPIPIPE) pprs --bounds-sweep bench/results/pprs-bounds.md $(BENCH_PPRS_BOUNDS_ARGS)
+
+bench-pprs-figure3: build
+	MPIPIPE=$(MPIPIPE) bash bench/pprs/figure3.sh

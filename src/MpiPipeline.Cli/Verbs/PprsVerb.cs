@@ -29,9 +29,13 @@ internal static class PprsVerb
         var summary = new Option<string?>("--summary") { Description = "Write the problem, the runs' parameters and the summary table as Markdown to FILE (rank 0)." };
         var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
 
+        var sweep = new Option<string?>("--bounds-sweep")
+        {
+            Description = "Only write the bounds sweep to FILE (Markdown; rank 0): Eq. 10 and Eq. 14 vs measured PPRS and subgradient time to eps on Eq. 8, eps x Delta (1, 20, 200) x d, m = --terms.",
+        };
         var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
         table.AddTo(command);
-        foreach (var option in new Option[] { threads, output, csv, plot, summary, bounds })
+        foreach (var option in new Option[] { threads, output, csv, plot, summary, bounds, sweep })
         {
             command.Options.Add(option);
         }
@@ -40,6 +44,20 @@ internal static class PprsVerb
         {
             var options = table.Read(parse);
             options.Validate(world.Size);
+            if (parse.GetValue(sweep) is { } sweepPath)
+            {
+                if (world.Rank == 0)
+                {
+                    AtomicFile.CheckWritable(sweepPath, "--bounds-sweep");
+                    var rows = BoundsSweep.Build(terms: options.Terms, seed: options.Seed);
+                    var made = "make bench-pprs-bounds" + (options.Terms > 1 ? $" BENCH_PPRS_BOUNDS_ARGS=\"--terms {options.Terms}\"" : "");
+                    AtomicFile.WriteAllText(sweepPath, BoundsSweep.Document(rows, made));
+                    RankConsole.Line($"wrote {sweepPath}");
+                }
+
+                return 0;
+            }
+
             if (options.Problem == "adversarial")
             {
                 var t = TorchRuntime.ChooseThreads(OptionTable.Given(parse, threads) ? parse.GetValue(threads) : null, DefaultThreads);
@@ -77,6 +95,10 @@ internal static class PprsVerb
         t.Add("--step", $"eta of GD and AGD (default: 1/beta for smooth, 1/152 for nonconvex, R/(L sqrt T) for nonsmooth, {G(PprsProblem.AdversarialStep)} for adversarial).",
             o => o.Step, (o, v) => o with { Step = v });
         t.Add("--pprs-step", "eta of PPRS (default: gamma/L for nonsmooth, Eq. 13; otherwise --step).", o => o.PprsStep, (o, v) => o with { PprsStep = v });
+        t.Add("--lipschitz", "adversarial: L of f (default: estimated, the largest ||grad f|| at delta = 0 and 64 points gamma X_j).",
+            o => o.Lipschitz, (o, v) => o with { Lipschitz = v });
+        t.Add("--theory-step", "PPRS's eta = gamma/L (1/beta of the L/gamma-smooth f^gamma, as in the theory) instead of --step.",
+            o => o.TheoryStep, (o, v) => o with { TheoryStep = v });
         t.Add("--precision", "nonconvex PPRS: eps of Eqs. 22-23, setting the default gamma (r = 1) and K = ceil(18 L^2/eps^2) (default L/2).",
             o => o.Precision, (o, v) => o with { Precision = v });
         t.Add("--stationarity-samples", "nonconvex PPRS: M, perturbations per iterate of the stationarity estimate (off the clock).",

@@ -29,6 +29,15 @@ internal sealed record PprsOptions
     /// </summary>
     public int Terms { get; init; } = 1;
 
+    /// <summary>
+    /// The adversarial problem's L (default: estimated, <see cref="PprsProblem.EstimateLipschitz"/>); it sets PPRS's
+    /// step with <see cref="TheoryStep"/>.
+    /// </summary>
+    public double? Lipschitz { get; init; }
+
+    /// <summary>PPRS's eta = gamma/L, the theory's 1/beta on the L/gamma-smooth f^gamma (instead of GD's step).</summary>
+    public bool TheoryStep { get; init; }
+
     /// <summary>Non-convex PPRS: eps of Eq. 22-23 (default L/2), which sets the default gamma and K.</summary>
     public double? Precision { get; init; }
 
@@ -148,6 +157,11 @@ internal sealed record PprsOptions
         if (Dimension is < 1)
         {
             throw new InputException($"--dimension {Dimension} must be >= 1");
+        }
+
+        if (Lipschitz is { } lip && (!(lip > 0) || !double.IsFinite(lip)))
+        {
+            throw new InputException($"--lipschitz {lip.ToString(CultureInfo.InvariantCulture)} must be finite and > 0");
         }
 
         if (Precision is { } eps && (!(eps > 0) || !double.IsFinite(eps)))
@@ -464,8 +478,41 @@ internal sealed class PprsProblem(string name, string description, Chain chain, 
             $"; f(delta) = mean_i max(z_y - max_(j!=y) z_j, -kappa) + (lambda/2)||delta||^2, kappa = {PprsResult.R(o.Kappa)}, lambda = {PprsResult.R(o.Penalty)}; " +
             $"{chain.Units} parametric layers in Delta = {o.Depth} nodes (layers per node: {groups})" +
             (o.Terms > 1 ? $"; a finite sum of m = {o.Terms} terms of {perTerm} images each" : "");
-        return new PprsProblem("adversarial", description, chain.Chain, null, null, 1, 1, AdversarialStep, new Owners(chains),
-            chains.Select(c => c.Chain).ToArray());
+        var terms = chains.Select(c => c.Chain).ToArray();
+        var lipschitz = o.Lipschitz ?? EstimateLipschitz(terms, o.Gamma ?? AdversarialGamma, o.Seed);
+        description += o.Lipschitz is null
+            ? $"; L estimated as {PprsResult.R(lipschitz)} (the largest ||grad f|| at delta = 0 and 64 points gamma X_j)"
+            : $"; L = {PprsResult.R(lipschitz)} (given)";
+        return new PprsProblem("adversarial", description, chain.Chain, null, null, lipschitz, 1, AdversarialStep, new Owners(chains), terms);
+    }
+
+    /// <summary>
+    /// An estimate of the adversarial f's Lipschitz constant L, which it does not state: the largest ||grad f|| at
+    /// delta = 0 and at 64 points gamma X_j around it (X_j from the stream (seed, -1000, j), which no run draws). A
+    /// local estimate from below of sup ||grad f||, so gamma/L errs on the large side. Every rank computes the same.
+    /// </summary>
+    public static double EstimateLipschitz(IReadOnlyList<Chain> terms, double gamma, long seed)
+    {
+        var d = terms[0].InputDimension;
+        var point = new double[d];
+        var gradient = new double[d];
+        var largest = 0.0;
+        for (var j = -1; j < 64; j++)
+        {
+            if (j >= 0)
+            {
+                GaussianPerturbation.Draw(seed, -1000, j, point);
+                for (var i = 0; i < d; i++)
+                {
+                    point[i] *= gamma;
+                }
+            }
+
+            FiniteSum.Gradient(terms, point, gradient);
+            largest = Math.Max(largest, Math.Sqrt(gradient.Sum(g => g * g)));
+        }
+
+        return largest;
     }
 
     /// <summary>"2, 1 x 198, 2" for 2, 1, 1, ..., 1, 2.</summary>
@@ -642,6 +689,11 @@ internal static class PprsExperiment
             ["schedule"] = o.Schedule == ChainSchedule.Pipelined ? "pipelined" : "one-at-a-time",
             ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
         };
+        if (o.TheoryStep)
+        {
+            options["pprs step"] = "gamma/L";
+        }
+
         options["oracle"] = o.Batched ? "batched (one process)" : $"pipelined over {world.Size} rank(s)";
         if (o.Problem == "adversarial")
         {
@@ -659,8 +711,8 @@ internal static class PprsExperiment
     /// T, gamma, K, eta for one PPRS run. <paramref name="requested"/> K (0: Eq. 13's). T: --iterations, or the most
     /// iterations within --budget (with Eq. 13's K when K is not given, <see cref="PprsParameters.IterationsWithin"/>).
     /// gamma: --gamma, else Eq. 13 (adversarial: <see cref="PprsProblem.AdversarialGamma"/>). eta: --pprs-step, else
-    /// gamma/L (non-smooth, Eq. 13 / line 63) or GD's step (smooth problems, where f^gamma keeps f's smoothness; the
-    /// adversarial problem, to compare at equal steps).
+    /// gamma/L (non-smooth, Eq. 13 / line 63; any problem with --theory-step) or GD's step (smooth problems, where
+    /// f^gamma keeps f's smoothness; the adversarial problem, to compare at equal steps).
     /// </summary>
     public static PprsParameters PprsParametersFor(PprsOptions o, PprsProblem problem, int requested)
     {
@@ -679,7 +731,7 @@ internal static class PprsExperiment
         var gamma = o.Gamma ?? (problem.Name == "adversarial" ? PprsProblem.AdversarialGamma : defaults.Gamma);
         var samples = requested > 0 ? requested : defaults.Samples;
         var eta = o.PprsStep
-            ?? (problem.PprsStepIsGdStep ? o.Step ?? problem.DefaultStep : gamma / problem.Lipschitz);
+            ?? (problem.PprsStepIsGdStep && !o.TheoryStep ? o.Step ?? problem.DefaultStep : gamma / problem.Lipschitz);
         return new PprsParameters(T, gamma, samples, eta);
     }
 
