@@ -28,3 +28,10 @@ bench-pprs-bounds: build
 
 bench-pprs-figure3: build
 	MPIPIPE=$(MPIPIPE) bash bench/pprs/figure3.sh
+
+# The existing Figure 3 runs (make bench-pprs) re-read with one t50/t90 level per depth -> bench/results/pprs/panels-common-level.md
+.PHONY: bench-pprs-panels
+bench-pprs-panels:
+	{ echo "# Figure 3 runs of make bench-pprs, t50/t90 against one level per depth (made by \`make bench-pprs-panels\`)"; echo; \
+	  for d in 20 200; do echo "## Delta = $$d, every eta and seed"; echo; bash bench/pprs/panel-table.sh bench/results/pprs/adversarial-delta$$d-eta*.csv; echo; done; } \
+	  > bench/results/pprs/panels-common-level.md

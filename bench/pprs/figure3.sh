@@ -33,20 +33,8 @@ train() { # model -> parameters file (cached; the same recipe as bench/pprs/run.
     echo "$file"
 }
 
-# t50/t90 of every curve of a panel (CSV files) against the panel's common levels.
-panel_table() {
-    awk -F, 'FNR == 1 { next }
-        { key = $4 " (eta " $7 ", gamma " $6 ")"; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-          if ($8 == 0 && f0 == "") f0 = $10; if (best == "" || $10 + 0 < best + 0) best = $10
-          t[key, ++count[key]] = $9; v[key, count[key]] = $10; last[key] = $10; if (min[key] == "" || $10 + 0 < min[key] + 0) min[key] = $10 }
-        END {
-          l50 = f0 - 0.5 * (f0 - best); l90 = f0 - 0.9 * (f0 - best)
-          printf "f(0) = %.4g, best f of the panel = %.4g: t50 level f <= %.4g, t90 level f <= %.4g (the same for every row)\n\n", f0, best, l50, l90
-          print "| run | final f | best f | t50 | t90 |"; print "| --- | ---: | ---: | ---: | ---: |"
-          for (i = 1; i <= n; i++) { k = order[i]; a = "never"; b = "never"
-            for (j = 1; j <= count[k]; j++) { if (a == "never" && v[k, j] + 0 <= l50) a = t[k, j]; if (b == "never" && v[k, j] + 0 <= l90) b = t[k, j] }
-            printf "| %s | %.4g | %.4g | %s | %s |\n", k, last[k], min[k], a, b } }' "$@"
-}
+# t50/t90 of every curve of a panel against the panel's common levels.
+panel_table() { bash "$(dirname "$0")/panel-table.sh" "$@"; }
 
 . "$(dirname "$0")/../atomic.sh"
 atomic_temp panels "$OUT/panels.md"
