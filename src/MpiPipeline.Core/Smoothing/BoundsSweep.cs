@@ -67,7 +67,7 @@ internal static class BoundsSweep
 
     public static readonly IReadOnlyList<int> DefaultDepths = [1, 20, 200];
 
-    public static readonly IReadOnlyList<int> DefaultDimensions = [16, 101, 401];
+    public static readonly IReadOnlyList<int> DefaultDimensions = [16, 101, 1001];
 
     /// <summary>The least t &gt;= 0 (in time units) with Eq. 10's bound &lt;= eps; Eq. 10 decreases in t.</summary>
     public static double LowerTime(double precision, int depth, double lipschitz = 1, double radius = 1)
