@@ -10,13 +10,13 @@ namespace MpiPipeline.RankTests;
 public sealed class PprsTests : RankFixture
 {
     /// <summary>
-    /// Eq. 8 on d = 21 through a chain of Delta = 7 nodes; f monitored by forward passes over the ranks (not the closed
-    /// form), so values and gradients both cross the ranks.
+    /// Eq. 8 on d = 21 through a chain of Delta = 7 nodes, as a finite sum of m = 2 terms (2 micro-batches per point);
+    /// f monitored by forward passes over the ranks (not the closed form), so values and gradients both cross the ranks.
     /// </summary>
     private static readonly string[] NonSmooth =
     [
         "--problem", "nonsmooth", "--delta", "7", "--dimension", "21", "--iterations", "12", "--samples", "1,5", "--method", "all",
-        "--monitor", "pipeline", "--seed", "3",
+        "--monitor", "pipeline", "--seed", "3", "--terms", "2",
     ];
 
     /// <summary>The Figure 3 problem, small: an untrained res-mlp of 6 layers of width 8, 2 images, Delta = 6.</summary>
@@ -41,27 +41,54 @@ public sealed class PprsTests : RankFixture
         AssertSameCurves(reference, pipelined, expectedRuns: 4);
     }
 
-    /// <summary>The clock of the multi-rank run: 2 Delta per GD/AGD iteration, 2 (K + Delta - 1) per PPRS iteration (Eq. 14).</summary>
+    /// <summary>
+    /// The clock of the multi-rank run is measured by the ranks' dependency clock (ready times travel with the
+    /// messages), not computed from the formula: 2 (K m + Delta - 1) per iteration for GD and AGD (K = 1) and PPRS, and
+    /// every rank did K m forwards and backwards per node per call (3 ranks: 3, 2, 2 of the 7 nodes). The same run
+    /// one micro-batch at a time (no pipelining) measures 2 K m Delta: the clock sees the schedule that ran.
+    /// </summary>
     [Test]
-    public void EveryIterationCostsTwoTimesKPlusDeltaMinusOneTimeUnits()
+    public void TheMeasuredClockFollowsTheScheduleThatRan()
     {
+        const int depth = 7, m = 2;
+        long[] nodes = [3, 2, 2];
         var run = Pprs(MpiFlavor.Mpich, 3, "clock", NonSmooth);
-        const int depth = 7;
         var samplesSeen = new List<int>();
         foreach (var method in run.GetProperty("runs").EnumerateArray())
         {
             var k = method.GetProperty("samples").GetInt32();
             samplesSeen.Add(k);
-            Assert.That(method.GetProperty("timeUnitsPerIteration").GetInt64(), Is.EqualTo(2 * (k + depth - 1)));
+            Assert.That(method.GetProperty("timeUnitsPerIteration").GetInt64(), Is.EqualTo(2 * (k * m + depth - 1)));
             var curve = method.GetProperty("curve").EnumerateArray().ToList();
             Assert.That(curve, Has.Count.EqualTo(13));
             foreach (var point in curve)
             {
-                Assert.That(point.GetProperty("timeUnits").GetInt64(), Is.EqualTo(point.GetProperty("iteration").GetInt64() * 2 * (k + depth - 1)));
+                Assert.That(point.GetProperty("timeUnits").GetInt64(), Is.EqualTo(point.GetProperty("iteration").GetInt64() * 2 * (k * m + depth - 1)));
             }
+
+            var calls = method.GetProperty("calls").GetInt64();
+            Assert.That(calls, Is.EqualTo(12));
+            var expected = nodes.Select(n => calls * k * m * n).ToArray();
+            Assert.That(Longs(method.GetProperty("forwardOperationsPerRank")), Is.EqualTo(expected), "forwards per rank");
+            Assert.That(Longs(method.GetProperty("backwardOperationsPerRank")), Is.EqualTo(expected), "backwards per rank");
         }
 
         Assert.That(samplesSeen, Is.EqualTo(new[] { 1, 1, 1, 5 }), "GD, AGD, PPRS K = 1, PPRS K = 5");
+
+        string[] oneAtATime =
+        [
+            "--problem", "nonsmooth", "--delta", "7", "--dimension", "21", "--iterations", "3", "--samples", "3", "--method", "pprs",
+            "--terms", "2", "--schedule", "one-at-a-time",
+        ];
+        var sequential = Pprs(MpiFlavor.OpenMpi, 2, "clock-one-at-a-time", oneAtATime).GetProperty("runs")[0];
+        Assert.That(sequential.GetProperty("timeUnitsPerIteration").GetInt64(), Is.EqualTo(2 * 3 * m * depth), "2 K m Delta");
+        Assert.That(Longs(sequential.GetProperty("forwardOperationsPerRank")), Is.EqualTo(new long[] { 3 * 3 * m * 4, 3 * 3 * m * 3 }));
+        var pipelinedValues = Pprs(MpiFlavor.OpenMpi, 1, "clock-pipelined", oneAtATime[..^2]).GetProperty("runs")[0].GetProperty("curve")
+            .EnumerateArray().Select(p => p.GetProperty("value").GetDouble());
+        Assert.That(sequential.GetProperty("curve").EnumerateArray().Select(p => p.GetProperty("value").GetDouble()), Is.EqualTo(pipelinedValues),
+            "the schedule changes the clock, not the numbers");
+
+        static long[] Longs(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
     }
 
     /// <summary>The adversarial problem's torch-backed nodes, pipelined over 3 ranks (2 nodes each), equal the one-rank run.</summary>
@@ -81,6 +108,8 @@ public sealed class PprsTests : RankFixture
             yield return Case(flavor, "K < 1", ["--samples", "4,0"], "--samples 0: PPRS needs K >= 1");
             yield return Case(flavor, "more ranks than nodes", ["--delta", "2"], "3 ranks for a chain of Delta = 2 nodes");
             yield return Case(flavor, "unknown problem", ["--problem", "rosenbrock"], "rosenbrock");
+            yield return Case(flavor, "m does not divide the images", ["--problem", "adversarial", "--images", "3", "--terms", "2"],
+                "--terms 2: the adversarial problem splits its --images 3 into m equal groups");
         }
 
         static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>

@@ -29,9 +29,13 @@ internal static class PprsVerb
         var summary = new Option<string?>("--summary") { Description = "Write the problem, the runs' parameters and the summary table as Markdown to FILE (rank 0)." };
         var bounds = new Option<bool>("--bounds") { Description = "Also print the bounds table: the supplement's bounds vs GD, AGD, PPRS on the worst cases, per Delta (1, 5, 20 and --delta) and t." };
 
+        var sweep = new Option<string?>("--bounds-sweep")
+        {
+            Description = "Only write the bounds sweep to FILE (Markdown; rank 0): Eq. 10 and Eq. 14 vs measured PPRS and subgradient time to eps on Eq. 8, eps x Delta (1, 20, 200) x d, m = --terms.",
+        };
         var command = new Command("pprs", "GD, AGD and PPRS pipelined over the ranks on a chain of Delta nodes: the worst-case functions or the adversarial problem.");
         table.AddTo(command);
-        foreach (var option in new Option[] { threads, output, csv, plot, summary, bounds })
+        foreach (var option in new Option[] { threads, output, csv, plot, summary, bounds, sweep })
         {
             command.Options.Add(option);
         }
@@ -40,6 +44,20 @@ internal static class PprsVerb
         {
             var options = table.Read(parse);
             options.Validate(world.Size);
+            if (parse.GetValue(sweep) is { } sweepPath)
+            {
+                if (world.Rank == 0)
+                {
+                    AtomicFile.CheckWritable(sweepPath, "--bounds-sweep");
+                    var rows = BoundsSweep.Build(terms: options.Terms, seed: options.Seed);
+                    var made = "make bench-pprs-bounds" + (options.Terms > 1 ? $" BENCH_PPRS_BOUNDS_ARGS=\"--terms {options.Terms}\"" : "");
+                    AtomicFile.WriteAllText(sweepPath, BoundsSweep.Document(rows, made));
+                    RankConsole.Line($"wrote {sweepPath}");
+                }
+
+                return 0;
+            }
+
             if (options.Problem == "adversarial")
             {
                 var t = TorchRuntime.ChooseThreads(OptionTable.Given(parse, threads) ? parse.GetValue(threads) : null, DefaultThreads);
@@ -64,6 +82,8 @@ internal static class PprsVerb
         t.Add("--problem", "smooth (Eq. 1) | nonconvex (Eq. 6) | nonsmooth (Eq. 8) | adversarial (Figure 3)", o => o.Problem, (o, v) => o with { Problem = v })
             .AcceptOnlyFromAmong([.. PprsOptions.Problems]);
         t.Add("--delta", "Delta, the depth of the chain (nodes spread evenly over the ranks).", o => o.Depth, (o, v) => o with { Depth = v });
+        t.Add("--terms", "m, the terms of the finite sum f = (1/m) sum_i f_i: m micro-batches per point, 2 (K m + Delta - 1) time units per evaluation (worst cases: m identical terms; adversarial: the images in m groups).",
+            o => o.Terms, (o, v) => o with { Terms = v });
         t.Add("--samples", "K, PPRS's perturbed copies per iteration; a comma-separated list runs PPRS once per K (default: Eq. 13, ceil((T+1)/sqrt d)).",
             o => o.Samples.Count > 0 ? string.Join(',', o.Samples) : null, (o, v) => o with { Samples = ParseSamples(v) });
         t.Add("--iterations", "T, iterations of every method.", o => o.Iterations, (o, v) => o with { Iterations = v });
@@ -75,6 +95,14 @@ internal static class PprsVerb
         t.Add("--step", $"eta of GD and AGD (default: 1/beta for smooth, 1/152 for nonconvex, R/(L sqrt T) for nonsmooth, {G(PprsProblem.AdversarialStep)} for adversarial).",
             o => o.Step, (o, v) => o with { Step = v });
         t.Add("--pprs-step", "eta of PPRS (default: gamma/L for nonsmooth, Eq. 13; otherwise --step).", o => o.PprsStep, (o, v) => o with { PprsStep = v });
+        t.Add("--lipschitz", "adversarial: L of f (default: estimated, the largest ||grad f|| at delta = 0 and 64 points gamma X_j).",
+            o => o.Lipschitz, (o, v) => o with { Lipschitz = v });
+        t.Add("--theory-step", "PPRS's eta = gamma/L (1/beta of the L/gamma-smooth f^gamma, as in the theory) instead of --step.",
+            o => o.TheoryStep, (o, v) => o with { TheoryStep = v });
+        t.Add("--precision", "nonconvex PPRS: eps of Eqs. 22-23, setting the default gamma (r = 1) and K = ceil(18 L^2/eps^2) (default L/2).",
+            o => o.Precision, (o, v) => o with { Precision = v });
+        t.Add("--stationarity-samples", "nonconvex PPRS: M, perturbations per iterate of the stationarity estimate (off the clock).",
+            o => o.StationaritySamples, (o, v) => o with { StationaritySamples = v });
         t.Add("--seed", "Seed of the perturbations X_k, drawn by (seed, iteration, k); and of an untrained model.", o => o.Seed, (o, v) => o with { Seed = v });
         t.Add("--dimension", $"d for the worst-case functions (default {PprsOptions.DefaultDimension}); adversarial: the image size.", o => o.Dimension, (o, v) => o with { Dimension = v });
         t.Add("--model", "adversarial: the classifier (deep-mlp:N[:W], res-mlp:N[:W], ...), cut into Delta nodes.", o => o.Model, (o, v) => o with { Model = v });
@@ -86,6 +114,8 @@ internal static class PprsVerb
         t.Add("--checkpoints", "Rows per run in the console tables.", o => o.Checkpoints, (o, v) => o with { Checkpoints = v });
         t.Add("--batched", "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast).",
             o => o.Batched, (o, v) => o with { Batched = v });
+        t.Choice("--schedule", "The pipelined oracle's micro-batch order: pipelined (GPipe, 2 (K m + Delta - 1) per evaluation) | one-at-a-time (no pipelining, 2 K m Delta).",
+            [("pipelined", ChainSchedule.Pipelined), ("one-at-a-time", ChainSchedule.OneAtATime)], o => o.Schedule, (o, v) => o with { Schedule = v });
         t.Choice("--monitor", "How f is monitored (off the clock): closed (the closed form where there is one) | pipeline (a forward pass over the ranks).",
             [("closed", false), ("pipeline", true)], o => o.MonitorByForwardPass, (o, v) => o with { MonitorByForwardPass = v });
         return t;
@@ -113,7 +143,9 @@ internal static class PprsVerb
         RankConsole.Line(o.Batched
             ? $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, one process, K points per node call (--batched)"
             : $"chain: Delta = {o.Depth} nodes, d = {problem.Dimension}, pipelined over {world.Size} rank(s), nodes per rank: {string.Join(" ", ranges)}");
-        RankConsole.Line($"clock: one node forward or backward = 1 time unit; an evaluation of K points = 2 (K + Delta - 1) (Eq. 14)");
+        RankConsole.Line(o.Terms == 1
+            ? "clock: one node forward or backward = 1 time unit; an evaluation of K points = 2 (K + Delta - 1) (Eq. 14)"
+            : $"clock: one node forward or backward = 1 time unit; an evaluation of K points on m = {o.Terms} terms = 2 (K m + Delta - 1)");
         RankConsole.Line();
 
         var result = PprsExperiment.Run(world, o, problem, run => Report(run, o.Checkpoints, problem.MinimumValue));
@@ -181,13 +213,25 @@ internal static class PprsVerb
         }
 
         RankConsole.Line(table.ToString());
+        if (run.Stationarity is { } st)
+        {
+            RankConsole.Line(StationarityText(st));
+        }
     }
+
+    /// <summary>Non-convex PPRS's stationarity against its bounds (Eqs. 19, 22).</summary>
+    private static string StationarityText(NonConvexStationarity st) =>
+        $"stationarity (M = {st.MonitorSamples} perturbations per iterate, off the clock; L = {G(st.Lipschitz)}, D = {G(st.Gap)}, eps = {G(st.Precision)}):\n" +
+        $"  min_t ||grad f^gamma(theta_t)||^2 = {G(st.MinSmoothedGradientSquared)}  (Eq. 19 bound: {G(st.Eq19Bound)})\n" +
+        $"  min_t ||v_t|| = {G(st.MinGoldsteinNorm)}, v_t in the Goldstein subdifferential of radius r = a sqrt(d) gamma = {G(st.GoldsteinRadius)}, a = {G(st.RadiusFactor)}  (Eq. 22 bound: {G(st.Eq22Bound)})\n" +
+        $"  Eq. 23's T and K for ||v|| <= eps: T = {st.Eq23Iterations}, K = {st.Eq23Samples}\n";
 
     private static string Markdown(PprsResult result)
     {
         var parameters = string.Join("; ", result.Runs.Select(r =>
             $"{r.Label}: eta = {G(r.StepSize)}" + (r.Method == "pprs" ? $", gamma = {G(r.Gamma)}" : "") + $", {r.TimeUnitsPerIteration} units/iteration"));
-        return $"{result.Description}.\n\nDelta = {result.Depth}, d = {result.Dimension}; {parameters}.\n\n{result.SummaryTable()}";
+        var stationarity = string.Concat(result.Runs.Where(r => r.Stationarity is not null).Select(r => $"\n{r.Label}: {StationarityText(r.Stationarity!)}"));
+        return $"{result.Description}.\n\nDelta = {result.Depth}, d = {result.Dimension}; {parameters}.\n\n{result.SummaryTable()}{stationarity}";
     }
 
     private static string Summary(PprsResult result)

@@ -13,7 +13,9 @@ namespace MpiPipeline.Smoothing;
 /// </code>
 /// with z(x) the network's logits: the margin of the true class, clipped at -kappa once the image is misclassified
 /// by kappa (Carlini-Wagner's margin loss), plus a penalty that keeps the perturbation small. A ReLU network and the
-/// max make f non-smooth (and non-convex): the setting where the paper shows PPRS ahead of GD and AGD.
+/// max make f non-smooth (and non-convex): the setting of the poster's Figure 3, which compares PPRS with GD and AGD
+/// and whose caption claims only that more samples make PPRS more stable and let it converge faster (whether it
+/// beats AGD here: bench/results/pprs.md).
 /// <para>
 /// The chain follows the construction of the supplement's worst-case functions: node i_1 maps delta to the first
 /// layers' activations of the B images x_i + delta, and stores the penalty (lambda/2) ||delta||^2 in one extra

@@ -20,10 +20,21 @@ internal interface IBatchedChainNode : IChainNode
 /// the GPipe schedule of <see cref="ChainOracle"/> and <see cref="MpiChainOracle"/> takes, which the tests check.
 /// The numbers are those of the micro-batch by micro-batch oracles up to float rounding in the batched torch calls
 /// (a matrix product over M x B rows may round differently than over B). The point is speed: the Figure 3 experiment
-/// on one process makes Delta torch calls per direction and iteration instead of K Delta.
+/// on one process makes Delta torch calls per direction and iteration instead of K Delta. A finite sum of m distinct
+/// terms makes m such passes (identical terms one), and a call adds 2 (K m + Delta - 1).
 /// </summary>
-internal sealed class BatchedChainOracle(Chain chain) : IGradientOracle
+internal sealed class BatchedChainOracle(IReadOnlyList<Chain> terms) : IGradientOracle
 {
+    private readonly Chain[] terms = FiniteSum.Check(terms);
+    private readonly Chain chain = terms[0];
+    private double[] termValues = [];
+    private double[] termGradients = [];
+
+    public BatchedChainOracle(Chain chain)
+        : this([chain])
+    {
+    }
+
     private double[][] inputs = []; // inputs[j]: node j's K inputs
     private double[][] gradients = []; // gradients[j]: the gradient with respect to node j's K inputs
     private double[] top = [];
@@ -32,6 +43,8 @@ internal sealed class BatchedChainOracle(Chain chain) : IGradientOracle
     public int Dimension => chain.InputDimension;
 
     public int Depth => chain.Depth;
+
+    public int Terms => terms.Length;
 
     public long ElapsedTimeUnits { get; private set; }
 
@@ -45,6 +58,43 @@ internal sealed class BatchedChainOracle(Chain chain) : IGradientOracle
                 $"{count} points of dimension {d} need {count * d} point values, {count} f values and {count * d} gradient values; got {points.Length}, {values.Length}, {gradientsOut.Length}");
         }
 
+        var distinct = terms.All(t => ReferenceEquals(t, chain)) ? 1 : terms.Length;
+        if (distinct == 1)
+        {
+            Pass(chain, points, count, values, gradientsOut);
+        }
+        else
+        {
+            // Term i's K values and gradients, laid out as micro-batch b = k m + i like the other oracles, then averaged.
+            var m = terms.Length;
+            if (termValues.Length < count * m)
+            {
+                termValues = new double[count * m];
+                termGradients = new double[count * m * d];
+            }
+
+            var v = new double[count];
+            var g = new double[count * d];
+            for (var i = 0; i < m; i++)
+            {
+                Pass(terms[i], points, count, v, g);
+                for (var k = 0; k < count; k++)
+                {
+                    termValues[k * m + i] = v[k];
+                    g.AsSpan(k * d, d).CopyTo(termGradients.AsSpan((k * m + i) * d, d));
+                }
+            }
+
+            FiniteSum.Average(termValues, termGradients, count, m, d, values, gradientsOut);
+        }
+
+        ElapsedTimeUnits += TimeUnits.PipelinedEvaluation(count, Depth, Terms); // 2 (K m + Delta - 1)
+    }
+
+    public double Monitor(ReadOnlySpan<double> theta) => FiniteSum.Value(terms, theta);
+
+    private void Pass(Chain chain, ReadOnlySpan<double> points, int count, Span<double> values, Span<double> gradientsOut)
+    {
         Reserve(count);
         var nodes = chain.Nodes;
         points.CopyTo(inputs[0]);
@@ -62,11 +112,7 @@ internal sealed class BatchedChainOracle(Chain chain) : IGradientOracle
             var gx = j == 0 ? gradientsOut : gradients[j].AsSpan(0, count * nodes[j].InputDimension);
             Backward(nodes[j], inputs[j].AsSpan(0, count * nodes[j].InputDimension), gy, count, gx);
         }
-
-        ElapsedTimeUnits += TimeUnits.PipelinedEvaluation(count, Depth); // 2 (K + Delta - 1), Eq. 14
     }
-
-    public double Monitor(ReadOnlySpan<double> theta) => chain.Value(theta);
 
     private static void Forward(IChainNode node, ReadOnlySpan<double> xs, int count, Span<double> ys)
     {

@@ -38,6 +38,20 @@ internal sealed class NonConvexWorstCase : WorstCaseFunction
         LastNodeTerm = new SecondHalf(k);
     }
 
+    /// <summary>
+    /// L, a Lipschitz constant of f itself (what non-convex PPRS's step gamma/L and Eq. 19 need): Carmon et al.
+    /// (part I, Lemma 3, quoted) bound every partial derivative by 23, and only the first 2k + 1 coordinates move f,
+    /// so ||grad f|| &lt;= 23 sqrt(2k + 1).
+    /// </summary>
+    public double Lipschitz => 23 * Math.Sqrt(2 * K + 1);
+
+    /// <summary>
+    /// D &gt;= f(0) - inf f, from the definitions alone: 0 &lt;= Psi &lt; e and 0 &lt; Phi &lt; sqrt(2 pi e), so
+    /// -Psi(1) Phi(theta_1) &gt; -sqrt(2 pi e) and each of the 2k pair terms is &gt; -e sqrt(2 pi e); f(0) = -sqrt(2 pi e)/2.
+    /// Loose, but a bound.
+    /// </summary>
+    public double GapFromZero => -SqrtTwoPiE / 2 + SqrtTwoPiE * (1 + 2 * K * Math.E);
+
     /// <summary>k: the function couples the first 2k + 1 coordinates.</summary>
     public int K { get; }
 

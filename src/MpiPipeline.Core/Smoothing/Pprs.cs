@@ -31,12 +31,12 @@ internal sealed record PprsParameters(int Iterations, double Gamma, int Samples,
 
     /// <summary>
     /// The most iterations T whose default K = ceil((T+1)/sqrt(d)) fits in a budget of t time units:
-    /// 2 T (K + Delta - 1) &lt;= t (Eq. 14).
+    /// 2 T (K m + Delta - 1) &lt;= t (Eq. 14 for m = 1).
     /// </summary>
-    public static int IterationsWithin(long timeUnits, int dimension, int depth)
+    public static int IterationsWithin(long timeUnits, int dimension, int depth, int terms = 1)
     {
         var iterations = 0;
-        while (TimeUnits.PipelinedRun(iterations + 1, DefaultSamples(dimension, iterations + 1), depth) <= timeUnits)
+        while (TimeUnits.PipelinedRun(iterations + 1, DefaultSamples(dimension, iterations + 1), depth, terms) <= timeUnits)
         {
             iterations++;
         }
@@ -44,8 +44,8 @@ internal sealed record PprsParameters(int Iterations, double Gamma, int Samples,
         return iterations;
     }
 
-    /// <summary>2 T (K + Delta - 1), the time units of the whole run (Eq. 14).</summary>
-    public long TimeUnitsOn(int depth) => TimeUnits.PipelinedRun(Iterations, Samples, depth);
+    /// <summary>2 T (K m + Delta - 1), the time units of the whole run (Eq. 14 for m = 1).</summary>
+    public long TimeUnitsOn(int depth, int terms = 1) => TimeUnits.PipelinedRun(Iterations, Samples, depth, terms);
 
     internal void Validate()
     {

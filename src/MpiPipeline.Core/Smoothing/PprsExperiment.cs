@@ -22,6 +22,31 @@ internal sealed record PprsOptions
     /// <summary>Delta, the chain's depth.</summary>
     public int Depth { get; init; } = 20;
 
+    /// <summary>
+    /// m, the terms of the finite sum f = (1/m) sum_i f_i: every evaluation at one point is m micro-batches
+    /// (<see cref="TimeUnits"/>). The worst cases: m identical terms (they have no data; the clock is what m changes);
+    /// adversarial: the B images split into m groups of B/m.
+    /// </summary>
+    public int Terms { get; init; } = 1;
+
+    /// <summary>
+    /// The adversarial problem's L (default: estimated, <see cref="PprsProblem.EstimateLipschitz"/>); it sets PPRS's
+    /// step with <see cref="TheoryStep"/>.
+    /// </summary>
+    public double? Lipschitz { get; init; }
+
+    /// <summary>PPRS's eta = gamma/L, the theory's 1/beta on the L/gamma-smooth f^gamma (instead of GD's step).</summary>
+    public bool TheoryStep { get; init; }
+
+    /// <summary>Non-convex PPRS: eps of Eq. 22-23 (default L/2), which sets the default gamma and K.</summary>
+    public double? Precision { get; init; }
+
+    /// <summary>Non-convex PPRS: M, the perturbations of each iterate's stationarity estimate (off the clock).</summary>
+    public int StationaritySamples { get; init; } = 64;
+
+    /// <summary>The micro-batch order of the pipelined oracle (one at a time: the unpipelined clock, for comparison).</summary>
+    public ChainSchedule Schedule { get; init; } = ChainSchedule.Pipelined;
+
     /// <summary>K values, one PPRS run each; empty: K = ceil((T+1)/sqrt(d)) (Eq. 13).</summary>
     public IReadOnlyList<int> Samples { get; init; } = [];
 
@@ -117,9 +142,36 @@ internal sealed record PprsOptions
             }
         }
 
+        if (Terms < 1 || (Problem == "adversarial" && Images % Terms != 0))
+        {
+            throw new InputException(Terms < 1
+                ? $"--terms {Terms}: a finite sum needs m >= 1 terms"
+                : $"--terms {Terms}: the adversarial problem splits its --images {Images} into m equal groups, so m must divide {Images}");
+        }
+
+        if (Batched && Schedule != ChainSchedule.Pipelined)
+        {
+            throw new InputException("--schedule one-at-a-time is a schedule of the pipelined oracle; --batched has none");
+        }
+
         if (Dimension is < 1)
         {
             throw new InputException($"--dimension {Dimension} must be >= 1");
+        }
+
+        if (Lipschitz is { } lip && (!(lip > 0) || !double.IsFinite(lip)))
+        {
+            throw new InputException($"--lipschitz {lip.ToString(CultureInfo.InvariantCulture)} must be finite and > 0");
+        }
+
+        if (Precision is { } eps && (!(eps > 0) || !double.IsFinite(eps)))
+        {
+            throw new InputException($"--precision {eps.ToString(CultureInfo.InvariantCulture)} must be finite and > 0");
+        }
+
+        if (StationaritySamples < 1)
+        {
+            throw new InputException($"--stationarity-samples {StationaritySamples} must be >= 1");
         }
 
         if (Images < 1 || Checkpoints < 1)
@@ -157,7 +209,29 @@ internal sealed record PprsMethodRun(
     double WallSeconds,
     double ComputeSeconds,
     double CommunicationSeconds,
-    IReadOnlyList<PprsCurvePoint> Curve);
+    IReadOnlyList<PprsCurvePoint> Curve)
+{
+    /// <summary>Oracle calls (gradient evaluations) of the run.</summary>
+    public long Calls { get; init; }
+
+    /// <summary>The pipelined oracle's node forward operations, per rank (K m x its nodes per call); empty for --batched.</summary>
+    public IReadOnlyList<long> ForwardOperationsPerRank { get; init; } = [];
+
+    /// <summary>The same for backward operations.</summary>
+    public IReadOnlyList<long> BackwardOperationsPerRank { get; init; } = [];
+
+    /// <summary>Non-convex PPRS: the stationarity the supplement bounds, measured, and its bounds.</summary>
+    public NonConvexStationarity? Stationarity { get; init; }
+}
+
+/// <summary>
+/// What non-convex PPRS reports (supplement Eqs. 19-22): for the precision eps, radius factor a and Goldstein radius
+/// r = a sqrt(d) gamma, estimated from M perturbations per iterate, with L and D the problem's: min_t ||grad f^gamma||^2
+/// and Eq. 19's bound on it, min_t ||v_t|| and Eq. 22's bound, the T and K of Eq. 23 for eps, and ||v_t|| per iterate.
+/// </summary>
+internal sealed record NonConvexStationarity(double Precision, double RadiusFactor, double GoldsteinRadius, int MonitorSamples,
+    double Lipschitz, double Gap, double MinSmoothedGradientSquared, double Eq19Bound, double MinGoldsteinNorm, double Eq22Bound,
+    int Eq23Iterations, int Eq23Samples, IReadOnlyList<double> GoldsteinNorms);
 
 /// <summary>What <c>mpipipe pprs --output</c> writes.</summary>
 internal sealed record PprsResult(
@@ -263,9 +337,15 @@ internal sealed record PprsRunSummary(string Label, int Iterations, long TimeUni
 /// </summary>
 /// <param name="owner">What the chain's nodes belong to, disposed with the problem.</param>
 internal sealed class PprsProblem(string name, string description, Chain chain, Func<double[], double>? closedForm, double? minimum,
-    double lipschitz, double radius, double defaultStep, IDisposable? owner) : IDisposable
+    double lipschitz, double radius, double defaultStep, IDisposable? owner, IReadOnlyList<Chain>? terms = null) : IDisposable
 {
     public string Name { get; } = name;
+
+    /// <summary>D, a bound on f(theta_0) - min f for non-convex PPRS's bounds (Eq. 19; 0 where unused).</summary>
+    public double Gap { get; init; }
+
+    /// <summary>f_1 .. f_m of the finite sum (default: the one chain).</summary>
+    public IReadOnlyList<Chain> Terms { get; } = terms ?? [chain];
 
     public string Description { get; } = description;
 
@@ -304,30 +384,40 @@ internal sealed class PprsProblem(string name, string description, Chain chain, 
             {
                 // Eq. 1 with k = (d - 1)/2, beta = 1: GD and AGD with eta = 1/beta (Lemma 1); f^gamma is beta-smooth too.
                 var f = new SmoothConvexWorstCase(d, (d - 1) / 2, 1);
+                var chain = f.ToChain(o.Depth);
                 return new PprsProblem("smooth", $"Eq. 1 (smooth convex), d = {d}, k = {f.K}, beta = 1; f* = {PprsResult.R(f.MinimumValue)} (Eq. 2)",
-                    f.ToChain(o.Depth), x => f.Value(x), f.MinimumValue, 1, f.DistanceToMinimizer, 1 / f.Beta, null);
+                    chain, x => f.Value(x), f.MinimumValue, 1, f.DistanceToMinimizer, 1 / f.Beta, null, Identical(chain, o.Terms));
             }
 
             case "nonconvex":
             {
-                // Eq. 6 with k = (d - 1)/2; its gradient is 152-Lipschitz (Carmon et al.): eta = 1/152.
+                // Eq. 6 with k = (d - 1)/2; its gradient is 152-Lipschitz (Carmon et al.): eta = 1/152 for GD and AGD.
+                // Non-convex PPRS needs L, f's own Lipschitz constant, and D >= f(0) - min f: see NonConvexWorstCase.
                 var f = new NonConvexWorstCase(d, (d - 1) / 2);
-                return new PprsProblem("nonconvex", $"Eq. 6 (smooth non-convex), d = {d}, k = {f.K}",
-                    f.ToChain(o.Depth), x => f.Value(x), null, 1, 1, 1 / NonConvexWorstCase.GradientLipschitz, null);
+                var chain = f.ToChain(o.Depth);
+                return new PprsProblem("nonconvex", $"Eq. 6 (smooth non-convex), d = {d}, k = {f.K}; L = {PprsResult.R(f.Lipschitz)}, D = {PprsResult.R(f.GapFromZero)}",
+                    chain, x => f.Value(x), null, f.Lipschitz, 1, 1 / NonConvexWorstCase.GradientLipschitz, null, Identical(chain, o.Terms))
+                {
+                    Gap = f.GapFromZero,
+                };
             }
 
             case "nonsmooth":
             {
                 // Eq. 8 with k = (d - 1)/4, l = d - 2k - 1 and the weights of supplement line 58 for L = R = 1.
                 var f = NonSmooth(d, 1, 1);
+                var chain = f.ToChain(o.Depth);
                 return new PprsProblem("nonsmooth", $"Eq. 8 (non-smooth convex), d = {d}, k = {f.K}, l = {f.L}, L = R = 1; f* = {PprsResult.R(f.MinimumValue)}",
-                    f.ToChain(o.Depth), x => f.Value(x), f.MinimumValue, 1, f.DistanceToMinimizer, 0, null);
+                    chain, x => f.Value(x), f.MinimumValue, 1, f.DistanceToMinimizer, 0, null, Identical(chain, o.Terms));
             }
 
             default:
                 return Adversarial(o);
         }
     }
+
+    /// <summary>m identical terms: a worst case has no data, so its finite sum is f m times (the clock is what m changes).</summary>
+    private static Chain[] Identical(Chain chain, int terms) => Enumerable.Repeat(chain, terms).ToArray();
 
     /// <summary>
     /// Eq. 8 on R^d with k = max(1, floor((d - 1)/4)), l = d - 2k - 1 and supplement line 58's weights for L and R:
@@ -373,15 +463,56 @@ internal sealed class PprsProblem(string name, string description, Chain chain, 
         }
 
         var (images, labels, accuracy) = PickImages(layers, test, parameters, hasParameters, o.Images, o.Seed);
-        var chain = AdversarialChain.Create(layers, test.SampleShape, o.Depth, o.Model, parameters, hasParameters, images, labels,
-            o.Kappa, o.Penalty, o.Seed);
+
+        // m terms: the B images in m groups of B/m, one chain each; the mean of their f_i is f over the B images.
+        var perTerm = o.Images / o.Terms;
+        var size = test.SampleSize;
+        var chains = Enumerable.Range(0, o.Terms).Select(i => AdversarialChain.Create(layers, test.SampleShape, o.Depth, o.Model, parameters,
+            hasParameters, images[(i * perTerm * size)..((i + 1) * perTerm * size)], labels[(i * perTerm)..((i + 1) * perTerm)],
+            o.Kappa, o.Penalty, o.Seed)).ToArray();
+        var chain = chains[0];
         var groups = RunLengths(chain.LayerGroups.Select(g => g.Count));
         var description =
             $"adversarial perturbation shared by {o.Images} Fashion-MNIST test images of {o.Model} " +
             (hasParameters ? $"(trained: {o.ParametersPath}, {accuracy:P1} on the first 1000 test images)" : "(untrained: initialized from the seed)") +
             $"; f(delta) = mean_i max(z_y - max_(j!=y) z_j, -kappa) + (lambda/2)||delta||^2, kappa = {PprsResult.R(o.Kappa)}, lambda = {PprsResult.R(o.Penalty)}; " +
-            $"{chain.Units} parametric layers in Delta = {o.Depth} nodes (layers per node: {groups})";
-        return new PprsProblem("adversarial", description, chain.Chain, null, null, 1, 1, AdversarialStep, chain);
+            $"{chain.Units} parametric layers in Delta = {o.Depth} nodes (layers per node: {groups})" +
+            (o.Terms > 1 ? $"; a finite sum of m = {o.Terms} terms of {perTerm} images each" : "");
+        var terms = chains.Select(c => c.Chain).ToArray();
+        var lipschitz = o.Lipschitz ?? EstimateLipschitz(terms, o.Gamma ?? AdversarialGamma, o.Seed);
+        description += o.Lipschitz is null
+            ? $"; L estimated as {PprsResult.R(lipschitz)} (the largest ||grad f|| at delta = 0 and 64 points gamma X_j)"
+            : $"; L = {PprsResult.R(lipschitz)} (given)";
+        return new PprsProblem("adversarial", description, chain.Chain, null, null, lipschitz, 1, AdversarialStep, new Owners(chains), terms);
+    }
+
+    /// <summary>
+    /// An estimate of the adversarial f's Lipschitz constant L, which it does not state: the largest ||grad f|| at
+    /// delta = 0 and at 64 points gamma X_j around it (X_j from the stream (seed, -1000, j), which no run draws). A
+    /// local estimate from below of sup ||grad f||, so gamma/L errs on the large side. Every rank computes the same.
+    /// </summary>
+    public static double EstimateLipschitz(IReadOnlyList<Chain> terms, double gamma, long seed)
+    {
+        var d = terms[0].InputDimension;
+        var point = new double[d];
+        var gradient = new double[d];
+        var largest = 0.0;
+        for (var j = -1; j < 64; j++)
+        {
+            if (j >= 0)
+            {
+                GaussianPerturbation.Draw(seed, -1000, j, point);
+                for (var i = 0; i < d; i++)
+                {
+                    point[i] *= gamma;
+                }
+            }
+
+            FiniteSum.Gradient(terms, point, gradient);
+            largest = Math.Max(largest, Math.Sqrt(gradient.Sum(g => g * g)));
+        }
+
+        return largest;
     }
 
     /// <summary>"2, 1 x 198, 2" for 2, 1, 1, ..., 1, 2.</summary>
@@ -471,6 +602,17 @@ internal sealed class PprsProblem(string name, string description, Chain chain, 
     }
 
     public void Dispose() => owner?.Dispose();
+
+    private sealed class Owners(IEnumerable<IDisposable> owners) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var o in owners)
+            {
+                o.Dispose();
+            }
+        }
+    }
 }
 
 /// <summary>
@@ -493,20 +635,26 @@ internal static class PprsExperiment
             foreach (var requested in samplesList)
             {
                 IGradientOracle oracle = o.Batched
-                    ? new BatchedChainOracle(problem.Chain)
-                    : new MpiChainOracle(world, problem.Chain, ranges, o.MonitorByForwardPass ? null : problem.ClosedForm);
+                    ? new BatchedChainOracle(problem.Terms)
+                    : new MpiChainOracle(world, problem.Terms, ranges, o.MonitorByForwardPass ? null : problem.ClosedForm, o.Schedule);
                 var timed = new TimedOracle(oracle);
                 PprsMethodRun run;
                 switch (method)
                 {
                     case "gd" or "agd":
                     {
-                        var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth) : o.Iterations;
+                        var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, 1, o.Depth, o.Terms) : o.Iterations;
                         var eta = o.Step ?? GdStep(problem, T);
                         var trace = method == "gd"
                             ? GradientDescent.WithStepSize(eta).Run(timed, start, T)
                             : new AcceleratedGradientDescent(eta).Run(timed, start, T);
                         run = Summarize(method, method.ToUpperInvariant(), 1, T, 0, eta, o.Depth, trace, timed, oracle);
+                        break;
+                    }
+
+                    case "pprs" when problem.Name == "nonconvex":
+                    {
+                        run = RunNonConvex(o, problem, requested, timed, oracle, start);
                         break;
                     }
 
@@ -518,6 +666,11 @@ internal static class PprsExperiment
                             parameters.Gamma, parameters.StepSize, o.Depth, trace, timed, oracle);
                         break;
                     }
+                }
+
+                if (oracle is MpiChainOracle mpi)
+                {
+                    run = run with { Calls = mpi.Calls, ForwardOperationsPerRank = PerRank(world, mpi.ForwardOperations), BackwardOperationsPerRank = PerRank(world, mpi.BackwardOperations) };
                 }
 
                 runs.Add(run);
@@ -532,8 +685,15 @@ internal static class PprsExperiment
             ["iterations"] = o.Iterations.ToString(CultureInfo.InvariantCulture),
             ["budget"] = o.Budget?.ToString(CultureInfo.InvariantCulture) ?? "",
             ["samples"] = string.Join(",", o.Samples),
+            ["terms"] = o.Terms.ToString(CultureInfo.InvariantCulture),
+            ["schedule"] = o.Schedule == ChainSchedule.Pipelined ? "pipelined" : "one-at-a-time",
             ["seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
         };
+        if (o.TheoryStep)
+        {
+            options["pprs step"] = "gamma/L";
+        }
+
         options["oracle"] = o.Batched ? "batched (one process)" : $"pipelined over {world.Size} rank(s)";
         if (o.Problem == "adversarial")
         {
@@ -551,8 +711,8 @@ internal static class PprsExperiment
     /// T, gamma, K, eta for one PPRS run. <paramref name="requested"/> K (0: Eq. 13's). T: --iterations, or the most
     /// iterations within --budget (with Eq. 13's K when K is not given, <see cref="PprsParameters.IterationsWithin"/>).
     /// gamma: --gamma, else Eq. 13 (adversarial: <see cref="PprsProblem.AdversarialGamma"/>). eta: --pprs-step, else
-    /// gamma/L (non-smooth, Eq. 13 / line 63) or GD's step (smooth problems, where f^gamma keeps f's smoothness; the
-    /// adversarial problem, to compare at equal steps).
+    /// gamma/L (non-smooth, Eq. 13 / line 63; any problem with --theory-step) or GD's step (smooth problems, where
+    /// f^gamma keeps f's smoothness; the adversarial problem, to compare at equal steps).
     /// </summary>
     public static PprsParameters PprsParametersFor(PprsOptions o, PprsProblem problem, int requested)
     {
@@ -560,7 +720,7 @@ internal static class PprsExperiment
         int T;
         if (o.Budget is { } budget)
         {
-            T = requested > 0 ? TimeUnits.IterationsWithin(budget, requested, o.Depth) : PprsParameters.IterationsWithin(budget, d, o.Depth);
+            T = requested > 0 ? TimeUnits.IterationsWithin(budget, requested, o.Depth, o.Terms) : PprsParameters.IterationsWithin(budget, d, o.Depth, o.Terms);
         }
         else
         {
@@ -571,8 +731,46 @@ internal static class PprsExperiment
         var gamma = o.Gamma ?? (problem.Name == "adversarial" ? PprsProblem.AdversarialGamma : defaults.Gamma);
         var samples = requested > 0 ? requested : defaults.Samples;
         var eta = o.PprsStep
-            ?? (problem.PprsStepIsGdStep ? o.Step ?? problem.DefaultStep : gamma / problem.Lipschitz);
+            ?? (problem.PprsStepIsGdStep && !o.TheoryStep ? o.Step ?? problem.DefaultStep : gamma / problem.Lipschitz);
         return new PprsParameters(T, gamma, samples, eta);
+    }
+
+    /// <summary>
+    /// Non-convex PPRS (<see cref="NonConvexPprs"/>): GD on f^gamma with eta = gamma/L. T: --iterations or the budget's;
+    /// gamma: --gamma, else Eq. 22's choice for r = 1 and eps = --precision; K: the requested K, else ceil(18 L^2/eps^2);
+    /// eta: --pprs-step, else gamma/L. The stationarity is estimated after every iteration off the clock, and set
+    /// against Eq. 19 and Eq. 22 with the problem's L and D.
+    /// </summary>
+    private static PprsMethodRun RunNonConvex(PprsOptions o, PprsProblem problem, int requested, TimedOracle timed, IGradientOracle oracle,
+        double[] start)
+    {
+        var d = problem.Dimension;
+        var L = problem.Lipschitz;
+        var eps = o.Precision ?? L / 2;
+        var defaults = NonConvexPprsParameters.Defaults(L, 1, eps, problem.Gap, d); // Eq. 22-23
+        var samples = requested > 0 ? requested : defaults.Samples;
+        var T = o.Budget is { } budget ? TimeUnits.IterationsWithin(budget, samples, o.Depth, o.Terms) : o.Iterations;
+        var gamma = o.Gamma ?? defaults.Gamma;
+        var parameters = new NonConvexPprsParameters(T, gamma, samples, o.PprsStep ?? gamma / L);
+        var a = NonConvexPprsParameters.RadiusFactor(L, eps, d);
+        var terms = problem.Terms;
+        var result = new NonConvexPprs(parameters, o.Seed, o.StationaritySamples, a).Run(timed, start, (x, g) => FiniteSum.Gradient(terms, x, g));
+        var run = Summarize("pprs", $"PPRS (GD on f^gamma) K = {samples}", samples, T, gamma, parameters.StepSize, o.Depth, result.Trace,
+            timed, oracle);
+        var stationarity = new NonConvexStationarity(eps, a, a * Math.Sqrt(d) * gamma, o.StationaritySamples, L, problem.Gap,
+            result.MinSmoothedGradientSquared, NonConvexBounds.SmoothedGradientSquared(L, problem.Gap, gamma, d, T, samples),
+            result.MinGoldsteinNorm, NonConvexBounds.GoldsteinNorm(L, problem.Gap, gamma, d, T, samples, a), defaults.Iterations, defaults.Samples,
+            result.Stationarity.Select(r => r.GoldsteinNorm).ToArray());
+        return run with { Stationarity = stationarity };
+    }
+
+    /// <summary>Each rank's count, on every rank (a sum of one non-zero slot per rank).</summary>
+    private static long[] PerRank(Communicator world, long count)
+    {
+        var all = new long[world.Size];
+        all[world.Rank] = count;
+        world.Allreduce<long>(all, ReduceOp.Sum);
+        return all;
     }
 
     private static double GdStep(PprsProblem problem, int iterations) =>
@@ -583,7 +781,9 @@ internal static class PprsExperiment
     {
         var curve = trace.Records.Select((r, i) => new PprsCurvePoint(r.Iteration, r.ElapsedTimeUnits, r.Value, timed.WallSeconds[i])).ToArray();
         var mpi = oracle as MpiChainOracle;
-        return new PprsMethodRun(method, label, samples, iterations, gamma, eta, TimeUnits.PipelinedEvaluation(samples, depth),
+        // Per iteration as measured by the oracle's clock (every iteration costs the same); the formula for T = 0.
+        var perIteration = iterations > 0 ? trace.Final.ElapsedTimeUnits / iterations : TimeUnits.PipelinedEvaluation(samples, depth, oracle.Terms);
+        return new PprsMethodRun(method, label, samples, iterations, gamma, eta, perIteration,
             trace.Final.Value, trace.BestValue, curve[^1].WallSeconds, mpi?.ComputeTime.TotalSeconds ?? double.NaN,
             mpi?.CommunicationTime.TotalSeconds ?? double.NaN, curve);
     }
@@ -601,6 +801,8 @@ internal static class PprsExperiment
         public int Dimension => inner.Dimension;
 
         public int Depth => inner.Depth;
+
+        public int Terms => inner.Terms;
 
         public long ElapsedTimeUnits => inner.ElapsedTimeUnits;
 

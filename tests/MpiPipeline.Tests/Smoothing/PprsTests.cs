@@ -171,6 +171,8 @@ internal sealed class PprsTests
 
         public int Depth => chain.Depth;
 
+        public int Terms => 1;
+
         public long ElapsedTimeUnits { get; private set; }
 
         public void Evaluate(ReadOnlySpan<double> points, int count, Span<double> values, Span<double> gradients)
