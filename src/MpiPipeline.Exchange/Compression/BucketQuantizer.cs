@@ -62,7 +62,9 @@ public sealed class BucketQuantizer
                 var l = (int)r;
                 var up = random.NextUnit() < r - l ? 1 : 0;
                 var level = Math.Min(l + up, Levels);
-                out_[i] = bucket[i] < 0 ? -level : level;
+                // The sign without a branch: gradient signs are a coin toss, which a predictor cannot learn.
+                var sign = BitConverter.SingleToInt32Bits(bucket[i]) >> 31;
+                out_[i] = (level ^ sign) - sign;
             }
         }
     }
@@ -73,9 +75,14 @@ public sealed class BucketQuantizer
     /// <summary>q = Q(u) as floats, from its scales and levels.</summary>
     public void Dequantize(ReadOnlySpan<float> scales, ReadOnlySpan<int> levels, Span<float> q)
     {
-        for (var i = 0; i < q.Length; i++)
+        for (var start = 0; start < q.Length; start += BucketSize)
         {
-            q[i] = Value(scales[i / BucketSize], levels[i]);
+            var scale = scales[start / BucketSize];
+            var end = Math.Min(start + BucketSize, q.Length);
+            for (var i = start; i < end; i++)
+            {
+                q[i] = Value(scale, levels[i]);
+            }
         }
     }
 
@@ -99,6 +106,8 @@ public sealed class BucketQuantizer
 internal struct SplitMix64(ulong state)
 {
     private ulong state = state;
+    private ulong spare;
+    private bool spareBits;
 
     public static ulong Mix(ulong z)
     {
@@ -116,6 +125,18 @@ internal struct SplitMix64(ulong state)
         return z ^ (z >> 31);
     }
 
-    /// <summary>Uniform in [0, 1) on the 2^-24 grid: exact in float, so P(U &lt; p) = p up to 2^-24.</summary>
-    public float NextUnit() => (Next() >> 40) * (1f / (1 << 24));
+    /// <summary>Uniform in [0, 1) on the 2^-24 grid: exact in float, so P(U &lt; p) = p up to 2^-24. Each 64-bit output
+    /// gives two (its high and its low 24 bits), halving the generator's share of quantizing.</summary>
+    public float NextUnit()
+    {
+        if (spareBits)
+        {
+            spareBits = false;
+            return (spare & 0xFF_FFFF) * (1f / (1 << 24));
+        }
+
+        spare = Next();
+        spareBits = true;
+        return (spare >> 40) * (1f / (1 << 24));
+    }
 }

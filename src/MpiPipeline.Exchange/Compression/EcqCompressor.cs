@@ -103,8 +103,9 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
             error[i] = (Beta * error[i]) + (gradient[i] - quantized[i]);       // h <- beta h + (g - g~)
         }
 
-        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
-        return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
+        var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
+        return payload;
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);
