@@ -106,8 +106,6 @@ public sealed class BucketQuantizer
 internal struct SplitMix64(ulong state)
 {
     private ulong state = state;
-    private ulong spare;
-    private bool spareBits;
 
     public static ulong Mix(ulong z)
     {
@@ -125,18 +123,6 @@ internal struct SplitMix64(ulong state)
         return z ^ (z >> 31);
     }
 
-    /// <summary>Uniform in [0, 1) on the 2^-24 grid: exact in float, so P(U &lt; p) = p up to 2^-24. Each 64-bit output
-    /// gives two (its high and its low 24 bits), halving the generator's share of quantizing.</summary>
-    public float NextUnit()
-    {
-        if (spareBits)
-        {
-            spareBits = false;
-            return (spare & 0xFF_FFFF) * (1f / (1 << 24));
-        }
-
-        spare = Next();
-        spareBits = true;
-        return (spare >> 40) * (1f / (1 << 24));
-    }
+    /// <summary>Uniform in [0, 1) on the 2^-24 grid: exact in float, so P(U &lt; p) = p up to 2^-24.</summary>
+    public float NextUnit() => (Next() >> 40) * (1f / (1 << 24));
 }
