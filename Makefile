@@ -26,7 +26,7 @@ help:
 	@echo "make run    - install what is missing, build, run the default job on $(RANKS) ranks (MPICH)"
 	@echo "make test   - install what is missing, build, run every test; last lines: 'N skipped or not run: ...', 'N passed, N failed'"
 	@echo "make bench  - benchmarks against their limits; tables in bench/results/"
-	@echo "make compare - PSGD vs local SGD vs RI-SGD on $(RANKS) ranks; table and plots in bench/results/"
+	@echo "make compare - PSGD vs local SGD vs RI-SGD, and PSGD with $(COMPARE_COMPRESSORS), on $(RANKS) ranks; table and plots in bench/results/"
 	@echo "make deps   - only install the missing Debian packages"
 	@echo "make slurm-smoke - a throw-away one-node Slurm, every slurm/*.sbatch submitted in smoke mode (root)"
 	@echo "make scaling - strong and weak scaling sweep + performance model -> bench/results/scaling.md"
@@ -60,10 +60,13 @@ MPIEXEC_MPICH := HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich
 run: build
 	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) train --algo psgd --model cnn --epochs $(EPOCHS) --output results/run-psgd.json
 
-# The comparison the RI-SGD slides make (PSGD, local SGD tau 4/16, RI-SGD q 2 tau 16): table and plots in bench/results/.
-COMPARE_EPOCHS ?= 3
+# The comparison the RI-SGD slides make (PSGD, local SGD tau 4/16, RI-SGD q 2 tau 16), and PSGD with the gradient
+# compressors COMPARE_COMPRESSORS (--compress values): table and plots in bench/results/.
+COMPARE_EPOCHS      ?= 3
+COMPARE_COMPRESSORS ?= fp16 topk:0.01 ecq:4
 compare: build
-	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) compare --model cnn --epochs $(COMPARE_EPOCHS) --out bench/results
+	$(MPIEXEC_MPICH) -n $(RANKS) $(MPIPIPE) compare --model cnn --epochs $(COMPARE_EPOCHS) --out bench/results \
+	    $(if $(strip $(COMPARE_COMPRESSORS)),--compressors $(COMPARE_COMPRESSORS))
 
 # Every test project, with TRX results, then the suites fragments add to TEST_SUITES (scripts called with the results
 # directory that write their NAME.counts, NAME being the script's name without .sh, e.g. the Slurm smoke tests);

@@ -14,6 +14,7 @@ var root = new RootCommand("MpiPipeline: distributed training and distributed op
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(TrainVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
+root.Subcommands.Add(CompressionVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());

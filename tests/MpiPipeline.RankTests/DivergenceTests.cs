@@ -101,20 +101,24 @@ public sealed class DivergenceTests : RankFixture
         Assert.That(json.GetProperty("divergence").GetProperty("skippedSteps").GetInt32(), Is.EqualTo(1));
     }
 
-    /// <summary>compare shows a diverged run as diverged, not as an accuracy, and exits with the diverged status.</summary>
+    /// <summary>compare shows a diverged run as diverged, not as an accuracy, and exits with the diverged status; the
+    /// compressors it is given are rows of their own (PSGD with --compress).</summary>
     [Test]
     public void CompareShowsADivergedRunAsDiverged()
     {
         var directory = NewStem("compare");
         var result = MpiLauncher.Launch(MpiFlavor.Mpich, 2, MpiLauncher.Mpipipe,
-            ["compare", .. Small, "--lr", "1e6", "--max-steps", "6", "--out", directory], Limit);
+            ["compare", .. Small, "--lr", "1e6", "--max-steps", "6", "--out", directory, "--compressors", "fp16"], Limit);
 
         Assert.That(result.ExitCode, Is.EqualTo(DivergedExit), result.ToString());
         var table = File.ReadAllLines(Path.Combine(directory, "compare.md")).Where(l => l.StartsWith("| PSGD", StringComparison.Ordinal) || l.StartsWith("| local", StringComparison.Ordinal) || l.StartsWith("| RI", StringComparison.Ordinal)).ToList();
-        Assert.That(table, Has.Count.EqualTo(4));
+        Assert.That(table, Has.Count.EqualTo(5));
+        Assert.That(table[^1], Does.StartWith("| PSGD, --compress fp16 "), string.Join("\n", table));
         Assert.That(table, Has.All.Match(@"^\|[^|]+\|\s*diverged at step \d+ \((loss|gradient norm) (NaN|-?Infinity)\)\s*\|"), string.Join("\n", table));
         using var psgd = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "compare-psgd-tau1-q1.json")));
         Assert.That(psgd.RootElement.GetProperty("status").GetString(), Is.EqualTo("diverged"));
+        using var fp16 = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "compare-psgd-compress-fp16.json")));
+        Assert.That(fp16.RootElement.GetProperty("options").GetProperty("compress").GetString(), Is.EqualTo("fp16"));
     }
 
     private (LaunchResult Result, JsonElement Json, string Parameters) Run(MpiFlavor flavor, string name, string[] args,

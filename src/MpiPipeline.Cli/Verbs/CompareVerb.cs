@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using MpiPipeline.Algorithms;
 using MpiPipeline.DataParallel;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Mpi;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Training;
@@ -29,19 +30,53 @@ internal static class CompareVerb
     {
         var table = TrainOptionTable.Common();
         var output = new Option<string>("--out") { Description = "Directory for compare.md, the plots and each run's JSON.", DefaultValueFactory = _ => "bench/results" };
-        var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16): same model, data, ranks and epochs; a table and plots.");
+        var compressors = CompressorsOption("Also PSGD with each of these gradient compressors (--compress values), one row each.");
+        var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16), and PSGD with gradient compressors: same model, data, ranks and epochs; a table and plots.");
         table.AddTo(command);
         command.Options.Add(output);
+        command.Options.Add(compressors);
         command.SetAction(parse =>
         {
             var baseOptions = table.Read(parse);
             var directory = parse.GetValue(output)!;
-            return MpiRuntime.Run(world => Run(world, baseOptions, directory));
+            var specs = parse.GetValue(compressors) ?? [];
+            return MpiRuntime.Run(world => Run(world, baseOptions, directory, specs));
         });
         return command;
     }
 
-    private static int Run(Communicator world, TrainOptions baseOptions, string directory)
+    /// <summary><c>--compressors SPEC...</c>: --compress values, each checked at parsing (a usage error naming the option).</summary>
+    internal static Option<string[]> CompressorsOption(string description)
+    {
+        var option = new Option<string[]>(Flags.Compressors)
+        {
+            Description = $"{description} Known: {CompressorRegistry.Help}.",
+            AllowMultipleArgumentsPerToken = true,
+            HelpName = "SPEC",
+        };
+        option.Validators.Add(result =>
+        {
+            foreach (var spec in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                try
+                {
+                    CompressorRegistry.Validate(spec);
+                }
+                catch (InputException e)
+                {
+                    result.AddError($"{Flags.Compressors}: {e.Message}");
+                }
+            }
+        });
+        return option;
+    }
+
+    internal static class Flags
+    {
+        public const string Compressors = "--compressors";
+    }
+
+    private static int Run(Communicator world, TrainOptions baseOptions, string directory, string[] compressors)
     {
         if (world.Size < 2)
         {
@@ -69,9 +104,23 @@ internal static class CompareVerb
             results.Add((label, result!));
         }
 
+        foreach (var spec in compressors)
+        {
+            var label = $"PSGD, {CompressorRegistry.Flag} {spec}";
+            RankConsole.Line($"== {label} ==");
+            var options = baseOptions with
+            {
+                Algorithm = Psgd.Registration.Name,
+                Compress = spec,
+                OutputPath = world.Rank == 0 ? Path.Combine(directory, $"compare-psgd-compress-{FileSafe(spec)}.json") : null,
+            };
+            var result = AlgorithmRegistry.Train(world, options, new ConsoleTrainingReporter());
+            results.Add((label, result!));
+        }
+
         if (world.Rank == 0)
         {
-            Write(directory, baseOptions, world.Size, results);
+            Write(directory, baseOptions, world.Size, results, compressors);
             RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
         }
 
@@ -79,9 +128,18 @@ internal static class CompareVerb
         return results.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
-    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results)
+    /// <summary>A --compress value as a file name part: ':' and ',' become '-'.</summary>
+    internal static string FileSafe(string spec) => spec.Replace(':', '-').Replace(',', '-');
+
+    /// <summary>The gradient bits per coordinate a run handed to MPI, from its results ("" where it averaged models).</summary>
+    internal static string BitsPerCoordinate(RunResult r) =>
+        r.Options.TryGetValue("bitsPerCoordinate", out var bits) && double.TryParse(bits, NumberStyles.Float, CultureInfo.InvariantCulture, out var b) && r.Algorithm == Psgd.Registration.Name
+            ? b.ToString("F3", CultureInfo.InvariantCulture)
+            : "";
+
+    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results, string[] compressors)
     {
-        var table = new MarkdownTable("run", "final test accuracy %", "communication rounds", "bytes sent per rank", "wall s", "compute s", "communication s");
+        var table = new MarkdownTable("run", "final test accuracy %", "communication rounds", "bytes sent per rank", "gradient bits per coordinate", "wall s", "compute s", "communication s");
         foreach (var (label, r) in results)
         {
             table.AddRow(label,
@@ -90,6 +148,7 @@ internal static class CompareVerb
                     : (100 * r.FinalTestAccuracy ?? double.NaN).ToString("F2", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationRounds.ToString(CultureInfo.InvariantCulture),
                 ConsoleTrainingReporter.Bytes(r.Totals.BytesSentPerRank),
+                BitsPerCoordinate(r),
                 r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture),
                 r.Totals.ComputeSeconds.ToString("F1", CultureInfo.InvariantCulture),
                 r.Totals.CommunicationSeconds.ToString("F1", CultureInfo.InvariantCulture));
@@ -98,13 +157,16 @@ internal static class CompareVerb
         var command = string.Create(CultureInfo.InvariantCulture,
             $"mpiexec -n {ranks} mpipipe compare {TrainFlags.Model} {o.Model} {TrainFlags.Epochs} {o.Epochs} {TrainFlags.Batch} {o.Batch} {TrainFlags.LearningRate} {o.LearningRate} " +
             $"{TrainFlags.Optimizer} {o.Optimizer.ToString().ToLowerInvariant()} {TrainFlags.Momentum} {o.Momentum} {TrainFlags.Seed} {o.Seed}" +
-            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}");
+            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}")
+            + (compressors.Length > 0 ? $" {Flags.Compressors} {string.Join(' ', compressors)}" : "");
         var text = new StringBuilder()
-            .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD")
+            .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD" + (compressors.Length > 0 ? ", compressed PSGD" : ""))
             .AppendLine()
             .AppendLine($"Made by `{command}` on {DateTime.UtcNow:yyyy-MM-dd} ({Environment.ProcessorCount} cores).")
             .AppendLine($"Same model ({o.Model}), data (Fashion-MNIST), {ranks} ranks, {o.Epochs} epochs, global batch {o.Batch}, seed {o.Seed} for every run.")
-            .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round).")
+            .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round); a compressed exchange's")
+            .AppendLine("Allgatherv passes each rank's payload on n - 1 times. Gradient bits per coordinate: what PSGD handed to MPI")
+            .AppendLine("per gradient value (32: dense fp32), scales and headers included; compressed runs exchange after backward.")
             .AppendLine()
             .Append(table.ToString())
             .AppendLine()

@@ -1,3 +1,4 @@
+using System.CommandLine.Parsing;
 using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
 using MpiPipeline.DataParallel;
@@ -65,14 +66,26 @@ internal static class TrainOptionTable
             o => o.Compress, (o, v) => o with { Compress = v })
             .Validators.Add(result =>
             {
-                // A usage error at parsing (exit 2), like an unknown --exchange, not a failed run.
+                // A usage error at parsing (exit 2), like an unknown --exchange, not a failed run; so is --compress with an
+                // algorithm that averages models (local SGD, RI-SGD), which the run would refuse anyway.
+                var spec = result.GetValueOrDefault<string>() ?? CompressorRegistry.None;
                 try
                 {
-                    CompressorRegistry.Validate(result.GetValueOrDefault<string>() ?? CompressorRegistry.None);
+                    CompressorRegistry.Validate(spec);
                 }
                 catch (InputException e)
                 {
                     result.AddError(e.Message);
+                    return;
+                }
+
+                var algorithm = (result.Parent as CommandResult)?.Children.OfType<OptionResult>()
+                    .FirstOrDefault(o => o.Option.Name == TrainFlags.Algorithm)?.GetValueOrDefault<string>() ?? new TrainOptions().Algorithm;
+                var owners = AlgorithmRegistry.OwnersOf(TrainFlags.Compress).ToList();
+                if (!CompressorRegistry.IsNone(spec) && !owners.Contains(algorithm))
+                {
+                    result.AddError($"{TrainFlags.Compress} applies to --algo {string.Join(", ", owners)} only (got --algo {algorithm}): " +
+                        "local SGD and RI-SGD average models, which stay exact");
                 }
             });
         t.Add(TrainFlags.Delay, $"{Owners(TrainFlags.Delay)}: staleness injected by the master on top of the real one: {Async.DelaySchedule.Help}; default none.",

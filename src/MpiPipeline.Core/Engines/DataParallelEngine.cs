@@ -31,7 +31,8 @@ internal sealed class DataParallelEngine : ITrainingEngine
         new(TrainFlags.BucketMegabytes, o => o.BucketMegabytes is not null),
     ];
 
-    /// <summary>--compress: PSGD's gradients only (local SGD and RI-SGD average models, which stay exact).</summary>
+    /// <summary>--compress: the algorithms that average gradients, PSGD and the pipeline's replicas (local SGD and RI-SGD
+    /// average models, which stay exact).</summary>
     public static AlgorithmOption CompressOption { get; } = new(TrainFlags.Compress, o => !CompressorRegistry.IsNone(o.Compress));
 
     /// <summary>--trace: forward + backward, each gradient bucket's Allreduce and the optimizer step, one row per rank.</summary>

@@ -5,6 +5,7 @@ using MpiPipeline.Algorithms;
 using MpiPipeline.Benchmarks;
 using MpiPipeline.Data;
 using MpiPipeline.Exchange;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Mpi;
 using MpiPipeline.Pipeline;
 using MpiPipeline.Telemetry;
@@ -51,6 +52,7 @@ internal sealed class PipelineEngine : ITrainingEngine
             new(TrainFlags.Partition, o => o.PartitionBy is not null),
             new(TrainFlags.Trace, o => o.TracePath is not null),
             .. DataParallelEngine.GradientOptions,
+            DataParallelEngine.CompressOption,
         ],
         context => new PipelineEngine(context))
     {
@@ -128,6 +130,11 @@ internal sealed class PipelineEngine : ITrainingEngine
             overlapped = GradientOverlap.Attach(options, stage, grid.Replicas, context.Node.AllreduceWait);
             exchange = overlapped;
         }
+        else if (CompressorRegistry.Create(options.Compress, new CompressorContext(options.Seed, world.Rank)) is { } compressor)
+        {
+            // Each stage's replicas average that stage's gradients: a compressor per stage, seeded by the world rank.
+            exchange = new CompressedExchange(grid.Replicas, context.Node.AllreduceWait, compressor);
+        }
         else
         {
             exchange = ExchangeRegistry.Find(options.Exchange).Create(grid.Replicas, context.Node.AllreduceWait);
@@ -150,7 +157,7 @@ internal sealed class PipelineEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => [.. notes, .. GradientOverlap.Notes(overlapped, context.Options)];
+    public IReadOnlyList<string> Notes => [.. notes, .. GradientOverlap.Notes(overlapped, context.Options), .. GradientCompression.Notes(exchange)];
 
     /// <summary>The loss lives on the last stages; rank 0 is a first stage.</summary>
     public bool RootSeesBatchLoss => false;
@@ -299,6 +306,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         options["balance"] = string.Join(',', layout.Balance);
         options["partition"] = layout.Partition;
         GradientOverlap.Describe(options, overlapped, context.Options);
+        GradientCompression.Describe(options, exchange);
     }
 
     public void SaveParameters(string path)

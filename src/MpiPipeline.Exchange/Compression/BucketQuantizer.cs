@@ -62,7 +62,9 @@ public sealed class BucketQuantizer
                 var l = (int)r;
                 var up = random.NextUnit() < r - l ? 1 : 0;
                 var level = Math.Min(l + up, Levels);
-                out_[i] = bucket[i] < 0 ? -level : level;
+                // The sign without a branch: gradient signs are a coin toss, which a predictor cannot learn.
+                var sign = BitConverter.SingleToInt32Bits(bucket[i]) >> 31;
+                out_[i] = (level ^ sign) - sign;
             }
         }
     }
@@ -73,9 +75,14 @@ public sealed class BucketQuantizer
     /// <summary>q = Q(u) as floats, from its scales and levels.</summary>
     public void Dequantize(ReadOnlySpan<float> scales, ReadOnlySpan<int> levels, Span<float> q)
     {
-        for (var i = 0; i < q.Length; i++)
+        for (var start = 0; start < q.Length; start += BucketSize)
         {
-            q[i] = Value(scales[i / BucketSize], levels[i]);
+            var scale = scales[start / BucketSize];
+            var end = Math.Min(start + BucketSize, q.Length);
+            for (var i = start; i < end; i++)
+            {
+                q[i] = Value(scale, levels[i]);
+            }
         }
     }
 

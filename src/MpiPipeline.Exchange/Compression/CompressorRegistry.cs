@@ -17,6 +17,7 @@ public static class CompressorRegistry
     [
         new(None, None, "dense fp32 (no compression)", (arguments, _) => arguments is null ? null : throw Usage(None, arguments, "takes no arguments")),
         Fp16Compressor.Registration,
+        TopKCompressor.Registration,
         QsgdCompressor.Registration,
         EcqCompressor.Registration,
     ];

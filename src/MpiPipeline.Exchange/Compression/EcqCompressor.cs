@@ -15,6 +15,8 @@ namespace MpiPipeline.Exchange.Compression;
 /// variance, E||Q(u) - u||^2 &lt;= gamma ||u||^2, here QSGD's min(d/s^2, sqrt(d)/s) (5.7 at s = 4, d = 512; a cnn
 /// run with alpha = beta = 1 diverged within 33 steps). The defaults take alpha = beta = min(1, sqrt(1/(2 gamma))),
 /// so lambda = 1/2: 0.30 at s = 4, d = 512, and 1 (plain error feedback) once s is large.
+/// <para>Cited by section and algorithm, not equation number: the full text was not among the sources reachable when
+/// the citation was last checked (abstract and introduction only).</para>
 /// </summary>
 public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
 {
@@ -107,8 +109,9 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
             error[i] = (Beta * error[i]) + (gradient[i] - quantized[i]);       // h <- beta h + (g - g~)
         }
 
-        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
-        return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
+        var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
+        return payload;
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);

@@ -42,8 +42,9 @@ public sealed class QsgdCompressor : IGradientCompressor, ILevelCodeComparison
         Buffers.Fit(ref scales, Quantizer.BucketCount(gradient.Length));
         Buffers.Fit(ref levels, gradient.Length);
         Quantizer.Quantize(gradient, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);
-        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((QuantizedCodec.PerCoordinateGammaBits(scales, levels, Quantizer.BucketSize) + 7) / 8);
-        return QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer);
+        var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
+        return payload;
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);

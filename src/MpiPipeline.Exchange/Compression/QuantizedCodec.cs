@@ -19,9 +19,11 @@ public static class QuantizedCodec
     /// <summary>Bytes of the payload header: the fp32 scales.</summary>
     public static int ScaleBytes(int buckets) => buckets * sizeof(float);
 
-    /// <summary>Encodes into <paramref name="writer"/> (cleared first); returns the payload.</summary>
-    public static ReadOnlySpan<byte> Encode(ReadOnlySpan<float> scales, ReadOnlySpan<int> levels, int bucketSize, BitWriter writer)
+    /// <summary>Encodes into <paramref name="writer"/> (cleared first); returns the payload. <paramref name="perCoordinateBits"/>:
+    /// what <see cref="PerCoordinateGammaBits"/> gives, counted on the way (a zero 1 bit, a level l gamma(|l| + 1) + 1).</summary>
+    public static ReadOnlySpan<byte> Encode(ReadOnlySpan<float> scales, ReadOnlySpan<int> levels, int bucketSize, BitWriter writer, out long perCoordinateBits)
     {
+        perCoordinateBits = 0;
         writer.Reset(ScaleBytes(scales.Length));
         for (var b = 0; b < scales.Length; b++)
         {
@@ -45,10 +47,12 @@ public static class QuantizedCodec
                 writer.WriteGamma((ulong)run + 1);
                 writer.WriteGamma((ulong)Math.Abs(level));
                 writer.WriteBits(level < 0 ? 1UL : 0UL, 1);
+                perCoordinateBits += run + BitWriter.GammaBits((ulong)Math.Abs(level) + 1) + 1;
                 run = 0;
             }
 
             writer.WriteGamma((ulong)run + 1);
+            perCoordinateBits += run;
         }
 
         return writer.Payload;
@@ -106,11 +110,18 @@ public static class QuantizedCodec
     public static long PerCoordinateGammaBits(ReadOnlySpan<float> scales, ReadOnlySpan<int> levels, int bucketSize)
     {
         long bits = 0;
-        for (var i = 0; i < levels.Length; i++)
+        for (var b = 0; b < scales.Length; b++)
         {
-            if (scales[i / bucketSize] != 0)
+            if (scales[b] == 0)
             {
-                bits += BitWriter.GammaBits((ulong)Math.Abs(levels[i]) + 1) + (levels[i] != 0 ? 1 : 0);
+                continue;
+            }
+
+            var start = b * bucketSize;
+            foreach (var level in levels.Slice(start, Math.Min(bucketSize, levels.Length - start)))
+            {
+                // Level 0 is Elias-gamma(1): one bit, no sign.
+                bits += level == 0 ? 1 : BitWriter.GammaBits((ulong)Math.Abs(level) + 1) + 1;
             }
         }
 
@@ -124,6 +135,8 @@ public sealed class BitWriter
     private byte[] buffer = new byte[1024];
     private int header;
     private int length;
+
+    // Up to 63 pending bits, right-aligned; whole 32-bit words go to the buffer as soon as there are 32.
     private ulong pending;
     private int pendingBits;
 
@@ -149,42 +162,50 @@ public sealed class BitWriter
 
     public static int GammaBits(ulong x) => (2 * (63 - BitOperations.LeadingZeroCount(x))) + 1;
 
-    /// <summary>Elias gamma of x >= 1: floor(log2 x) zeros, then x's floor(log2 x) + 1 bits.</summary>
+    /// <summary>Elias gamma of x >= 1: floor(log2 x) zeros, then x's floor(log2 x) + 1 bits, i.e. x in 2 floor(log2 x) + 1 bits.</summary>
     public void WriteGamma(ulong x)
     {
         var n = 63 - BitOperations.LeadingZeroCount(x);
+        if (n < 16)
+        {
+            WriteBits(x, (2 * n) + 1);                 // one piece: x's leading zeros are the code's zeros
+            return;
+        }
+
         WriteBits(0, n);
         WriteBits(x, n + 1);
     }
 
-    /// <summary>The low <paramref name="count"/> bits of <paramref name="value"/> (count &lt;= 57 at a time in pieces).</summary>
+    /// <summary>The low <paramref name="count"/> bits of <paramref name="value"/>, most significant first.</summary>
     public void WriteBits(ulong value, int count)
     {
         while (count > 0)
         {
             var take = Math.Min(count, 32);
             count -= take;
-            var piece = (value >> count) & ((1UL << take) - 1);
-            pending = (pending << take) | piece;
+            pending = (pending << take) | ((value >> count) & ((1UL << take) - 1));
             pendingBits += take;
-            while (pendingBits >= 8)
+            if (pendingBits >= 32)
             {
-                pendingBits -= 8;
-                Ensure(length + 1);
-                buffer[length++] = (byte)(pending >> pendingBits);
+                pendingBits -= 32;
+                Ensure(length + sizeof(uint));
+                BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(length), (uint)(pending >> pendingBits));
+                length += sizeof(uint);
             }
         }
     }
 
     private void Flush()
     {
-        if (pendingBits > 0)
+        while (pendingBits > 0)
         {
+            var take = Math.Min(pendingBits, 8);
+            pendingBits -= take;
             Ensure(length + 1);
-            buffer[length++] = (byte)(pending << (8 - pendingBits));
-            pending = 0;
-            pendingBits = 0;
+            buffer[length++] = (byte)(((pending >> pendingBits) & ((1UL << take) - 1)) << (8 - take));
         }
+
+        pending = 0;
     }
 
     private void Ensure(int size)
@@ -196,26 +217,73 @@ public sealed class BitWriter
     }
 }
 
-/// <summary>Reads what <see cref="BitWriter"/> wrote, most significant bit first.</summary>
+/// <summary>
+/// Reads what <see cref="BitWriter"/> wrote, most significant bit first. A code is read from a 64-bit window (eight
+/// bytes from the current byte, shifted by the bit offset: at least 57 valid bits), so an Elias-gamma code of up to
+/// 57 bits is one load, a leading-zero count and a shift instead of a loop over its bits.
+/// </summary>
 public ref struct BitReader(ReadOnlySpan<byte> bits)
 {
+    /// <summary>Codes of at most this many zeros (2 z + 1 &lt;= 57 bits) fit one window.</summary>
+    private const int WindowZeros = 28;
+
     private readonly ReadOnlySpan<byte> bits = bits;
+    private readonly long end = 8L * bits.Length;
     private long position;
 
     public bool ReadBit()
     {
-        var index = (int)(position >> 3);
-        if (index >= bits.Length)
+        if (position >= end)
         {
             throw new InvalidDataException("quantized payload ends inside a code");
         }
 
-        var bit = (bits[index] >> (7 - (int)(position & 7))) & 1;
+        var bit = (bits[(int)(position >> 3)] >> (7 - (int)(position & 7))) & 1;
         position++;
         return bit != 0;
     }
 
     public ulong ReadGamma()
+    {
+        var window = Window();
+        var zeros = BitOperations.LeadingZeroCount(window);
+        if (zeros > WindowZeros)
+        {
+            return ReadLongGamma();
+        }
+
+        var size = (2 * zeros) + 1;
+        position += size;
+        if (position > end)
+        {
+            throw new InvalidDataException("quantized payload ends inside a code");
+        }
+
+        return window >> (64 - size);
+    }
+
+    /// <summary>The 64 bits from the current position (zeros past the end).</summary>
+    private readonly ulong Window()
+    {
+        var index = (int)(position >> 3);
+        ulong word;
+        if (index + sizeof(ulong) <= bits.Length)
+        {
+            word = BinaryPrimitives.ReadUInt64BigEndian(bits[index..]);
+        }
+        else
+        {
+            word = 0;
+            for (var i = 0; i < sizeof(ulong); i++)
+            {
+                word = (word << 8) | (index + i < bits.Length ? bits[index + i] : 0UL);
+            }
+        }
+
+        return word << (int)(position & 7);
+    }
+
+    private ulong ReadLongGamma()
     {
         var zeros = 0;
         while (!ReadBit())

@@ -91,7 +91,7 @@ public sealed class CompressionTests
         q.Quantize(u, BucketQuantizer.SeedFor(3, 1, 4), scales, levels);
         var expected = new float[length];
         q.Dequantize(scales, levels, expected);
-        var payload = QuantizedCodec.Encode(scales, levels, d, new BitWriter()).ToArray();
+        var payload = QuantizedCodec.Encode(scales, levels, d, new BitWriter(), out _).ToArray();
         var decoded = new float[length];
         QuantizedCodec.DecodeAdd(payload, q, decoded);
         Assert.That(decoded, Is.EqualTo(expected));
@@ -111,7 +111,7 @@ public sealed class CompressionTests
         var levels = Enumerable.Range(0, 2 * d + 1).Select(i => i % ((2 * s) + 1) - s).ToArray();
         float[] scales = [0.75f, 1.5f, 3f];
         var q = new BucketQuantizer(s, d);
-        var payload = QuantizedCodec.Encode(scales, levels, d, new BitWriter()).ToArray();
+        var payload = QuantizedCodec.Encode(scales, levels, d, new BitWriter(), out _).ToArray();
         var decoded = new float[levels.Length];
         QuantizedCodec.DecodeAdd(payload, q, decoded);
         var expected = new float[levels.Length];
@@ -136,9 +136,10 @@ public sealed class CompressionTests
         var scales = new float[q.BucketCount(u.Length)];
         var levels = new int[u.Length];
         q.Quantize(u, 1, scales, levels);
-        var bytes = QuantizedCodec.Encode(scales, levels, 512, new BitWriter()).Length;
+        var bytes = QuantizedCodec.Encode(scales, levels, 512, new BitWriter(), out var counted).Length;
         Assert.That(8.0 * bytes / u.Length, Is.LessThan(1.0));
         Assert.That(QuantizedCodec.PerCoordinateGammaBits(scales, levels, 512) / (double)u.Length, Is.GreaterThanOrEqualTo(1.0));
+        Assert.That(counted, Is.EqualTo(QuantizedCodec.PerCoordinateGammaBits(scales, levels, 512)), "the alternative counted while encoding");
     }
 
     [TestCase(1f, 1f)]
@@ -194,7 +195,50 @@ public sealed class CompressionTests
         Assert.That(sum, Is.EqualTo(g.Select(x => (float)(Half)x).ToArray()));
     }
 
+    /// <summary>Codes of every length the window reads in one load and past it (up to 63 bits), at every bit offset; a cut
+    /// stream is an error, not a value.</summary>
+    [Test]
+    public void BitReaderReadsEveryGammaLength()
+    {
+        var values = new List<ulong>();
+        for (var bits = 0; bits < 63; bits++)
+        {
+            values.Add(1UL << bits);
+            values.Add((1UL << bits) | ((1UL << bits) - 1) >> 1);
+            values.Add(2UL * (1UL << bits) - 1);
+        }
+
+        var writer = new BitWriter();
+        writer.Reset(0);
+        foreach (var (v, i) in values.Select((v, i) => (v, i)))
+        {
+            writer.WriteGamma(v);
+            writer.WriteBits((ulong)i % 2, 1);            // shifts the next code's offset by one bit every other time
+        }
+
+        var payload = writer.Payload.ToArray();
+        Assert.That(payload.Length, Is.EqualTo((values.Sum(v => BitWriter.GammaBits(v) + 1) + 7) / 8));
+        var reader = new BitReader(payload);
+        foreach (var (v, i) in values.Select((v, i) => (v, i)))
+        {
+            Assert.That(reader.ReadGamma(), Is.EqualTo(v));
+            Assert.That(reader.ReadBit(), Is.EqualTo(i % 2 == 1));
+        }
+
+        Assert.Throws<InvalidDataException>(() =>
+        {
+            var cut = new BitReader(payload.AsSpan(0, payload.Length - 9));
+            foreach (var _ in values)
+            {
+                cut.ReadGamma();
+                cut.ReadBit();
+            }
+        });
+    }
+
     [TestCase("none", null)]
+    [TestCase("topk:0.01", "topk:0.01")]
+    [TestCase("topk:1", "topk:1")]
     [TestCase("fp16", "fp16")]
     [TestCase("qsgd:4", "qsgd:4,512")]
     [TestCase("qsgd:8,128", "qsgd:8,128")]
@@ -221,11 +265,83 @@ public sealed class CompressionTests
     [TestCase("ecq:x", "'x' is not a number")]
     [TestCase("qsgd:4,512,1", "takes at most 2 numbers")]
     [TestCase("fp16:2", "takes no arguments")]
+    [TestCase("topk:2", "R (the fraction kept) must be in (0, 1]")]
+    [TestCase("topk:0", "R (the fraction kept) must be in (0, 1]")]
+    [TestCase("topk", "needs its arguments")]
+    [TestCase("topk:0.1,2", "takes at most 1 numbers")]
     [TestCase("zip", "unknown --compress 'zip'")]
     public void BadSpecsAreUsageErrors(string spec, string message)
     {
         var error = Assert.Throws<InputException>(() => CompressorRegistry.Validate(spec))!;
         Assert.That(error.Message, Does.Contain(message));
         Assert.That(error.Message, Does.Contain("--compress"));
+    }
+
+    /// <summary>Top-k error feedback: g + e_old = sent + e_new exactly (a coordinate is sent whole or kept whole), and
+    /// exactly k = ceil(R n) coordinates go on the wire, the largest by magnitude.</summary>
+    [TestCase(0.01, 1000)]
+    [TestCase(0.1, 777)]
+    [TestCase(1.0, 50)]
+    public void TopKResidualIdentityAndExactKeptCount(double fraction, int length)
+    {
+        var c = new TopKCompressor(fraction);
+        var k = (int)Math.Ceiling(fraction * length);
+        var residual = new float[length];
+        for (var t = 0; t < 5; t++)
+        {
+            var g = Vector(length, 40 + t);
+            var u = g.Select((x, i) => x + residual[i]).ToArray();
+            var payload = c.Encode(g, t).ToArray();
+            Assert.That(payload, Has.Length.EqualTo(8 * k), $"step {t}: exactly k = {k} (index, value) pairs");
+            var sent = new float[length];
+            c.DecodeAdd(payload, sent);
+            residual = c.Residual.ToArray();
+            for (var i = 0; i < length; i++)
+            {
+                Assert.That(sent[i] + residual[i], Is.EqualTo(u[i]), $"step {t}, coordinate {i}: g + e = sent + e'");
+                Assert.That(sent[i] == 0 || residual[i] == 0, Is.True, "a coordinate is sent whole or not at all");
+            }
+
+            var smallestSent = sent.Where(x => x != 0).Min(Math.Abs);
+            Assert.That(residual.Max(Math.Abs), Is.LessThanOrEqualTo(smallestSent), $"step {t}: the k largest of g + e were sent");
+        }
+    }
+
+    [Test]
+    public void TopKKeepsExactlyKAmongTies()
+    {
+        // All magnitudes equal: the threshold ties everywhere; the lowest indices go, exactly k of them.
+        var g = Enumerable.Range(0, 300).Select(i => i % 2 == 0 ? 0.25f : -0.25f).ToArray();
+        var c = new TopKCompressor(0.05);
+        var payload = c.Encode(g, 0).ToArray();
+        Assert.That(payload, Has.Length.EqualTo(8 * 15));
+        var sent = new float[g.Length];
+        c.DecodeAdd(payload, sent);
+        Assert.That(Enumerable.Range(0, g.Length).Where(i => sent[i] != 0), Is.EqualTo(Enumerable.Range(0, 15)));
+    }
+
+    [Test]
+    public void TopKSelectFindsTheOrderStatistic()
+    {
+        var random = new Random(3);
+        foreach (var n in new[] { 1, 2, 3, 10, 1001 })
+        {
+            var values = Enumerable.Range(0, n).Select(_ => (float)random.Next(0, 20)).ToArray();   // many duplicates
+            var sorted = values.Order().ToArray();
+            foreach (var order in new[] { 0, n / 2, n - 1 })
+            {
+                Assert.That(TopKCompressor.Select(values.ToArray(), order), Is.EqualTo(sorted[order]), $"n = {n}, order {order}");
+            }
+        }
+    }
+
+    [Test]
+    public void TopKRejectsAMalformedPayload()
+    {
+        var c = new TopKCompressor(0.5);
+        Assert.Throws<InvalidDataException>(() => c.DecodeAdd(new byte[7], new float[4]));
+        var outside = new byte[8];
+        outside[0] = 4;
+        Assert.Throws<InvalidDataException>(() => c.DecodeAdd(outside, new float[4]));
     }
 }
