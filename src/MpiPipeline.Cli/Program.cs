@@ -17,6 +17,7 @@ root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());
+root.Subcommands.Add(SpeedupVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = CommandLineParsing.Parse(root, args);

@@ -12,7 +12,8 @@ namespace MpiPipeline.Cli.Verbs;
 /// <summary>
 /// <c>mpipipe compare</c>: the comparison the RI-SGD slides make, on one model, data set, rank count and number of
 /// epochs: PSGD, local SGD with tau = 4 and 16, RI-SGD with q = 2 and tau = 16. Writes a markdown table and plots of
-/// the training loss against communication rounds and against wall time.
+/// the training loss against communication rounds and against wall time; then the same algorithms on non-i.i.d.
+/// chunks (<see cref="NonIidComparison"/>) in a section of the same file.
 /// </summary>
 internal static class CompareVerb
 {
@@ -29,20 +30,28 @@ internal static class CompareVerb
     {
         var table = TrainOptionTable.Common();
         var output = new Option<string>("--out") { Description = "Directory for compare.md, the plots and each run's JSON.", DefaultValueFactory = _ => "bench/results" };
+        var nonIidSteps = new Option<long>("--non-iid-steps") { Description = "Non-i.i.d. part (--split chunks-by-class, RI-SGD q = 1, 2, 3): steps of every run.", DefaultValueFactory = _ => NonIidSettings.Default.Steps };
+        var nonIidTau = new Option<int>("--non-iid-tau") { Description = "Non-i.i.d. part: tau of every run.", DefaultValueFactory = _ => NonIidSettings.Default.Tau };
+        var nonIidSeeds = new Option<int>("--non-iid-seeds") { Description = "Non-i.i.d. part: seeds per q (seed, seed + 1, ...); 0 skips the part.", DefaultValueFactory = _ => NonIidSettings.Default.Seeds };
         var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16): same model, data, ranks and epochs; a table and plots.");
         table.AddTo(command);
         command.Options.Add(output);
+        command.Options.Add(nonIidSteps);
+        command.Options.Add(nonIidTau);
+        command.Options.Add(nonIidSeeds);
         command.SetAction(parse =>
         {
             var baseOptions = table.Read(parse);
             var directory = parse.GetValue(output)!;
-            return MpiRuntime.Run(world => Run(world, baseOptions, directory));
+            var nonIid = NonIidSettings.Default with { Steps = parse.GetValue(nonIidSteps), Tau = parse.GetValue(nonIidTau), Seeds = parse.GetValue(nonIidSeeds) };
+            return MpiRuntime.Run(world => Run(world, baseOptions, nonIid, directory));
         });
         return command;
     }
 
-    private static int Run(Communicator world, TrainOptions baseOptions, string directory)
+    private static int Run(Communicator world, TrainOptions baseOptions, NonIidSettings nonIid, string directory)
     {
+        nonIid.Validate(world.Size);
         if (world.Size < 2)
         {
             throw new InputException("compare needs at least 2 ranks (RI-SGD with q = 2 holds 2 chunks out of p >= 2)");
@@ -69,17 +78,19 @@ internal static class CompareVerb
             results.Add((label, result!));
         }
 
+        var nonIidResults = NonIidComparison.Run(world, baseOptions, nonIid, directory);
         if (world.Rank == 0)
         {
-            Write(directory, baseOptions, world.Size, results);
+            Write(directory, baseOptions, world.Size, results, nonIid, nonIidResults);
             RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
         }
 
         // A diverged run is in the table as such, and makes the comparison's exit status that of a diverged run.
-        return results.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
+        return results.Any(r => r.Result.IsDiverged) || nonIidResults.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
-    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results)
+    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results,
+        NonIidSettings nonIid, IReadOnlyList<NonIidComparison.Outcome> nonIidResults)
     {
         var table = new MarkdownTable("run", "final test accuracy %", "communication rounds", "bytes sent per rank", "wall s", "compute s", "communication s");
         foreach (var (label, r) in results)
@@ -98,7 +109,8 @@ internal static class CompareVerb
         var command = string.Create(CultureInfo.InvariantCulture,
             $"mpiexec -n {ranks} mpipipe compare {TrainFlags.Model} {o.Model} {TrainFlags.Epochs} {o.Epochs} {TrainFlags.Batch} {o.Batch} {TrainFlags.LearningRate} {o.LearningRate} " +
             $"{TrainFlags.Optimizer} {o.Optimizer.ToString().ToLowerInvariant()} {TrainFlags.Momentum} {o.Momentum} {TrainFlags.Seed} {o.Seed}" +
-            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}");
+            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}" +
+            $" --non-iid-steps {nonIid.Steps} --non-iid-tau {nonIid.Tau} --non-iid-seeds {nonIid.Seeds}");
         var text = new StringBuilder()
             .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD")
             .AppendLine()
@@ -112,7 +124,8 @@ internal static class CompareVerb
             .AppendLine()
             .AppendLine("![training loss vs wall time](compare-loss-vs-time.svg)")
             .AppendLine()
-            .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.");
+            .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.")
+            .Append(nonIidResults.Count > 0 ? NonIidComparison.Markdown(nonIidResults, nonIid, ranks) : "");
         AtomicFile.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
 
         var byRounds = new SvgPlot("Training loss vs communication rounds", "communication rounds (Allreduce calls)", "training loss") { LogY = true };

@@ -71,6 +71,7 @@ internal static class TrainingLoop
         var curveLoss = 0.0;
         var curveCount = 0;
         var lastCurveLoss = float.NaN;
+        var trainLoss = new List<TrainLossPoint>();
         var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
         for (var epoch = 0; epoch < epochsRun && !engine.Stopped && guard.Diverged is null; epoch++)
         {
@@ -105,6 +106,10 @@ internal static class TrainingLoop
                 }
 
                 reporter?.StepCompleted(epoch, t - first + 1, last - first, engine.RootSeesBatchLoss ? result.Loss : lastCurveLoss);
+                if (options.TrainLossEvery is int every && (t + 1) % every == 0 && t + 1 < totalSteps)
+                {
+                    AddTrainLoss(engine, t + 1, trainLoss);
+                }
             }
 
             if (engine.Stopped || guard.Diverged is not null)
@@ -116,6 +121,10 @@ internal static class TrainingLoop
             if (last == totalSteps)
             {
                 engine.EndTraining();
+                if (options.TrainLossEvery is not null)
+                {
+                    AddTrainLoss(engine, totalSteps, trainLoss);
+                }
             }
 
             engine.ReduceTally(trainTally);
@@ -154,7 +163,8 @@ internal static class TrainingLoop
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread,
             Pipeline: summary,
-            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null);
+            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null,
+            TrainLossCurve: options.TrainLossEvery is not null ? trainLoss : null);
 
         if (options.ParametersPath is { } parametersPath)
         {
@@ -207,6 +217,15 @@ internal static class TrainingLoop
 
         reporter?.Completed(run);
         return run;
+    }
+
+    /// <summary>The (average) model's loss on the training set after <paramref name="step"/> steps (collective).</summary>
+    private static void AddTrainLoss(ITrainingEngine engine, long step, List<TrainLossPoint> points)
+    {
+        if (engine.EvaluateTraining() is var (loss, accuracy))
+        {
+            points.Add(new TrainLossPoint(step, engine.CommunicationRounds, loss, accuracy));
+        }
     }
 
     private static IEnumerable<string> SkippedNote(NonFiniteGuard guard) => guard.SkippedSteps.Count == 0 ? [] :
@@ -273,7 +292,7 @@ internal static class TrainingLoop
         ["weightDecay"] = o.WeightDecay.ToString("R"),
         ["tau"] = o.Tau.ToString(),
         ["redundancy"] = o.Redundancy.ToString(),
-        ["split"] = o.EffectiveSplit.ToString().ToLowerInvariant(),
+        ["split"] = o.EffectiveSplit.Name(),
         ["seed"] = o.Seed.ToString(),
         ["threadsPerRank"] = threads.ToString(),
         ["device"] = o.Device,
