@@ -4,7 +4,7 @@
 # fixed target the bound's noise term needs eta proportional to the batch n b: see the README's PSGD section) and the
 # model's loss on the whole training subset every EVERY / n steps; then `mpipipe speedup` finds the first evaluation at
 # or below TARGET per run -> bench/results/psgd-speedup.md, psgd-speedup.svg, psgd-speedup-loss.svg. Each job's JSON
-# and log in build/psgd-speedup. About 10 minutes on 2 cores.
+# and log in build/psgd-speedup. 12 jobs: 27 minutes on 2 cores shared with other work (load 60-80), far less on a quiet machine.
 PSGD_SPEEDUP_RANKS  ?= 1 2 4 8
 PSGD_SPEEDUP_SEEDS  ?= 1 2 3
 PSGD_SPEEDUP_BATCH  ?= 16

@@ -77,7 +77,7 @@ internal static class SpeedupVerb
         var byWorkers = runs.GroupBy(r => r.Workers).OrderBy(g => g.Key).ToList();
         var baseline = byWorkers[0];
         var baselineMean = MeanSteps(baseline);
-        var table = new MarkdownTable("workers n", "batch per worker", "lr", "steps to loss <= target, per seed", "mean", "sd",
+        var table = new MarkdownTable("workers n", "batch per worker", "lr", "loss evaluated every", "steps to loss <= target, per seed", "mean", "sd",
             "speedup S(1)/S(n)", "ideal n", "efficiency", "ideal steps S(1)/n");
         foreach (var group in byWorkers)
         {
@@ -89,13 +89,13 @@ internal static class SpeedupVerb
             table.AddRow(group.Key.ToString(CultureInfo.InvariantCulture),
                 string.Join(", ", group.Select(r => r.PerWorkerBatch).Distinct()),
                 string.Join(", ", group.Select(r => r.LearningRate.ToString("G4", CultureInfo.InvariantCulture)).Distinct()),
+                string.Join(", ", group.Select(r => Interval(r.Result.TrainLossCurve!)).Distinct()) + " steps",
                 string.Join(", ", group.OrderBy(r => r.Seed).Select(r => r.Steps?.ToString(CultureInfo.InvariantCulture) ?? $"not in {r.StepsRun}")),
                 F(mean, "F0"), F(NonIidComparison.StandardDeviation(reached), "F0"),
                 F(speedup, "F2"), F(ideal, "F0"), F(speedup / ideal, "P0"), F(baselineMean / ideal, "F0"));
         }
 
         var first = runs[0].Result;
-        var every = first.TrainLossCurve is { Count: > 1 } c ? c[1].Step - c[0].Step : 0;
         var text = new StringBuilder()
             .AppendLine("# PSGD's linear speedup in iterations")
             .AppendLine()
@@ -107,8 +107,8 @@ internal static class SpeedupVerb
             .AppendLine()
             .AppendLine($"Model {first.Model}, data {first.Options["dataset"]} (the training subset the command's --train-samples gives), " +
                         $"optimizer {first.Options["optimizer"]} with momentum {first.Options["momentum"]} (the lecture's vanilla update), per-worker batch fixed. " +
-                        $"Steps to the target: the first evaluation (every {every} steps, the whole training set, exact loss of the model, " +
-                        $"not mini-batch losses) at which the training loss is <= {target.ToString(CultureInfo.InvariantCulture)}.")
+                        "Steps to the target: the first evaluation of the model's loss on the whole training subset (not mini-batch losses; " +
+                        $"every few steps, as the table says: that interval is the resolution) at which it is <= {target.ToString(CultureInfo.InvariantCulture)}.")
             .AppendLine()
             .Append(table.ToString())
             .AppendLine()
@@ -132,6 +132,9 @@ internal static class SpeedupVerb
         losses.Add($"target {target.ToString(CultureInfo.InvariantCulture)}", [(0, target), (runs.Max(r => r.StepsRun), target)]);
         losses.Write(Path.Combine(directory, "psgd-speedup-loss.svg"));
     }
+
+    /// <summary>Steps between two evaluations of the curve (its first two points; a one-point curve: its step).</summary>
+    internal static long Interval(IReadOnlyList<TrainLossPoint> curve) => curve.Count > 1 ? curve[1].Step - curve[0].Step : curve[0].Step;
 
     /// <summary>Mean steps to the target over the group's runs; NaN if any run missed it (the mean would flatter).</summary>
     private static double MeanSteps(IEnumerable<Run> group)
