@@ -89,6 +89,19 @@ internal static class CompareVerb
         return results.Any(r => r.Result.IsDiverged) || nonIidResults.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
+    /// <summary>The first three fields of /proc/loadavg ("unknown" where there is none).</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
     private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results,
         NonIidSettings nonIid, IReadOnlyList<NonIidComparison.Outcome> nonIidResults)
     {
@@ -117,6 +130,8 @@ internal static class CompareVerb
             .AppendLine($"Made by `{command}` on {DateTime.UtcNow:yyyy-MM-dd} ({Environment.ProcessorCount} cores).")
             .AppendLine($"Same model ({o.Model}), data (Fashion-MNIST), {ranks} ranks, {o.Epochs} epochs, global batch {o.Batch}, seed {o.Seed} for every run.")
             .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round).")
+            .AppendLine($"Load average when written (1, 5, 15 min): {LoadAverage()}; the times were measured under that load, " +
+                        "the accuracies, losses, rounds and bytes do not depend on it.")
             .AppendLine()
             .Append(table.ToString())
             .AppendLine()
