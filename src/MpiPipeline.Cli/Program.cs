@@ -19,6 +19,7 @@ root.Subcommands.Add(BenchVerb.Create());
 root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());
 root.Subcommands.Add(DicodVerb.Create());
+root.Subcommands.Add(SpeedupVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = CommandLineParsing.Parse(root, args);

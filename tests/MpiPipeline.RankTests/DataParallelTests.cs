@@ -119,6 +119,39 @@ public sealed class DataParallelTests : RankFixture
     }
 
     /// <summary>
+    /// --split chunks-by-class on the real data: the note's classes per chunk are those of the first 1536 training
+    /// labels (read here from the file), sorted and cut into 4 chunks of 384, each a few classes; the run trained on
+    /// them and evaluated the average model on the training set after steps 4 and 8 (--train-loss-every 4).
+    /// </summary>
+    [Test]
+    public void ChunksByClassHoldFewClassesAndTheTrainingLossIsEvaluated()
+    {
+        var run = Train(MpiFlavor.Mpich, 4, "by-class", [.. Small, "--batch", "64", "--max-steps", "8", "--tau", "4",
+            "--algo", "ri-sgd", "--redundancy", "1", "--split", "chunks-by-class", "--train-loss-every", "4"]);
+        var labels = FirstTrainingLabels(1536);
+        Array.Sort(labels);
+        var chunks = Enumerable.Range(0, 4).Select(k => labels[(k * 384)..((k + 1) * 384)].Distinct().ToArray()).ToArray();
+        Assert.That(chunks.Select(c => c.Length), Is.All.InRange(2, 4), "each chunk a few of the 10 classes");
+        Assert.That(run.Output, Does.Contain("cut into 4 chunks holding classes " + string.Join("; ", chunks.Select(c => "{" + string.Join(",", c) + "}")) +
+            "; with q = 1 the workers hold " + string.Join(", ", chunks.Select(c => c.Length)) + " classes of 10"));
+        Assert.That(run.Json.GetProperty("options").GetProperty("split").GetString(), Is.EqualTo("chunks-by-class"));
+        var curve = run.Json.GetProperty("trainLossCurve").EnumerateArray().ToArray();
+        Assert.That(curve.Select(p => p.GetProperty("step").GetInt64()), Is.EqualTo(new long[] { 4, 8 }));
+        Assert.That(curve.Select(p => p.GetProperty("loss").GetDouble()), Is.All.InRange(0.01, 10.0));
+        Assert.That(curve[1].GetProperty("accuracy").GetDouble(), Is.GreaterThan(0.15), "8 steps of training on the average model");
+    }
+
+    /// <summary>The first <paramref name="count"/> labels of Fashion-MNIST's training file (IDX: 8-byte header, one byte per label).</summary>
+    private static int[] FirstTrainingLabels(int count)
+    {
+        using var file = File.OpenRead("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz");
+        using var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress);
+        var bytes = new byte[8 + count];
+        gzip.ReadExactly(bytes);
+        return [.. bytes.Skip(8).Select(b => (int)b)];
+    }
+
+    /// <summary>
     /// The models are built for the data's geometry, by both engines: cnn on 3x12x12 samples in 5 classes has
     /// conv 3-16, conv 16-32, linear 32*3*3-128 and linear 128-5 (independently counted here), learns the generated
     /// classes well above chance (20%), and a cnn on flat samples is one clear error.

@@ -13,7 +13,8 @@ namespace MpiPipeline.Cli.Verbs;
 /// <summary>
 /// <c>mpipipe compare</c>: the comparison the RI-SGD slides make, on one model, data set, rank count and number of
 /// epochs: PSGD, local SGD with tau = 4 and 16, RI-SGD with q = 2 and tau = 16. Writes a markdown table and plots of
-/// the training loss against communication rounds and against wall time.
+/// the training loss against communication rounds and against wall time; then the same algorithms on non-i.i.d.
+/// chunks (<see cref="NonIidComparison"/>) in a section of the same file.
 /// </summary>
 internal static class CompareVerb
 {
@@ -30,17 +31,24 @@ internal static class CompareVerb
     {
         var table = TrainOptionTable.Common();
         var output = new Option<string>("--out") { Description = "Directory for compare.md, the plots and each run's JSON.", DefaultValueFactory = _ => "bench/results" };
+        var nonIidSteps = new Option<long>("--non-iid-steps") { Description = "Non-i.i.d. part (--split chunks-by-class, RI-SGD q = 1, 2, 3): steps of every run.", DefaultValueFactory = _ => NonIidSettings.Default.Steps };
+        var nonIidTau = new Option<int>("--non-iid-tau") { Description = "Non-i.i.d. part: tau of every run.", DefaultValueFactory = _ => NonIidSettings.Default.Tau };
+        var nonIidSeeds = new Option<int>("--non-iid-seeds") { Description = "Non-i.i.d. part: seeds per q (seed, seed + 1, ...); 0 skips the part.", DefaultValueFactory = _ => NonIidSettings.Default.Seeds };
         var compressors = CompressorsOption("Also PSGD with each of these gradient compressors (--compress values), one row each.");
-        var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16), and PSGD with gradient compressors: same model, data, ranks and epochs; a table and plots.");
+        var command = new Command("compare", "PSGD vs local SGD (tau = 4, 16) vs RI-SGD (q = 2, tau = 16), and PSGD with gradient compressors: same model, data, ranks and epochs; a table and plots; then the non-i.i.d. part.");
         table.AddTo(command);
         command.Options.Add(output);
         command.Options.Add(compressors);
+        command.Options.Add(nonIidSteps);
+        command.Options.Add(nonIidTau);
+        command.Options.Add(nonIidSeeds);
         command.SetAction(parse =>
         {
             var baseOptions = table.Read(parse);
             var directory = parse.GetValue(output)!;
             var specs = parse.GetValue(compressors) ?? [];
-            return MpiRuntime.Run(world => Run(world, baseOptions, directory, specs));
+            var nonIid = NonIidSettings.Default with { Steps = parse.GetValue(nonIidSteps), Tau = parse.GetValue(nonIidTau), Seeds = parse.GetValue(nonIidSeeds) };
+            return MpiRuntime.Run(world => Run(world, baseOptions, nonIid, directory, specs));
         });
         return command;
     }
@@ -76,8 +84,9 @@ internal static class CompareVerb
         public const string Compressors = "--compressors";
     }
 
-    private static int Run(Communicator world, TrainOptions baseOptions, string directory, string[] compressors)
+    private static int Run(Communicator world, TrainOptions baseOptions, NonIidSettings nonIid, string directory, string[] compressors)
     {
+        nonIid.Validate(world.Size);
         if (world.Size < 2)
         {
             throw new InputException("compare needs at least 2 ranks (RI-SGD with q = 2 holds 2 chunks out of p >= 2)");
@@ -118,14 +127,15 @@ internal static class CompareVerb
             results.Add((label, result!));
         }
 
+        var nonIidResults = NonIidComparison.Run(world, baseOptions, nonIid, directory);
         if (world.Rank == 0)
         {
-            Write(directory, baseOptions, world.Size, results, compressors);
+            Write(directory, baseOptions, world.Size, results, compressors, nonIid, nonIidResults);
             RankConsole.Line($"wrote {Path.Combine(directory, "compare.md")}, compare-loss-vs-rounds.svg, compare-loss-vs-time.svg");
         }
 
         // A diverged run is in the table as such, and makes the comparison's exit status that of a diverged run.
-        return results.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
+        return results.Any(r => r.Result.IsDiverged) || nonIidResults.Any(r => r.Result.IsDiverged) ? Divergence.ExitCode : 0;
     }
 
     /// <summary>A --compress value as a file name part: ':' and ',' become '-'.</summary>
@@ -137,7 +147,21 @@ internal static class CompareVerb
             ? b.ToString("F3", CultureInfo.InvariantCulture)
             : "";
 
-    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results, string[] compressors)
+    /// <summary>The first three fields of /proc/loadavg ("unknown" where there is none).</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(", ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
+    private static void Write(string directory, TrainOptions o, int ranks, List<(string Label, RunResult Result)> results,
+        string[] compressors, NonIidSettings nonIid, IReadOnlyList<NonIidComparison.Outcome> nonIidResults)
     {
         var table = new MarkdownTable("run", "final test accuracy %", "communication rounds", "bytes sent per rank", "gradient bits per coordinate", "wall s", "compute s", "communication s");
         foreach (var (label, r) in results)
@@ -157,8 +181,9 @@ internal static class CompareVerb
         var command = string.Create(CultureInfo.InvariantCulture,
             $"mpiexec -n {ranks} mpipipe compare {TrainFlags.Model} {o.Model} {TrainFlags.Epochs} {o.Epochs} {TrainFlags.Batch} {o.Batch} {TrainFlags.LearningRate} {o.LearningRate} " +
             $"{TrainFlags.Optimizer} {o.Optimizer.ToString().ToLowerInvariant()} {TrainFlags.Momentum} {o.Momentum} {TrainFlags.Seed} {o.Seed}" +
-            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}")
-            + (compressors.Length > 0 ? $" {Flags.Compressors} {string.Join(' ', compressors)}" : "");
+            $"{(o.TrainSamples is int n ? $" {TrainFlags.TrainSamples} {n}" : "")}{(o.MaxSteps is long m ? $" {TrainFlags.MaxSteps} {m}" : "")}"
+            + $"{(compressors.Length > 0 ? $" {Flags.Compressors} {string.Join(' ', compressors)}" : "")}" +
+            $" --non-iid-steps {nonIid.Steps} --non-iid-tau {nonIid.Tau} --non-iid-seeds {nonIid.Seeds}");
         var text = new StringBuilder()
             .AppendLine("# Data-parallel algorithms compared: PSGD, local SGD, RI-SGD" + (compressors.Length > 0 ? ", compressed PSGD" : ""))
             .AppendLine()
@@ -167,6 +192,8 @@ internal static class CompareVerb
             .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round); a compressed exchange's")
             .AppendLine("Allgatherv passes each rank's payload on n - 1 times. Gradient bits per coordinate: what PSGD handed to MPI")
             .AppendLine("per gradient value (32: dense fp32), scales and headers included; compressed runs exchange after backward.")
+            .AppendLine($"Load average when written (1, 5, 15 min): {LoadAverage()}; the times were measured under that load, " +
+                        "the accuracies, losses, rounds and bytes do not depend on it.")
             .AppendLine()
             .Append(table.ToString())
             .AppendLine()
@@ -174,7 +201,8 @@ internal static class CompareVerb
             .AppendLine()
             .AppendLine("![training loss vs wall time](compare-loss-vs-time.svg)")
             .AppendLine()
-            .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.");
+            .AppendLine("The loss curve is rank 0's mini-batch loss averaged over windows of --curve-every steps.")
+            .Append(nonIidResults.Count > 0 ? NonIidComparison.Markdown(nonIidResults, nonIid, ranks) : "");
         AtomicFile.WriteAllText(Path.Combine(directory, "compare.md"), text.ToString());
 
         var byRounds = new SvgPlot("Training loss vs communication rounds", "communication rounds (Allreduce calls)", "training loss") { LogY = true };

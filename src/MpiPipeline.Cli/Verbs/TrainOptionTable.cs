@@ -31,8 +31,9 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.Tau, $"tau: local steps between model averagings ({Owners(TrainFlags.Tau)}).", o => o.Tau, (o, v) => o with { Tau = v });
         t.Add(TrainFlags.Redundancy, $"q: data chunks each worker holds ({Owners(TrainFlags.Redundancy)}), 1..workers.", o => o.Redundancy, (o, v) => o with { Redundancy = v });
         var chunked = string.Join(", ", AlgorithmRegistry.All.Where(a => a.DefaultSplit == DataSplit.Chunks).Select(a => a.Name));
-        t.Choice(TrainFlags.Split, $"shuffle (i.i.d. slices of one permutation) | chunks (worker j holds chunk j); default: chunks for {chunked}, shuffle otherwise.",
-            [("shuffle", DataSplit.Shuffle), ("chunks", DataSplit.Chunks)], o => o.Split, (o, v) => o with { Split = v });
+        t.Choice(TrainFlags.Split, "shuffle (i.i.d. slices of one permutation) | chunks (worker j holds chunk j) | chunks-by-class (the same chunks cut from the samples " +
+            $"sorted by label: each holds few classes, non-i.i.d.); default: chunks for {chunked}, shuffle otherwise.",
+            [.. DataSplitNames.All.Select(s => (s.Name, (DataSplit?)s.Split))], o => o.Split, (o, v) => o with { Split = v });
         t.Add(TrainFlags.FailRank, $"{Owners(TrainFlags.FailRank)}: this worker fails (emulated fail-stop) ...", o => o.FailRank, (o, v) => o with { FailRank = v });
         t.Add(TrainFlags.FailStep, "... at this step.", o => o.FailStep, (o, v) => o with { FailStep = v });
         t.Add(TrainFlags.Seed, "Seed of initialization, shuffling and dropout (with rank and step).", o => o.Seed, (o, v) => o with { Seed = v });
@@ -46,6 +47,8 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.TrainSamples, "Use only the first N training samples.", o => o.TrainSamples, (o, v) => o with { TrainSamples = v });
         t.Add(TrainFlags.TestSamples, "Use only the first N test samples.", o => o.TestSamples, (o, v) => o with { TestSamples = v });
         t.Add(TrainFlags.MaxSteps, "Stop after this many steps in total.", o => o.MaxSteps, (o, v) => o with { MaxSteps = v });
+        t.Add(TrainFlags.TrainLossEvery, $"{Owners(TrainFlags.TrainLossEvery)}: every N steps and after the last, the (average) model's loss on the whole training set (trainLossCurve in the results).",
+            o => o.TrainLossEvery, (o, v) => o with { TrainLossEvery = v });
         t.Add(TrainFlags.CurveEvery, "Steps between two points of the loss curve.", o => o.CurveEvery, (o, v) => o with { CurveEvery = v });
         t.Add(TrainFlags.Stages, $"{Owners(TrainFlags.Stages)}: S, stages (default: world size / D).", o => o.Stages, (o, v) => o with { Stages = v }).Aliases.Add(TrainFlags.StagesAlias);
         t.Add(TrainFlags.Replicas, $"{Owners(TrainFlags.Replicas)}: D, data-parallel replicas of each stage; S * D = world size (default: world size / S).", o => o.Replicas, (o, v) => o with { Replicas = v })

@@ -20,6 +20,13 @@ internal sealed record ChunkCoverage(IReadOnlyList<int> Covered, IReadOnlyList<i
 /// are in no chunk, so every worker holds the same number of samples and runs the same number of steps).
 /// Worker j draws its mini-batches from all it holds (<see cref="Training.ChunkSampler"/>).
 /// </para>
+/// <para>
+/// The ranges are positions in an order of the samples: the file's order (<c>--split chunks</c>; Fashion-MNIST's
+/// files are class-shuffled, so every chunk holds about count / (p K) samples of each of the K classes: i.i.d.), or
+/// the samples sorted by label (<see cref="ClassOrder"/>, <c>--split chunks-by-class</c>), so that chunk k holds
+/// the classes of positions [k n, (k+1) n) only: with K balanced classes about K / p + 1 of them. That is the
+/// non-i.i.d. setting whose residual error O((1 - q/p) beta) the slides' analysis is about.
+/// </para>
 /// </summary>
 internal static class RedundantChunks
 {
@@ -76,9 +83,18 @@ internal static class RedundantChunks
         return (chunk * size, (chunk + 1) * size);
     }
 
-    /// <summary>The sample indices worker <paramref name="worker"/> holds: its chunks' ranges, in chunk order.</summary>
-    public static int[] HeldSamples(int worker, int count, int p, int q)
+    /// <summary>
+    /// The sample indices worker <paramref name="worker"/> holds: its chunks' ranges, in chunk order. With
+    /// <paramref name="order"/> the ranges are positions in it (sample order[i] at position i); without, the
+    /// positions are the sample indices.
+    /// </summary>
+    public static int[] HeldSamples(int worker, int count, int p, int q, IReadOnlyList<int>? order = null)
     {
+        if (order is not null && order.Count != count)
+        {
+            throw new ArgumentException($"an order of {order.Count} samples for {count} samples", nameof(order));
+        }
+
         var chunks = ChunksOf(worker, p, q);
         var size = ChunkSize(count, p);
         var held = new int[chunks.Length * size];
@@ -86,13 +102,40 @@ internal static class RedundantChunks
         foreach (var chunk in chunks)
         {
             var (start, end) = ChunkRange(chunk, count, p);
-            for (var sample = start; sample < end; sample++)
+            for (var position = start; position < end; position++)
             {
-                held[next++] = sample;
+                held[next++] = order is null ? position : order[position];
             }
         }
 
         return held;
+    }
+
+    /// <summary>The sample indices sorted by label, ties by index (a stable sort: the same order on every rank).</summary>
+    public static int[] ClassOrder(IReadOnlyList<int> labels)
+    {
+        var order = Enumerable.Range(0, labels.Count).ToArray();
+        return [.. order.OrderBy(i => labels[i]).ThenBy(i => i)];
+    }
+
+    /// <summary>The distinct labels of each of the p chunks (ascending), the samples taken in <paramref name="order"/>
+    /// (null: index order).</summary>
+    public static int[][] ClassesPerChunk(IReadOnlyList<int> labels, int p, IReadOnlyList<int>? order = null)
+    {
+        var classes = new int[p][];
+        for (var chunk = 0; chunk < p; chunk++)
+        {
+            var (start, end) = ChunkRange(chunk, labels.Count, p);
+            var present = new SortedSet<int>();
+            for (var position = start; position < end; position++)
+            {
+                present.Add(labels[order is null ? position : order[position]]);
+            }
+
+            classes[chunk] = [.. present];
+        }
+
+        return classes;
     }
 
     /// <summary>Which chunks the workers in <paramref name="aliveWorkers"/> still hold, and which no one holds.</summary>

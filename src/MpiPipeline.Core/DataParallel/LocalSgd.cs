@@ -21,7 +21,7 @@ internal sealed class LocalSgd(int tau) : IDataParallelAlgorithm
     public static AlgorithmOption TauOption { get; } = new(TrainFlags.Tau, o => o.Tau != new TrainOptions().Tau);
 
     public static AlgorithmRegistration Registration { get; } = new(
-        "local-sgd", "local SGD: tau local steps, then the models averaged (one Allreduce)", [TauOption, DataParallelEngine.SplitOption],
+        "local-sgd", "local SGD: tau local steps, then the models averaged (one Allreduce)", [TauOption, DataParallelEngine.SplitOption, DataParallelEngine.TrainLossOption],
         context => new DataParallelEngine(context, new LocalSgd(context.Options.Tau)))
     {
         Validate = (options, workers) =>

@@ -19,7 +19,7 @@ internal sealed class Psgd : IDataParallelAlgorithm
     public static AlgorithmRegistration Registration { get; } = new(
         "psgd", "parallel SGD: the workers' gradients averaged every step (Allreduce in buckets overlapped with backward)",
         [DataParallelEngine.SplitOption, .. DataParallelEngine.GradientOptions, DataParallelEngine.CompressOption, DataParallelEngine.TraceOption,
-            DataParallelEngine.SlowWorkersOption],
+            DataParallelEngine.SlowWorkersOption, DataParallelEngine.TrainLossOption],
         context => new DataParallelEngine(context, new Psgd()))
     {
         Validate = (options, workers) =>
@@ -32,7 +32,7 @@ internal sealed class Psgd : IDataParallelAlgorithm
 
     /// <summary>One rank: PSGD with p = 1 (its results are named psgd).</summary>
     public static AlgorithmRegistration Single { get; } = new(
-        "single", "one rank, no communication: the reference the parallel runs are checked against", [DataParallelEngine.SplitOption],
+        "single", "one rank, no communication: the reference the parallel runs are checked against", [DataParallelEngine.SplitOption, DataParallelEngine.TrainLossOption],
         context => new DataParallelEngine(context, new Psgd()))
     {
         Validate = (_, workers) =>

@@ -33,6 +33,7 @@ internal sealed class RiSgd(int tau, int q, int? failRank, long? failStep) : IDa
         [
             LocalSgd.TauOption,
             DataParallelEngine.SplitOption,
+            DataParallelEngine.TrainLossOption,
             new(TrainFlags.Redundancy, o => o.Redundancy != new TrainOptions().Redundancy),
             new(TrainFlags.FailRank, o => o.FailRank is not null),
             new(TrainFlags.FailStep, o => o.FailStep is not null),

@@ -35,6 +35,9 @@ internal sealed class DataParallelEngine : ITrainingEngine
     /// average models, which stay exact).</summary>
     public static AlgorithmOption CompressOption { get; } = new(TrainFlags.Compress, o => !CompressorRegistry.IsNone(o.Compress));
 
+    /// <summary>--train-loss-every: the engines whose model is one replica (or the average of the replicas) evaluate it on the training set.</summary>
+    public static AlgorithmOption TrainLossOption { get; } = new(TrainFlags.TrainLossEvery, o => o.TrainLossEvery is not null);
+
     /// <summary>--trace: forward + backward, each gradient bucket's Allreduce and the optimizer step, one row per rank.</summary>
     public static AlgorithmOption TraceOption { get; } = new(TrainFlags.Trace, o => o.TracePath is not null);
 
@@ -46,6 +49,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     private readonly Worker worker;
     private readonly List<string> engineNotes = [];
     private readonly ChromeTrace? trace;
+    private Dataset? trainingSubset;
 
     public DataParallelEngine(TrainingContext context, IDataParallelAlgorithm algorithm)
     {
@@ -53,12 +57,18 @@ internal sealed class DataParallelEngine : ITrainingEngine
         this.algorithm = algorithm;
         var (options, world, train) = (context.Options, context.World, context.Train);
         var perWorkerBatch = options.Batch / world.Size;
-        IBatchSampler sampler = options.EffectiveSplit == DataSplit.Chunks
-            ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch)
+        var order = options.EffectiveSplit == DataSplit.ChunksByClass ? RedundantChunks.ClassOrder(train.Labels) : null;
+        IBatchSampler sampler = options.EffectiveSplit.IsChunked()
+            ? new ChunkSampler(train.Count, world.Size, options.Redundancy, world.Rank, options.Seed, perWorkerBatch, order)
             : new ShuffleSampler(train.Count, options.Seed, options.Batch, world.Rank, world.Size);
+        if (order is not null)
+        {
+            engineNotes.Add(ClassesNote(train.Labels, order, world.Size, options.Redundancy));
+        }
+
         worker = new Worker(options, world, train, sampler, context.Node.AllreduceWait, algorithm.AveragesGradients, context.Guard);
         trace = options.TracePath is not null ? new ChromeTrace(world.Rank, $"worker {world.Rank}") : null;
-        Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.ToString().ToLowerInvariant(),
+        Plan = context.Plan(world.Size, worker.Stage.ParameterCount, options.EffectiveSplit.Name(),
             AlgorithmRegistry.Find(options.Algorithm).Describe(options, world.Size));
         if (context.Node.OversubscribedNote("the averaging Allreduce is an MPI_Iallreduce polled with sched_yield, so that "
             + "a rank that arrives early leaves its core to the ranks still computing", wholeJob: true) is { } oversubscribed)
@@ -118,7 +128,30 @@ internal sealed class DataParallelEngine : ITrainingEngine
     public void ReduceTally(LossTally tally) => tally.Allreduce(worker.Group);
 
     /// <summary>Test loss and accuracy of the average model, the test set split over the group's ranks.</summary>
-    public (double Loss, double Accuracy) Evaluate()
+    public (double Loss, double Accuracy) Evaluate() => EvaluateOn(context.Test);
+
+    /// <summary>Loss and accuracy of the average model on the training set (its first TrainLossSamples samples).</summary>
+    public (double Loss, double Accuracy)? EvaluateTraining()
+    {
+        trainingSubset ??= context.Options.TrainLossSamples is int n && n < context.Train.Count ? context.Train.Take(n) : context.Train;
+        return EvaluateOn(trainingSubset);
+    }
+
+    /// <summary>
+    /// "--split chunks-by-class: chunk k holds classes ...; worker j holds ... (c classes)": how non-i.i.d. the
+    /// placement is, in the run's notes.
+    /// </summary>
+    internal static string ClassesNote(IReadOnlyList<int> labels, IReadOnlyList<int> order, int p, int q)
+    {
+        var perChunk = RedundantChunks.ClassesPerChunk(labels, p, order);
+        var perWorker = Enumerable.Range(0, p)
+            .Select(j => RedundantChunks.ChunksOf(j, p, q).SelectMany(c => perChunk[c]).Distinct().Count()).ToArray();
+        return $"--split chunks-by-class: the samples sorted by label, cut into {p} chunks holding classes " +
+            string.Join("; ", perChunk.Select(c => "{" + string.Join(",", c) + "}")) +
+            $"; with q = {q} the workers hold {string.Join(", ", perWorker)} classes of {labels.Distinct().Count()}";
+    }
+
+    private (double Loss, double Accuracy) EvaluateOn(Dataset data)
     {
         var clock = Stopwatch.StartNew();
         var stage = worker.Stage;
@@ -133,7 +166,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
         var group = worker.Group;
         stage.Training = false;
-        var tally = LossTally.Evaluate(context.Test, group.Rank, group.Size, EvaluationBatch,
+        var tally = LossTally.Evaluate(data, group.Rank, group.Size, EvaluationBatch,
             (images, labels, count) => stage.Evaluate(images, count, labels));
         stage.Training = true;
         tally.Allreduce(group);

@@ -35,6 +35,10 @@ internal sealed record EpochRecord(
 /// <param name="CommunicationSeconds">Rank 0's own communication time so far (cumulative).</param>
 internal sealed record LossPoint(long Step, long CommunicationRounds, double WallSeconds, double Loss, double ComputeSeconds = 0, double CommunicationSeconds = 0);
 
+/// <summary>The model's loss and accuracy on the training set after <see cref="Step"/> steps (--train-loss-every):
+/// for local SGD and RI-SGD the average of the replicas, evaluated on a copy.</summary>
+internal sealed record TrainLossPoint(long Step, long CommunicationRounds, double Loss, double Accuracy);
+
 /// <summary>Totals over a whole run; times are per rank, averaged over the ranks.</summary>
 /// <param name="Steps">Optimizer steps of one worker.</param>
 /// <param name="Samples">Training samples of all ranks together.</param>
@@ -93,6 +97,7 @@ internal static class RunStatus
 /// <param name="Pipeline">The pipeline's own figures (<c>--algo pipeline</c>; null otherwise, and for a diverged run).</param>
 /// <param name="Status"><see cref="RunStatus.Completed"/>, or <see cref="RunStatus.Diverged"/> with <see cref="Divergence"/>.</param>
 /// <param name="SkippedSteps">Steps whose update was dropped for a non-finite value (--on-nonfinite skip-step), counted from 1.</param>
+/// <param name="TrainLossCurve">--train-loss-every: the model's loss on the training set every N steps and after the last.</param>
 internal sealed record RunResult(
     string Algorithm,
     string Model,
@@ -109,7 +114,8 @@ internal sealed record RunResult(
     PipelineSummary? Pipeline = null,
     string Status = RunStatus.Completed,
     DivergenceReport? Divergence = null,
-    IReadOnlyList<long>? SkippedSteps = null)
+    IReadOnlyList<long>? SkippedSteps = null,
+    IReadOnlyList<TrainLossPoint>? TrainLossCurve = null)
 {
     [JsonIgnore]
     public bool IsDiverged => Status == RunStatus.Diverged;

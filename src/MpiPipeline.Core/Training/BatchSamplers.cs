@@ -40,7 +40,8 @@ internal sealed class ShuffleSampler(int sampleCount, long seed, int globalBatch
 /// <summary>
 /// RI-SGD's split (Haddadpour et al. 2019): the set is cut into p chunks D_1..D_p; worker j holds the q chunks
 /// j..j+q-1 (mod p) and draws its mini-batches from their union, pass after pass, each pass a fresh permutation
-/// seeded by (seed, j, pass). q = 1 is plain local SGD on disjoint shards.
+/// seeded by (seed, j, pass). q = 1 is plain local SGD on disjoint shards. The chunks are ranges of positions in
+/// <c>order</c> (null: the sample indices; <see cref="RedundantChunks.ClassOrder"/> for --split chunks-by-class).
 /// </summary>
 internal sealed class ChunkSampler : IBatchSampler
 {
@@ -49,11 +50,11 @@ internal sealed class ChunkSampler : IBatchSampler
     private long cachedPass = -1;
     private int[] permutation = [];
 
-    public ChunkSampler(int sampleCount, int p, int q, int worker, long seed, int batch)
+    public ChunkSampler(int sampleCount, int p, int q, int worker, long seed, int batch, IReadOnlyList<int>? order = null)
     {
         Batch = batch;
         Chunks = RedundantChunks.ChunksOf(worker, p, q);
-        held = RedundantChunks.HeldSamples(worker, sampleCount, p, q);
+        held = RedundantChunks.HeldSamples(worker, sampleCount, p, q, order);
         workerSeed = Shuffle.SeedFor(seed, worker, 0);
     }
 

@@ -71,6 +71,10 @@ internal interface ITrainingEngine : IDisposable
     /// <summary>Test loss and accuracy of the model the run stands for.</summary>
     (double Loss, double Accuracy) Evaluate();
 
+    /// <summary>Loss and accuracy of that model on the training set (--train-loss-every; collective over the
+    /// engine's ranks); null where the engine does not evaluate it.</summary>
+    (double Loss, double Accuracy)? EvaluateTraining() => null;
+
     EpochCounters EpochCounters();
 
     /// <summary>This rank's compute and communication seconds so far (as its epoch counters count them, no collective call).</summary>

@@ -14,6 +14,21 @@ internal enum DataSplit
 
     /// <summary>The set cut into p chunks; worker j holds q of them (j..j+q-1 mod p) and samples only from those.</summary>
     Chunks,
+
+    /// <summary>As <see cref="Chunks"/>, with the samples sorted by label before the cut: each chunk holds few classes (non-i.i.d.).</summary>
+    ChunksByClass,
+}
+
+/// <summary>The names of <see cref="DataSplit"/> as --split takes them and the results write them.</summary>
+internal static class DataSplitNames
+{
+    public static IReadOnlyList<(string Name, DataSplit Split)> All { get; } =
+        [("shuffle", DataSplit.Shuffle), ("chunks", DataSplit.Chunks), ("chunks-by-class", DataSplit.ChunksByClass)];
+
+    public static string Name(this DataSplit split) => All.First(s => s.Split == split).Name;
+
+    /// <summary>True for the splits that cut the set into p chunks (<see cref="RedundantChunks"/>).</summary>
+    public static bool IsChunked(this DataSplit split) => split is DataSplit.Chunks or DataSplit.ChunksByClass;
 }
 
 /// <summary>What a layer costs for the automatic pipeline partition (<see cref="Partition.ByCost"/>).</summary>
@@ -40,6 +55,7 @@ internal static class TrainFlags
     public const string Tau = "--tau", Redundancy = "--redundancy", Split = "--split", FailRank = "--fail-rank", FailStep = "--fail-step";
     public const string Threads = "--threads", Device = "--device", Exchange = "--exchange", DataSet = "--dataset", Data = "--data", TrainSamples = "--train-samples",
         TestSamples = "--test-samples", MaxSteps = "--max-steps", CurveEvery = "--curve-every";
+    public const string TrainLossEvery = "--train-loss-every";
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
     public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag;
@@ -107,6 +123,17 @@ internal sealed record TrainOptions
 
     /// <summary>Steps between two points of the loss curve in the results.</summary>
     public int CurveEvery { get; init; } = 10;
+
+    /// <summary>
+    /// Steps between two evaluations of the model's loss on the training set (the objective f itself, not the
+    /// mini-batch losses, which under local SGD on non-i.i.d. chunks are each worker's own f_j); the last step is
+    /// always evaluated. Null: never.
+    /// </summary>
+    public int? TrainLossEvery { get; init; }
+
+    /// <summary>With <see cref="TrainLossEvery"/>: evaluate on the first N training samples only (compare's cheaper
+    /// estimate of f on a large set); null: all of them.</summary>
+    public int? TrainLossSamples { get; init; }
 
     public string? OutputPath { get; init; }
 
@@ -263,6 +290,8 @@ internal sealed record TrainOptions
         TrainFlags.RequireAtLeast(TrainFlags.TestSamples, TestSamples);
         TrainFlags.RequireAtLeast(TrainFlags.MaxSteps, MaxSteps);
         TrainFlags.RequireAtLeast(TrainFlags.CurveEvery, CurveEvery);
+        TrainFlags.RequireAtLeast(TrainFlags.TrainLossEvery, TrainLossEvery);
+        TrainFlags.RequireAtLeast("the training-loss sample count", TrainLossSamples);
         TrainFlags.RequireAtLeast(TrainFlags.MaxSkippedSteps, SkippedStepsLimit, 0);
         if (SkippedStepsLimit is not null && OnNonFinite != NonFinitePolicy.SkipStep)
         {

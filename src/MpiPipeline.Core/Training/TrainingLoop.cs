@@ -95,6 +95,7 @@ internal static class TrainingLoop
         var curveLoss = 0.0;
         var curveCount = 0;
         var lastCurveLoss = float.NaN;
+        var trainLoss = new List<TrainLossPoint>();
         var epochsRun = (int)((totalSteps + stepsPerEpoch - 1) / stepsPerEpoch);
         // A run resumed at its very end still ends its last epoch (the last averaging, the evaluation).
         for (var epoch = (int)Math.Min(startStep / stepsPerEpoch, epochsRun - 1); epoch < epochsRun && !engine.Stopped && guard.Diverged is null; epoch++)
@@ -136,6 +137,10 @@ internal static class TrainingLoop
                 }
 
                 reporter?.StepCompleted(epoch, t - first + 1, last - first, engine.RootSeesBatchLoss ? result.Loss : lastCurveLoss);
+                if (options.TrainLossEvery is int every && (t + 1) % every == 0 && t + 1 < totalSteps)
+                {
+                    AddTrainLoss(engine, t + 1, trainLoss);
+                }
             }
 
             if (engine.Stopped || guard.Diverged is not null)
@@ -147,6 +152,10 @@ internal static class TrainingLoop
             if (last == totalSteps)
             {
                 engine.EndTraining();
+                if (options.TrainLossEvery is not null)
+                {
+                    AddTrainLoss(engine, totalSteps, trainLoss);
+                }
             }
 
             engine.ReduceTally(trainTally);
@@ -185,7 +194,8 @@ internal static class TrainingLoop
             InitialReplicaSpread: initialSpread,
             FinalReplicaSpread: finalSpread,
             Pipeline: summary,
-            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null);
+            SkippedSteps: guard.SkippedSteps.Count > 0 ? [.. guard.SkippedSteps] : null,
+            TrainLossCurve: options.TrainLossEvery is not null ? trainLoss : null);
 
         if (options.ParametersPath is { } parametersPath)
         {
@@ -253,6 +263,15 @@ internal static class TrainingLoop
         }
     }
 
+    /// <summary>The (average) model's loss on the training set after <paramref name="step"/> steps (collective).</summary>
+    private static void AddTrainLoss(ITrainingEngine engine, long step, List<TrainLossPoint> points)
+    {
+        if (engine.EvaluateTraining() is var (loss, accuracy))
+        {
+            points.Add(new TrainLossPoint(step, engine.CommunicationRounds, loss, accuracy));
+        }
+    }
+
     private static IEnumerable<string> SkippedNote(NonFiniteGuard guard) => guard.SkippedSteps.Count == 0 ? [] :
         [$"{guard.SkippedSteps.Count} step(s) skipped for a non-finite loss or gradient ({TrainFlags.OnNonFinite} skip-step): steps {string.Join(", ", guard.SkippedSteps)}"];
 
@@ -317,7 +336,7 @@ internal static class TrainingLoop
         ["weightDecay"] = o.WeightDecay.ToString("R"),
         ["tau"] = o.Tau.ToString(),
         ["redundancy"] = o.Redundancy.ToString(),
-        ["split"] = o.EffectiveSplit.ToString().ToLowerInvariant(),
+        ["split"] = o.EffectiveSplit.Name(),
         ["seed"] = o.Seed.ToString(),
         ["threadsPerRank"] = threads.ToString(),
         ["device"] = o.Device,

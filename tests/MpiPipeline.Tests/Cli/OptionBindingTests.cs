@@ -80,6 +80,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { Tau = 8 }, "--tau", "8");
         yield return Case("train", Train with { Redundancy = 3 }, "--redundancy", "3");
         yield return Case("train", Train with { Split = DataSplit.Chunks }, "--split", "chunks");
+        yield return Case("train", Train with { Split = DataSplit.ChunksByClass }, "--split", "chunks-by-class");
         yield return Case("train", Train with { FailRank = 2 }, "--fail-rank", "2");
         yield return Case("train", Train with { FailStep = 11 }, "--fail-step", "11");
         yield return Case("train", Train with { Seed = 42 }, "--seed", "42");
@@ -91,6 +92,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { TestSamples = 200 }, "--test-samples", "200");
         yield return Case("train", Train with { MaxSteps = 33 }, "--max-steps", "33");
         yield return Case("train", Train with { CurveEvery = 5 }, "--curve-every", "5");
+        yield return Case("train", Train with { TrainLossEvery = 7 }, "--train-loss-every", "7");
         yield return Case("train", Train with { Exchange = "allreduce" }, "--exchange", "allreduce");
         yield return Case("train", Train with { Stages = 3 }, "--stages", "3");
         yield return Case("train", Train with { Stages = 3 }, "--pipeline", "3");
