@@ -82,8 +82,20 @@ internal static class TrainOptionTable
                     return;
                 }
 
-                var algorithm = (result.Parent as CommandResult)?.Children.OfType<OptionResult>()
-                    .FirstOrDefault(o => o.Option.Name == TrainFlags.Algorithm)?.GetValueOrDefault<string>() ?? new TrainOptions().Algorithm;
+                var algorithmResult = (result.Parent as CommandResult)?.Children.OfType<OptionResult>()
+                    .FirstOrDefault(o => o.Option.Name == TrainFlags.Algorithm);
+                string algorithm;
+                try
+                {
+                    algorithm = algorithmResult?.GetValueOrDefault<string>() ?? new TrainOptions().Algorithm;
+                }
+                catch (InvalidOperationException)
+                {
+                    // --algo itself is wrong (an unknown name, no value): the parser reports that, naming it; reading
+                    // the value throws instead (found by InputFuzzTests).
+                    return;
+                }
+
                 var owners = AlgorithmRegistry.OwnersOf(TrainFlags.Compress).ToList();
                 if (!CompressorRegistry.IsNone(spec) && !owners.Contains(algorithm))
                 {

@@ -141,6 +141,12 @@ internal sealed class OptionBindingTests
         yield return Case("pprs", Pprs with { Checkpoints = 3 }, "--checkpoints", "3");
         yield return Case("pprs", Pprs with { Batched = true }, "--batched");
         yield return Case("pprs", Pprs with { MonitorByForwardPass = true }, "--monitor", "pipeline");
+        yield return Case("pprs", Pprs with { Terms = 4 }, "--terms", "4");
+        yield return Case("pprs", Pprs with { Lipschitz = 2.5 }, "--lipschitz", "2.5");
+        yield return Case("pprs", Pprs with { TheoryStep = true }, "--theory-step");
+        yield return Case("pprs", Pprs with { Precision = 0.05 }, "--precision", "0.05");
+        yield return Case("pprs", Pprs with { StationaritySamples = 9 }, "--stationarity-samples", "9");
+        yield return Case("pprs", Pprs with { Schedule = ChainSchedule.OneAtATime }, "--schedule", "one-at-a-time");
 
         yield return Case("bench bridge", Bridge with { Model = "cnn" }, "--model", "cnn");
         yield return Case("bench bridge", Bridge with { Threads = 2 }, "--threads", "2");

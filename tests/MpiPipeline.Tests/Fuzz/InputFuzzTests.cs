@@ -120,6 +120,18 @@ internal sealed class InputFuzzTests
         Assert.That(parse.Errors.Select(e => e.Message), Has.Some.Contains(token[1..]));
     }
 
+    /// <summary>Found by <see cref="TrainOptions"/>: --compress's check read an --algo value the parser had refused.</summary>
+    [TestCase("")]
+    [TestCase("nope")]
+    [TestCase("@/nonexistent")]
+    public void CompressWithABadAlgorithmIsAUsageError(string algorithm)
+    {
+        var command = new Command("train");
+        TrainOptionTable.Create().AddTo(command);
+        var parse = CommandLineParsing.Parse(command, ["--algo", algorithm, "--compress", "fp16"]);
+        Assert.That(parse.Errors, Is.Not.Empty);
+    }
+
     private static string[] FlagsOf<TRecord>(OptionTable<TRecord> table)
         where TRecord : new()
     {
