@@ -26,6 +26,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     [
         new(TrainFlags.NoOverlap, o => o.NoOverlap),
         new(TrainFlags.BucketMegabytes, o => o.BucketMegabytes is not null),
+        new(TrainFlags.CudaAwareMpi, o => o.CudaAwareMpi),
     ];
 
     /// <summary>--compress: PSGD's gradients only (local SGD and RI-SGD average models, which stay exact).</summary>
@@ -64,7 +65,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options), .. GradientCompression.Notes(worker.Exchange)];
+    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options), .. GradientCompression.Notes(worker.Exchange), .. GradientStaging.Notes(worker.Staged)];
 
     public bool Stopped => algorithm.Stopped;
 
@@ -163,6 +164,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         GradientOverlap.Describe(options, worker.Overlapped, context.Options);
         GradientCompression.Describe(options, worker.Exchange);
+        GradientStaging.Describe(options, worker.Staged);
     }
 
     public void Finish()
