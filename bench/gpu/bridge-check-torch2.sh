@@ -20,7 +20,8 @@ fi
 deb=$(ls "$dir"/debs/libtorch-dev_*.deb | tail -1)
 dpkg-deb -x "$deb" "$dir/root"
 include=$dir/root/usr/include
-echo "bridge-check-torch2: $(basename "$deb") ($(sed -n 's/.*TORCH_VERSION "\(.*\)".*/\1/p' "$include/torch/csrc/api/include/torch/version.h" 2>/dev/null || echo '?'))"
+version=$(awk '/define TORCH_VERSION_(MAJOR|MINOR|PATCH)/ {printf "%s%s", sep, $3; sep="."}' "$include/torch/csrc/api/include/torch/version.h")
+echo "bridge-check-torch2: $(basename "$deb"): libtorch ${version:-?} headers"
 flags=(-std=c++17 -DMPP_BUILDING_BRIDGE -D_GLIBCXX_USE_CXX11_ABI=1 -Wall -Wextra -Wno-unused-parameter
        -I"$include" -I"$include/torch/csrc/api/include")
 status=0
