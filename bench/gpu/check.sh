@@ -58,7 +58,8 @@ step() {
     fi
     [ "$limit" -gt "$left" ] && limit=$left
     local t0=$(date +%s) rc
-    timeout --kill-after=5 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    # Through bash, so that a step may be one of the functions below (exported with the variables they read).
+    timeout --kill-after=5 "$limit" bash -c '"$@"' "$name" "$@" > "$OUT/$name.log" 2>&1
     rc=$?
     local last; last=$(grep -v '^\s*$' "$OUT/$name.log" | tail -1 | tr '|' '/' | cut -c1-240)
     local status=ok
@@ -74,6 +75,8 @@ unpack() {
     if [ -d "$bundle" ]; then ln -s "$(cd "$bundle" && pwd)" "$work/device-bundle"; else tar -C "$work" -xzf "$bundle"; fi
     du -sh "$work/device-bundle/"
 }
+export -f unpack
+export work bundle dry python_torch
 step unpack 60 unpack || { echo "check.sh: no bundle at $bundle (make device-bundle)"; exit 1; }
 # shellcheck source=/dev/null
 source "$work/device-bundle/env.sh"
@@ -95,6 +98,8 @@ facts() {
 }
 has_torch=0
 "$python_torch" -c 'import torch' 2> /dev/null && has_torch=1
+export has_torch
+export -f facts
 step facts 60 facts
 
 # 3. The bridge: on the GPU machine against python3's torch (its CMake prefix and C++ ABI from torch itself, as
@@ -110,6 +115,7 @@ bridge() {
     cmake -S "$work/device-bundle/src/src/MpiPipeline.Torch/native" -B "$work/bridge" "${args[@]}" --log-level=WARNING &&
         cmake --build "$work/bridge" -j "$(nproc)" && ls -la "$work/bridge/libmpp_bridge.so"
 }
+export -f bridge
 if [ -n "$bridge_built" ]; then
     echo "| bridge | given | 0 | $bridge_built (--bridge: not built here) |" >> "$summary"
     export MPIPIPE_TORCH_BRIDGE=$bridge_built

@@ -22,8 +22,8 @@ public sealed class GpuCheckDryRunTests : RankFixture
             $"bundle_mpiexec() {{ HYDRA_IFACE=lo mpiexec.mpich -f '{root}/hostfiles/localhost.mpich' \"$@\"; }}\n");
         var output = Path.Combine(WorkDirectory, "out");
         var result = MpiLauncher.Run("bash", [Path.Combine(root, "bench", "gpu", "check.sh"), "--cpu-dry-run", "--bundle", bundle,
-                "--bridge", Path.Combine(MpiLauncher.Bin, "libmpp_bridge.so")], TimeSpan.FromSeconds(240),
-            [("OUT", output), ("PYTHONDONTWRITEBYTECODE", "1")]);
+                "--bridge", Path.Combine(MpiLauncher.Bin, "libmpp_bridge.so")], TimeSpan.FromSeconds(600),
+            [("OUT", output), ("PYTHONDONTWRITEBYTECODE", "1"), ("CHECK_BUDGET_S", "540")]);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
 
         var summary = File.ReadAllLines(Path.Combine(output, "summary.md"));
