@@ -22,8 +22,10 @@ multiarch=/usr/lib/x86_64-linux-gnu
 rm -rf "$out" && mkdir -p "$out"/{mpipipe,lib,bin,src}
 echo "device-bundle: publishing mpipipe (self-contained, trimmed, linux-x64)"
 # Its own artifacts path: the RID-specific restore and obj/ do not touch the solution's build.
-"$DOTNET" publish src/MpiPipeline.Cli -c "$CONFIG" -r linux-x64 --self-contained -p:PublishTrimmed=true \
-    -p:TreatWarningsAsErrors=false -p:DebugType=none --artifacts-path "$out.obj" -o "$out/mpipipe" -nologo -clp:ErrorsOnly
+# TrimMode=partial trims the framework only (the project's assemblies stay whole), and the results are written with
+# reflection-based System.Text.Json, which a trimmed app has switched off unless told.
+"$DOTNET" publish src/MpiPipeline.Cli -c "$CONFIG" -r linux-x64 --self-contained -p:PublishTrimmed=true -p:TrimMode=partial \
+    -p:JsonSerializerIsReflectionEnabledByDefault=true -p:TreatWarningsAsErrors=false -p:DebugType=none --artifacts-path "$out.obj" -o "$out/mpipipe" -nologo -clp:ErrorsOnly
 # The CPU bridge would be the wrong one there; debugger and tracing helpers are not needed to run.
 rm -f "$out"/mpipipe/{libmpp_bridge.so,createdump,libmscordbi.so,libmscordaccore.so,libcoreclrtraceptprovider.so} "$out"/mpipipe/*.pdb
 

@@ -15,7 +15,7 @@ public sealed class GpuCheckDryRunTests : RankFixture
         Directory.CreateDirectory(Path.Combine(bundle, "mpipipe"));
         var wrapper = Path.Combine(bundle, "mpipipe", "mpipipe");
         File.WriteAllText(wrapper, $"#!/bin/sh\nexec dotnet '{MpiLauncher.Mpipipe}' \"$@\"\n");
-        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Assert.That(MpiLauncher.Run("chmod", ["+x", wrapper], Prompt).ExitCode, Is.EqualTo(0));
         var root = RepoRoot();
         File.WriteAllText(Path.Combine(bundle, "env.sh"),
             $"export PATH=\"{bundle}/mpipipe:$PATH\"\n" +
