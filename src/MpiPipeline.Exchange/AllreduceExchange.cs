@@ -38,6 +38,14 @@ public sealed class AllreduceExchange(Communicator group, IdleWait? wait) : IGra
 
     private void Mean(Span<float> buffer)
     {
+        Sum(buffer);
+        Scale(buffer, 1f / Group.Size);
+    }
+
+    /// <summary>The in-place sum over the group, blocking or polled; the memory may be a device's (a CUDA-aware MPI):
+    /// nothing here reads it.</summary>
+    internal void Sum(Span<float> buffer)
+    {
         if (Wait is { } idle)
         {
             Group.Allreduce(buffer, ReduceOp.Sum, idle);
@@ -46,8 +54,6 @@ public sealed class AllreduceExchange(Communicator group, IdleWait? wait) : IGra
         {
             Group.Allreduce(buffer, ReduceOp.Sum);
         }
-
-        Scale(buffer, 1f / Group.Size);
     }
 
     /// <summary>buffer *= factor, vectorized.</summary>

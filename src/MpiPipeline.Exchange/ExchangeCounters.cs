@@ -38,6 +38,12 @@ public sealed class ExchangeCounters
     /// <summary>The share of the Allreduces' time in flight that backward hid: 1 - exposed / in flight (0 without overlap).</summary>
     public double HiddenFraction => InFlightSeconds > 0 ? Math.Clamp(1 - (ExposedSeconds / InFlightSeconds), 0, 1) : 0;
 
+    /// <summary>Staged exchange: gradient ranges copied from the device into the host mirror (one per bucket and round).</summary>
+    public long DeviceToHostCopies { get; internal set; }
+
+    /// <summary>Staged exchange: averaged ranges copied back from the host mirror to the device.</summary>
+    public long HostToDeviceCopies { get; internal set; }
+
     internal void AddOverlap(double exposedSeconds, double inFlightSeconds)
     {
         ExposedSeconds += exposedSeconds;

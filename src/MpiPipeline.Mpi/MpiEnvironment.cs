@@ -52,6 +52,23 @@ public static unsafe class MpiEnvironment
     /// progress from backward's callbacks).</summary>
     public static int ThreadLevel { get; private set; }
     public static MpiAbi Abi => MpiLibrary.Table.Abi;
+
+    /// <summary>
+    /// Whether the library takes CUDA device memory in its calls, as <c>MPIX_Query_cuda_support()</c> says at run time
+    /// (Open MPI and MPICH export it; false where the library does not, or before MPI is initialized).
+    /// </summary>
+    public static bool CudaAware
+    {
+        get
+        {
+            if (!IsInitialized || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(MpiLibrary.Handle, "MPIX_Query_cuda_support", out var query))
+            {
+                return false;
+            }
+
+            return ((delegate* unmanaged<int>)query)() != 0;
+        }
+    }
     public static string LibraryPath => MpiLibrary.Path;
 
     /// <summary>Loads the library, initializes MPI if nobody has, sets MPI_ERRORS_RETURN, checks the world size.</summary>

@@ -62,6 +62,13 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int mpp_stage_set_gradient_hook(StageHandle stage, delegate* unmanaged<int, nint, void> callback, nint user);
     [LibraryImport(Lib)] public static partial int mpp_stage_arm_gradient_hook(StageHandle stage, int armed);
 
+    [LibraryImport(Lib)] public static partial int mpp_stage_separate_host_mirrors(StageHandle stage);
+    [LibraryImport(Lib)] public static partial int mpp_stage_device_gradients(StageHandle stage, float** data);
+    [LibraryImport(Lib)] public static partial int mpp_stage_copy_gradients(StageHandle stage, int toDevice, long offset, long count, long* ticket);
+    [LibraryImport(Lib)] public static partial int mpp_stage_wait_copy(StageHandle stage, long ticket);
+    [LibraryImport(Lib)] public static partial int mpp_stage_synchronize(StageHandle stage);
+    [LibraryImport(Lib)] public static partial int mpp_stage_scale_gradients(StageHandle stage, float factor);
+
     [LibraryImport(Lib)]
     public static partial int mpp_optimizer_create_sgd(StageHandle stage, double lr, double momentum, double dampening, int nesterov,
         double weightDecay, out OptimizerHandle optimizer);

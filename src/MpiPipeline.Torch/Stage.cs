@@ -60,7 +60,10 @@ public sealed class Stage : IDisposable
     /// <paramref name="device"/> ("cpu" or "cuda:N"), parameters initialized as libtorch does from <paramref name="seed"/>
     /// (the same on every device). A layer that does not fit the shape it receives throws, naming the layer.
     /// </summary>
-    public static unsafe Stage Create(IReadOnlyList<LayerSpec> layers, ReadOnlySpan<int> sampleInputShape, string device = "cpu", long seed = 0)
+    /// <param name="separateHostMirrors">On CPU: host mirrors that are copies, moved with Pull/Push and the gradient
+    /// copies as on CUDA (the staging path tested without a GPU); CUDA stages always have them.</param>
+    public static unsafe Stage Create(IReadOnlyList<LayerSpec> layers, ReadOnlySpan<int> sampleInputShape, string device = "cpu", long seed = 0,
+        bool separateHostMirrors = false)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(device);
@@ -75,7 +78,17 @@ public sealed class Stage : IDisposable
         fixed (long* s = shape)
         {
             TorchException.Check(NativeMethods.mpp_stage_create(LayerSpec.Format(layers), s, shape.Length, device, seed, out var handle));
-            return new Stage(handle, device);
+            if (separateHostMirrors)
+            {
+                var status = NativeMethods.mpp_stage_separate_host_mirrors(handle);
+                if (status != 0)
+                {
+                    handle.Dispose();
+                    TorchException.Check(status);
+                }
+            }
+
+            return new Stage(handle, device) { SeparateHostMirrors = separateHostMirrors || device.StartsWith("cuda", StringComparison.Ordinal) };
         }
     }
 
@@ -92,6 +105,39 @@ public sealed class Stage : IDisposable
     public string Device { get; }
 
     public bool IsCuda => Device.StartsWith("cuda", StringComparison.Ordinal);
+
+    /// <summary>The host mirrors are copies of the flat buffers (CUDA, or a CPU stage made so): gradients reach the
+    /// host only through Pull or the range copies.</summary>
+    public bool SeparateHostMirrors { get; private init; }
+
+    /// <summary>The flat gradient buffer's own memory (device memory on CUDA): for MPI only, never read here.</summary>
+    public unsafe Span<float> DeviceGradients
+    {
+        get
+        {
+            float* g = null;
+            TorchException.Check(NativeMethods.mpp_stage_device_gradients(Handle, &g));
+            return new(g, FlatLength);
+        }
+    }
+
+    /// <summary>Starts copying gradient elements [offset, offset + length) device -> host mirror (<paramref name="toDevice"/>
+    /// false, after backward) or back; the ticket is for <see cref="WaitCopy"/>. Synchronous on CPU.</summary>
+    public unsafe long CopyGradients(bool toDevice, int offset, int length)
+    {
+        long ticket = 0;
+        TorchException.Check(NativeMethods.mpp_stage_copy_gradients(Handle, toDevice ? 1 : 0, offset, length, &ticket));
+        return ticket;
+    }
+
+    /// <summary>Blocks until the copy <paramref name="ticket"/> (and every earlier one) is done.</summary>
+    public void WaitCopy(long ticket) => TorchException.Check(NativeMethods.mpp_stage_wait_copy(Handle, ticket));
+
+    /// <summary>Device work from now on waits for the copies; this thread waits for the device's queued work.</summary>
+    public void Synchronize() => TorchException.Check(NativeMethods.mpp_stage_synchronize(Handle));
+
+    /// <summary>Flat gradients *= factor, on the stage's device.</summary>
+    public void ScaleGradients(float factor) => TorchException.Check(NativeMethods.mpp_stage_scale_gradients(Handle, factor));
 
     /// <summary>CPU: the flat parameter tensor's own memory (writes change the model). CUDA: the host mirror.</summary>
     public unsafe Span<float> Parameters => new((void*)Pointer(parameters), FlatLength);

@@ -51,13 +51,14 @@ public abstract class RankFixture
     /// <c>mpipipe train</c>, which must succeed: its results, final parameters and, when asked, the first mini-batch's
     /// gradients (empty otherwise) and a Chrome trace (at <see cref="TrainRun.TracePath"/>).
     /// </summary>
-    protected TrainRun Train(MpiFlavor flavor, int ranks, string name, string[] args, bool firstGradients = false, bool trace = false)
+    protected TrainRun Train(MpiFlavor flavor, int ranks, string name, string[] args, bool firstGradients = false, bool trace = false,
+        IEnumerable<(string Key, string Value)>? environment = null)
     {
         var stem = NewStem($"{flavor.Name}-{name}-n{ranks}");
         string[] gradientArgs = firstGradients ? ["--save-first-gradients", stem + ".grad"] : [];
         string[] traceArgs = trace ? ["--trace", stem + ".trace.json"] : [];
         var result = MpiLauncher.Launch(flavor, ranks, MpiLauncher.Mpipipe,
-            ["train", .. args, .. traceArgs, "--output", stem + ".json", "--save-parameters", stem + ".bin", .. gradientArgs], Limit);
+            ["train", .. args, .. traceArgs, "--output", stem + ".json", "--save-parameters", stem + ".bin", .. gradientArgs], Limit, environment);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         using var json = JsonDocument.Parse(File.ReadAllText(stem + ".json"));
         return new TrainRun(Floats(stem + ".bin"), firstGradients ? Floats(stem + ".grad") : [], json.RootElement.Clone(), result.Output,

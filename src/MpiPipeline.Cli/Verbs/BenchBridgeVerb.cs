@@ -46,9 +46,14 @@ internal static class BenchBridgeVerb
         t.Add("--lr", "SGD learning rate.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
         t.Add("--momentum", "SGD momentum.", o => o.Momentum, (o, v) => o with { Momentum = v });
         t.Add("--seed", "Seed of initialization and data order.", o => o.Seed, (o, v) => o with { Seed = v });
+        t.Add("--device", "cpu or cuda:N (the C++ baseline: cpu only).", o => o.Device, (o, v) => o with { Device = v });
+        t.Add("--dataset", $"fashion-mnist (the C++ baseline's) or {SyntheticImagesName} of the same geometry where the files are not at hand.",
+            o => o.DataSet, (o, v) => o with { DataSet = v });
         t.Add("--data", $"Directory of the Fashion-MNIST IDX files (default {FashionMnist.DefaultDirectory}).", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
         return t;
     }
+
+    private const string SyntheticImagesName = "synthetic:1x28x28:10";
 
     private static int Run(Communicator world, BridgeBenchmarkOptions options)
     {
@@ -58,7 +63,7 @@ internal static class BenchBridgeVerb
         var momentum = options.Momentum.ToString(CultureInfo.InvariantCulture);
         RankConsole.Line($"# mpipipe bench bridge (C#): model {options.Model}, threads {result.Threads}, batch {options.Batch}, " +
             $"{options.WarmupSteps} warm-up + {options.TimedSteps} timed steps, seed {options.Seed}, SGD lr {lr} momentum {momentum} " +
-            "(the bridge's flat-buffer SGD)");
+            $"(the bridge's flat-buffer SGD), device {options.Device}, data {options.DataSet}");
         RankConsole.Line($"# libtorch {TorchRuntime.LibtorchVersion}; malloc tuning: {facts["malloc tuning"]}; BLAS: {facts["BLAS"]}");
         var p = result.PercentileMilliseconds.Select(v => v.ToString("F4", CultureInfo.InvariantCulture)).ToArray();
         RankConsole.Line($"# step time percentiles (ms): p10 {p[0]} p25 {p[1]} p50 {p[2]} p75 {p[3]} p90 {p[4]}");

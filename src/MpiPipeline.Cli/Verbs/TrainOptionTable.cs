@@ -63,6 +63,8 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.Trace, $"{Owners(TrainFlags.Trace)}: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file.", o => o.TracePath, (o, v) => o with { TracePath = v });
         t.Add(TrainFlags.NoOverlap, $"{Owners(TrainFlags.NoOverlap)}: average the gradients with one Allreduce after backward, not in buckets overlapped with backward (the default on CPU).",
             o => o.NoOverlap, (o, v) => o with { NoOverlap = v });
+        t.Add(TrainFlags.CudaAwareMpi, $"{Owners(TrainFlags.CudaAwareMpi)}: on CUDA, hand the device gradients to MPI directly instead of staging them through pinned host memory (the MPI library must be CUDA-aware; automatic where MPIX_Query_cuda_support() says so).",
+            o => o.CudaAwareMpi, (o, v) => o with { CudaAwareMpi = v });
         t.Add(TrainFlags.BucketMegabytes, $"{Owners(TrainFlags.BucketMegabytes)}: gradient bucket size of the overlapped Allreduce, in MB (default {BucketPlan.DefaultMegabytes}, as DDP).",
             o => o.BucketMegabytes, (o, v) => o with { BucketMegabytes = v });
         t.Add(TrainFlags.Compress, $"{Owners(TrainFlags.Compress)}: gradients on the wire: {CompressorRegistry.Help}; whole buffer after backward (no overlap), Allgatherv of the payloads.",

@@ -68,7 +68,7 @@ internal static class BridgeBenchmark
 
         var trainOptions = options.ToTrainOptions();
         TorchRuntime.Threads = options.Threads;
-        var train = FashionMnist.Load(options.DataDirectory, train: true);
+        var train = DataSetRegistry.Load(options.DataSet, options.DataDirectory, train: true);
         var sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, worker: 0, workers: 1);
         var fingerprint = OrderFingerprint(new ShuffleSampler(train.Count, options.Seed, options.Batch, worker: 0, workers: 1),
             options.Batch, options.TotalSteps);

@@ -23,6 +23,14 @@ internal sealed record BridgeBenchmarkOptions
     public long Seed { get; init; } = 1;
     public string? DataDirectory { get; init; }
 
+    /// <summary>--device: cpu or cuda:N (the C++ baseline runs on the CPU only; bench/gpu/check.sh compares a CUDA run
+    /// with PyTorch eager instead).</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>--dataset: Fashion-MNIST (the C++ baseline's), or synthetic data of the same geometry where the files
+    /// are not at hand (a GPU machine).</summary>
+    public string DataSet { get; init; } = DataSetRegistry.Default;
+
     public int TotalSteps => WarmupSteps + TimedSteps;
 
     /// <summary>Every problem with the values, one message each (empty: valid). Pure; the CLI reports them as usage errors.</summary>
@@ -73,6 +81,20 @@ internal sealed record BridgeBenchmarkOptions
             problems.Add($"--seed must not be negative (got {Seed})");
         }
 
+        if (Device != "cpu" && !Device.StartsWith("cuda:", StringComparison.Ordinal))
+        {
+            problems.Add($"--device must be cpu or cuda:N (got '{Device}')");
+        }
+
+        try
+        {
+            DataSetRegistry.Find(DataSet);
+        }
+        catch (InputException ex)
+        {
+            problems.Add($"--dataset: {ex.Message}");
+        }
+
         return problems;
     }
 
@@ -89,6 +111,8 @@ internal sealed record BridgeBenchmarkOptions
         Seed = Seed,
         Threads = Threads,
         DataDirectory = DataDirectory,
+        DataSet = DataSet,
+        Device = Device,
         EvaluateEachEpoch = false,
     };
 }

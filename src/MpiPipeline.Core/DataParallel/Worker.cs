@@ -26,6 +26,7 @@ internal sealed class Worker : IDisposable
     private Communicator? group;
     private long step;
     private LossResult stepLoss;
+    private bool hostGradientsCurrent;
 
     /// <param name="wait">How the exchange's Allreduce waits: null, MPI's own blocking MPI_Allreduce; otherwise
     /// MPI_Iallreduce polled with this (<see cref="NodeShare.AllreduceWait"/>: yielding on an oversubscribed node).</param>
@@ -43,12 +44,18 @@ internal sealed class Worker : IDisposable
         group = world;
         Sampler = sampler;
         var layers = ModelZoo.Build(options.Model, train.Geometry);
-        Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed);
+        Stage = Stage.Create(layers, train.SampleShape, options.Device, options.Seed,
+            separateHostMirrors: GradientStaging.Forced(Environment.GetEnvironmentVariable(GradientStaging.ForceVariable)));
         Optimizer = TrainingLoop.CreateOptimizer(options, Stage);
         if (averagesGradients && GradientOverlap.Applies(options, Stage, world))
         {
             Overlapped = GradientOverlap.Attach(options, Stage, world, wait);
             Exchange = Overlapped;
+        }
+        else if (averagesGradients && GradientStaging.Applies(options, Stage, world))
+        {
+            Staged = GradientStaging.Create(options, Stage, world, wait);
+            Exchange = Staged;
         }
         else if (averagesGradients && CompressorRegistry.Create(options.Compress, new CompressorContext(options.Seed, Id)) is { } compressor)
         {
@@ -81,6 +88,9 @@ internal sealed class Worker : IDisposable
     /// <summary>The exchange when it overlaps the gradient Allreduce with backward; null otherwise.</summary>
     public OverlappedAllreduceExchange? Overlapped { get; }
 
+    /// <summary>The exchange when the gradients stay on the device and are staged (or go to a CUDA-aware MPI); null otherwise.</summary>
+    public StagedAllreduceExchange? Staged { get; }
+
     /// <summary>Stopwatch timestamps of the last step's forward + backward and optimizer step (the trace's spans).</summary>
     public (long Start, long End) ForwardBackwardSpan { get; private set; }
 
@@ -106,7 +116,10 @@ internal sealed class Worker : IDisposable
         var start = Stopwatch.GetTimestamp();
         var result = Stage.ForwardLossBackward(batchImages, Sampler.Batch, batchLabels, 1f, []);
         ForwardBackwardSpan = (start, Stopwatch.GetTimestamp());
-        Stage.PullGradients();
+        // Separate host mirrors (CUDA) are pulled only when read: a staged exchange moves the gradients bucket by
+        // bucket itself, and a single rank without the divergence guard never needs them on the host.
+        hostGradientsCurrent = !Stage.SeparateHostMirrors;
+
         Stats += new StepCounters { Steps = 1, Samples = result.Count, ComputeSeconds = clock.Elapsed.TotalSeconds };
         slow.Delay(Id, clock.Elapsed.TotalSeconds);
         (step, stepLoss) = (t, result);
@@ -119,6 +132,11 @@ internal sealed class Worker : IDisposable
     /// </summary>
     public void OptimizerStep()
     {
+        if (guard is not null)
+        {
+            EnsureHostGradients();
+        }
+
         if (guard is not null && !guard.Check(step, Group, Id, stepLoss, Stage.Gradients, wait))
         {
             return;
@@ -134,8 +152,26 @@ internal sealed class Worker : IDisposable
     /// <summary>g_j &lt;- (1/p) sum_j g_j: over the flat gradient buffer, finishing the buckets backward started when overlapped.</summary>
     public void AverageGradients()
     {
+        if (Staged is not null)
+        {
+            Staged.AverageGradients(Stage.Gradients);
+            // Staged: the host mirror holds the averaged gradients too; a CUDA-aware round left it behind.
+            hostGradientsCurrent = !Staged.CudaAware;
+            return;
+        }
+
+        EnsureHostGradients();
         Exchange.AverageGradients(Stage.Gradients);
         Stage.PushGradients();
+    }
+
+    private void EnsureHostGradients()
+    {
+        if (!hostGradientsCurrent)
+        {
+            Stage.PullGradients();
+            hostGradientsCurrent = true;
+        }
     }
 
     /// <summary>x_j &lt;- (1/p) sum_j x_j: one Allreduce over the flat parameter buffer (the averaging step).</summary>

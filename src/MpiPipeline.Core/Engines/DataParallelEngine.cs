@@ -29,6 +29,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     [
         new(TrainFlags.NoOverlap, o => o.NoOverlap),
         new(TrainFlags.BucketMegabytes, o => o.BucketMegabytes is not null),
+        new(TrainFlags.CudaAwareMpi, o => o.CudaAwareMpi),
     ];
 
     /// <summary>--compress: the algorithms that average gradients, PSGD and the pipeline's replicas (local SGD and RI-SGD
@@ -81,7 +82,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public TrainingPlan Plan { get; }
 
-    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options), .. GradientCompression.Notes(worker.Exchange)];
+    public IReadOnlyList<string> Notes => [.. engineNotes, .. algorithm.Notes, .. GradientOverlap.Notes(worker.Overlapped, context.Options), .. GradientCompression.Notes(worker.Exchange), .. GradientStaging.Notes(worker.Staged)];
 
     public bool Stopped => algorithm.Stopped;
 
@@ -311,6 +312,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         GradientOverlap.Describe(options, worker.Overlapped, context.Options);
         GradientCompression.Describe(options, worker.Exchange);
+        GradientStaging.Describe(options, worker.Staged);
     }
 
     public void Finish()

@@ -9,14 +9,14 @@ namespace MpiPipeline.Training;
 /// <summary>
 /// The overlapped, bucketed gradient Allreduce wired to a stage: the default wherever gradients are averaged (PSGD,
 /// the pipeline's replicas) unless <c>--no-overlap</c>. CPU stages only: libtorch runs a CUDA backward on its own
-/// device threads, where the hook could not start MPI calls in order with the main thread's, so a CUDA stage keeps the whole-buffer
-/// Allreduce after backward.
+/// device threads, where the hook could not start MPI calls in order with the main thread's, so a CUDA stage's gradients
+/// are averaged after backward (<see cref="GradientStaging"/>: bucket copies overlapped with the buckets' Allreduces).
 /// </summary>
 internal static class GradientOverlap
 {
     /// <summary>Owned by the algorithms that average gradients.</summary>
     public static bool Applies(TrainOptions options, Stage stage, Communicator group) =>
-        !options.NoOverlap && group.Size > 1 && !stage.IsCuda && options.Exchange == AllreduceExchange.ExchangeName
+        !options.NoOverlap && group.Size > 1 && !stage.SeparateHostMirrors && options.Exchange == AllreduceExchange.ExchangeName
         && CompressorRegistry.IsNone(options.Compress);
 
     /// <summary><c>MPIPIPE_OVERLAP_PROGRESS=callbacks</c> turns the progress thread off (to measure what it brings).</summary>

@@ -58,7 +58,7 @@ internal static class TrainFlags
     public const string TrainLossEvery = "--train-loss-every";
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
-    public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag;
+    public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag, CudaAwareMpi = "--cuda-aware-mpi";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
     public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
     public const string Checkpoint = "--checkpoint", CheckpointEvery = "--checkpoint-every", CheckpointKeep = "--checkpoint-keep", Resume = "--resume";
@@ -174,6 +174,10 @@ internal sealed record TrainOptions
 
     /// <summary>--no-overlap: one whole-buffer Allreduce after backward instead of buckets overlapped with it.</summary>
     public bool NoOverlap { get; init; }
+
+    /// <summary>--cuda-aware-mpi: device gradients go to MPI directly, not staged through host memory (also when
+    /// MPIX_Query_cuda_support() says so).</summary>
+    public bool CudaAwareMpi { get; init; }
 
     /// <summary>Size of a gradient bucket of the overlapped exchange, in MB (2^20 bytes); null: DDP's 25.</summary>
     public double? BucketMegabytes { get; init; }

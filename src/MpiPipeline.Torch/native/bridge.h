@@ -2,9 +2,13 @@
 #pragma once
 
 #include <torch/torch.h>
+#include <c10/core/Event.h>
+#include <c10/core/Stream.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -78,6 +82,13 @@ struct mpp_stage {
     std::map<int, MppSlot> slots;
     bool training = true;
     std::string summary;
+    // Staging (version 5): the host mirrors are separate memory (always on CUDA; on CPU after
+    // mpp_stage_separate_host_mirrors), and on CUDA the side stream the bucket copies run on, with one event per copy
+    // in flight (ticket -> event; tickets count up, the stream runs them in order).
+    bool separate_mirrors = false;
+    std::optional<c10::Stream> copy_stream;
+    std::map<int64_t, c10::Event> copy_events;
+    int64_t copies_issued = 0;
 };
 
 // Every export's body goes inside MPP_GUARDED(...): no exception leaves the library; each becomes a status code and

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 4
+#define MPP_BRIDGE_VERSION 5
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -141,6 +141,27 @@ MPP_API int mpp_optimizer_get_state(mpp_optimizer* optimizer, int index, float* 
  * count floats), and the step counter. SGD takes 0 or (with momentum) 1 tensor, Adam exactly 2. */
 MPP_API int mpp_optimizer_set_state(mpp_optimizer* optimizer, int tensors, const float* values, int64_t count,
                                     int64_t step_count);
+
+/* ---- device-resident gradients (version 5) ---- */
+/* The flat gradient buffer stays on the stage's device; an exchange moves it through the host mirror (pinned on CUDA)
+ * in ranges, each copy asynchronous on a copy stream of the stage's own, so that one range's copy overlaps another's
+ * Allreduce; or, with a CUDA-aware MPI, hands MPI the device memory itself. */
+/* A CPU stage whose host mirrors are separate memory, copied like a CUDA stage's: the staging path without a GPU
+ * (tests). Before the first forward; a no-op on CUDA. */
+MPP_API int mpp_stage_separate_host_mirrors(mpp_stage* stage);
+/* The flat gradient buffer's own memory (device memory on CUDA): for a CUDA-aware MPI only. */
+MPP_API int mpp_stage_device_gradients(mpp_stage* stage, float** data);
+/* Starts copying gradient elements [offset, offset + count) between the flat buffer and the host mirror:
+ * to_device 0: device -> host, after the work queued on the device so far (backward); 1: host -> device. *ticket
+ * identifies the copy for mpp_stage_wait_copy. CPU: done on return. */
+MPP_API int mpp_stage_copy_gradients(mpp_stage* stage, int to_device, int64_t offset, int64_t count, int64_t* ticket);
+/* Blocks until copy `ticket` (and every copy started before it) is done. */
+MPP_API int mpp_stage_wait_copy(mpp_stage* stage, int64_t ticket);
+/* The device's work from now on (the optimizer) waits for every copy started so far, and the calling thread waits for
+ * the device's work queued so far (before MPI reads device memory). */
+MPP_API int mpp_stage_synchronize(mpp_stage* stage);
+/* Flat gradients *= factor, on the device (the 1/n of a CUDA-aware Allreduce). */
+MPP_API int mpp_stage_scale_gradients(mpp_stage* stage, float factor);
 
 #ifdef __cplusplus
 }

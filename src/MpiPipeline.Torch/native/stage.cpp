@@ -178,6 +178,7 @@ void build_flat_buffers(mpp_stage* stage) {
         stage->host_parameters = torch::empty({total}, pinned);
         stage->host_parameters.copy_(stage->flat_parameters);
         stage->host_gradients = torch::zeros({total}, pinned);
+        stage->separate_mirrors = true;
     }
 }
 
@@ -302,26 +303,26 @@ int mpp_stage_gradients(mpp_stage* stage, float** data) {
 
 int mpp_stage_pull_parameters(mpp_stage* stage) {
     MPP_GUARDED({
-        if (!checked(stage)->device.is_cpu()) stage->host_parameters.copy_(stage->flat_parameters);
+        if (checked(stage)->separate_mirrors) stage->host_parameters.copy_(stage->flat_parameters);
     })
 }
 
 int mpp_stage_push_parameters(mpp_stage* stage) {
     MPP_GUARDED({
         torch::NoGradGuard no_grad;
-        if (!checked(stage)->device.is_cpu()) stage->flat_parameters.copy_(stage->host_parameters);
+        if (checked(stage)->separate_mirrors) stage->flat_parameters.copy_(stage->host_parameters);
     })
 }
 
 int mpp_stage_pull_gradients(mpp_stage* stage) {
     MPP_GUARDED({
-        if (!checked(stage)->device.is_cpu()) stage->host_gradients.copy_(stage->flat_gradients);
+        if (checked(stage)->separate_mirrors) stage->host_gradients.copy_(stage->flat_gradients);
     })
 }
 
 int mpp_stage_push_gradients(mpp_stage* stage) {
     MPP_GUARDED({
-        if (!checked(stage)->device.is_cpu()) stage->flat_gradients.copy_(stage->host_gradients);
+        if (checked(stage)->separate_mirrors) stage->flat_gradients.copy_(stage->host_gradients);
     })
 }
 
@@ -329,7 +330,7 @@ int mpp_stage_zero_gradients(mpp_stage* stage) {
     MPP_GUARDED({
         // Never Module::zero_grad(): it would replace the .grad views (pitfall 6).
         checked(stage)->flat_gradients.zero_();
-        if (!stage->device.is_cpu()) stage->host_gradients.zero_();
+        if (stage->separate_mirrors) stage->host_gradients.zero_();
     })
 }
 
