@@ -106,6 +106,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { NoOverlap = true }, "--no-overlap");
         yield return Case("train", Train with { BucketMegabytes = 0.5 }, "--bucket-mb", "0.5");
         yield return Case("train", Train with { Compress = "ecq:4,256,0.5,0.5" }, "--compress", "ecq:4,256,0.5,0.5");
+        yield return Case("train", Train with { CudaAwareMpi = true }, "--cuda-aware-mpi");
         yield return Case("train", Train with { CheckpointDirectory = "ck" }, "--checkpoint", "ck");
         yield return Case("train", Train with { CheckpointEvery = "epoch" }, "--checkpoint-every", "epoch");
         yield return Case("train", Train with { CheckpointKeep = 3 }, "--checkpoint-keep", "3");
@@ -157,6 +158,8 @@ internal sealed class OptionBindingTests
         yield return Case("bench bridge", Bridge with { Momentum = 0.5 }, "--momentum", "0.5");
         yield return Case("bench bridge", Bridge with { Seed = 7 }, "--seed", "7");
         yield return Case("bench bridge", Bridge with { DataDirectory = "/data/fm" }, "--data", "/data/fm");
+        yield return Case("bench bridge", Bridge with { Device = "cuda:1" }, "--device", "cuda:1");
+        yield return Case("bench bridge", Bridge with { DataSet = "synthetic:1x28x28:10" }, "--dataset", "synthetic:1x28x28:10");
 
         yield return Case("scaling", Sweep with { Ranks = [1, 2] }, "--ranks", "1,2");
         yield return Case("scaling", Sweep with { Modes = [ScalingMode.Weak] }, "--mode", "weak");
