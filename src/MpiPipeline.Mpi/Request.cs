@@ -78,31 +78,14 @@ public sealed class Request
             return done;
         }
 
-        const int pollsBeforeYield = 20;
-        const int yieldsBeforeSleep = 10;
-        const long firstSleepNs = 10_000, longestSleepNs = 100_000;
-        var polls = 0;
-        var sleepNs = 0L;
+        var backoff = new PollBackoff(idle);
         operation ??= isReceive ? "MPI_Irecv (polling wait)" : "MPI_Isend (polling wait)";
         using (Watchdog.Enter(operation, communicator, from, to))
         {
             Status status;
             while (!Test(out status))
             {
-                if (++polls <= pollsBeforeYield)
-                {
-                    continue;
-                }
-
-                if (idle == IdleWait.Sleep && polls > pollsBeforeYield + yieldsBeforeSleep)
-                {
-                    sleepNs = Math.Min(sleepNs == 0 ? firstSleepNs : 2 * sleepNs, longestSleepNs);
-                    Idle.Sleep(sleepNs);
-                }
-                else
-                {
-                    Thread.Yield();
-                }
+                backoff.Pause();
             }
 
             return status;
@@ -202,9 +185,6 @@ public sealed class Request
     public static (int Index, Status Status) WaitAnyPolling(IReadOnlyList<Request> requests, IReadOnlyList<int> peers,
         IReadOnlyList<long> lastHeardTicks, Communicator communicator, IdleWait idle = IdleWait.Yield, string operation = "MPI_Testany (polling wait)")
     {
-        const int pollsBeforeYield = 20;
-        const int yieldsBeforeSleep = 10;
-        const long firstSleepNs = 10_000, longestSleepNs = 100_000;
         var silent = -1;
         for (var i = 0; i < requests.Count; i++)
         {
@@ -219,28 +199,14 @@ public sealed class Request
             throw new InvalidOperationException("WaitAnyPolling: no request is active");
         }
 
-        var polls = 0;
-        var sleepNs = 0L;
+        var backoff = new PollBackoff(idle);
         using (Watchdog.EnterSince(operation, communicator, peers[silent], lastHeardTicks[silent]))
         {
             int index;
             Status status;
             while (!TestAny(requests, out index, out status))
             {
-                if (++polls <= pollsBeforeYield)
-                {
-                    continue;
-                }
-
-                if (idle == IdleWait.Sleep && polls > pollsBeforeYield + yieldsBeforeSleep)
-                {
-                    sleepNs = Math.Min(sleepNs == 0 ? firstSleepNs : 2 * sleepNs, longestSleepNs);
-                    Idle.Sleep(sleepNs);
-                }
-                else
-                {
-                    Thread.Yield();
-                }
+                backoff.Pause();
             }
 
             return (index, status);
@@ -301,5 +267,37 @@ public sealed class Request
         pin.Dispose();
         pin = default;
         return status;
+    }
+}
+
+/// <summary>
+/// Between two unsuccessful polls: spin for the first 20, then yield the core, and with <see cref="IdleWait.Sleep"/>
+/// after 10 yields sleep, doubling from 10 us to at most 100 us (a message that takes longer is not worth the polls).
+/// </summary>
+internal struct PollBackoff(IdleWait idle)
+{
+    private const int PollsBeforeYield = 20;
+    private const int YieldsBeforeSleep = 10;
+    private const long FirstSleepNs = 10_000, LongestSleepNs = 100_000;
+
+    private int polls;
+    private long sleepNs;
+
+    public void Pause()
+    {
+        if (++polls <= PollsBeforeYield)
+        {
+            return;
+        }
+
+        if (idle == IdleWait.Sleep && polls > PollsBeforeYield + YieldsBeforeSleep)
+        {
+            sleepNs = Math.Min(sleepNs == 0 ? FirstSleepNs : 2 * sleepNs, LongestSleepNs);
+            Idle.Sleep(sleepNs);
+        }
+        else
+        {
+            Thread.Yield();
+        }
     }
 }
