@@ -408,22 +408,7 @@ internal sealed class PipelineEngine : ITrainingEngine
     }
 
     /// <summary>Parses <see cref="ThrowAtVariable"/>: "rank:step", or nothing.</summary>
-    internal static (int Rank, long Step)? ParseThrowAt(string? text)
-    {
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-
-        var parts = text.Split(':');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rank)
-            && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var step))
-        {
-            return (rank, step);
-        }
-
-        throw new InputException($"{ThrowAtVariable}='{text}' is not rank:step (e.g. 2:3)");
-    }
+    internal static (int Rank, long Step)? ParseThrowAt(string? text) => RankStepVariable.Parse(ThrowAtVariable, text, "2:3");
 
     /// <summary>
     /// Replica 0's stages send their part of a flat buffer to stage 0 (world rank 0), which gets the whole model's

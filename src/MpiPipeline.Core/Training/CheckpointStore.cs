@@ -237,22 +237,7 @@ internal static class CheckpointStore
         }
     }
 
-    internal static (int Rank, long Step)? ParseKillAt(string? text)
-    {
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-
-        var parts = text.Split(':');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rank)
-            && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var step))
-        {
-            return (rank, step);
-        }
-
-        throw new InputException($"{KillAtVariable}='{text}' is not rank:step (e.g. 1:5)");
-    }
+    internal static (int Rank, long Step)? ParseKillAt(string? text) => RankStepVariable.Parse(KillAtVariable, text, "1:5");
 
     private static long? ParseKillInSave(string? text) =>
         string.IsNullOrWhiteSpace(text) ? null
