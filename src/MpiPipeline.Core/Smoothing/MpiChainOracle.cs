@@ -244,11 +244,7 @@ internal sealed class MpiChainOracle : IGradientOracle
         }
         else
         {
-            communication.Start();
-            comm.Recv<double>(incoming.AsSpan(0, segment.InputDimension + 1), previous, ForwardTag);
-            communication.Stop();
-            x = incoming.AsSpan(0, segment.InputDimension);
-            ready = (long)incoming[segment.InputDimension];
+            x = ReceiveStamped(previous, ForwardTag, segment.InputDimension, out ready);
         }
 
         compute.Start();
@@ -294,11 +290,7 @@ internal sealed class MpiChainOracle : IGradientOracle
         }
         else
         {
-            communication.Start();
-            comm.Recv<double>(incoming.AsSpan(0, segment.OutputDimension + 1), next, BackwardTag);
-            communication.Stop();
-            gy = incoming.AsSpan(0, segment.OutputDimension);
-            ready = (long)incoming[segment.OutputDimension];
+            gy = ReceiveStamped(next, BackwardTag, segment.OutputDimension, out ready);
         }
 
         compute.Start();
@@ -377,5 +369,18 @@ internal sealed class MpiChainOracle : IGradientOracle
             comm.Recv<double>(incoming.AsSpan(0, segment.InputDimension), previous, MonitorTag);
             return incoming.AsSpan(0, segment.InputDimension);
         }
+    }
+
+    /// <summary>
+    /// Receives <paramref name="dimension"/> values from <paramref name="peer"/> followed by the time they became ready
+    /// there (the dependency clock rides on every message), into <c>incoming</c>.
+    /// </summary>
+    private Span<double> ReceiveStamped(int peer, int tag, int dimension, out long ready)
+    {
+        communication.Start();
+        comm.Recv<double>(incoming.AsSpan(0, dimension + 1), peer, tag);
+        communication.Stop();
+        ready = (long)incoming[dimension];
+        return incoming.AsSpan(0, dimension);
     }
 }
