@@ -7,6 +7,17 @@ namespace MpiPipeline.Layerwise;
 /// sample (batch), output-channel and, for a convolution, height dimensions, whose product is R: every layer uses every
 /// rank. Data parallel is (R, 1, 1) on every layer; model parallel is (1, R, 1) on the layers that have channels.
 /// Written <c>n4c1h1</c> (sample 4, channel 1, height 1).
+/// <para>
+/// What a configuration means, for the search and the engine alike: it is the layout of the layer's output activation
+/// and, for a layer with parameters, the split of its parameters. The output (batch, channels or features, height,
+/// width) is cut into contiguous blocks: dimension 0 <see cref="Sample"/> ways, dimension 1 <see cref="Channel"/> ways,
+/// dimension 2 (images only) <see cref="Height"/> ways; rank r holds block (s, c, h) with
+/// r = (s * Channel + c) * Height + h. A linear or conv layer split c ways along channels holds 1/c of its output
+/// features (weights and bias rows) and needs its whole input along features/channels; a conv split along height
+/// computes its rows from its input rows plus a halo of kernel/2 rows from its neighbours. Parameters are replicated
+/// over the sample and height degrees, and their gradients summed over those replicas once per step. Degrees must
+/// divide the dimension they split; a residual block takes sample-only configurations (Channel = Height = 1).
+/// </para>
 /// </summary>
 internal readonly record struct LayerConfig(int Sample, int Channel, int Height)
 {
