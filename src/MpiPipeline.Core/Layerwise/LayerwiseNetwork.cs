@@ -21,8 +21,8 @@ internal sealed record LayerwiseNetwork(string Name, AlphaBeta PointToPoint, Alp
         new AlphaBeta(SharedMemoryAllreduceAlpha, 1 / SharedMemoryAllreduceBandwidth),
         LinkTopology.PerRank);
 
-    internal const double SharedMemoryPointToPointAlpha = 0.70e-6, SharedMemoryPointToPointBandwidth = 9.32e9;
-    internal const double SharedMemoryAllreduceAlpha = 0.60e-6, SharedMemoryAllreduceBandwidth = 4.15e9;
+    internal const double SharedMemoryPointToPointAlpha = 0.68e-6, SharedMemoryPointToPointBandwidth = 6.77e9;
+    internal const double SharedMemoryAllreduceAlpha = 0.68e-6, SharedMemoryAllreduceBandwidth = 3.45e9;
 
     /// <summary>
     /// The per-message cost of MPI over TCP on this machine's loopback before any shaping: the point-to-point alpha of
