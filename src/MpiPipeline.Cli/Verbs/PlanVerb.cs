@@ -50,7 +50,10 @@ internal static class PlanVerb
         t.Add("--compute-cache", $"The layer-time cache file (default {MeasuredLayerTimes.DefaultPath}): each layer shard is measured once per machine, threads, bridge ABI and libtorch.",
             o => o.ComputeCache, (o, v) => o with { ComputeCache = v });
         t.Add("--explain", "Also print every configuration of every layer with its compute and sync, and each chosen transition's collectives and bytes.", o => o.Explain, (o, v) => o with { Explain = v });
-        t.Add("--output", "Write the searched plan as a layer-wise plan JSON file (for train --algo layerwise --plan FILE).", o => o.Output, (o, v) => o with { Output = v });
+        t.Choice("--write", "Which plan --output writes: searched | data-parallel | model-parallel.",
+            [("searched", PlanStrategy.Searched), ("data-parallel", PlanStrategy.DataParallel), ("model-parallel", PlanStrategy.ModelParallel)],
+            o => o.Write, (o, v) => o with { Write = v });
+        t.Add("--output", "Write the searched plan (or the --write one) as a layer-wise plan JSON file (for train --algo layerwise --plan FILE).", o => o.Output, (o, v) => o with { Output = v });
         return t;
     }
 
@@ -75,7 +78,13 @@ internal static class PlanVerb
         Write(output, options, model, searched, data, parallel, times.Measured);
         if (options.Output is not null)
         {
-            var plan = new LayerwisePlan(options.Model, options.Ranks, searched.Configs, searched.Step);
+            var chosen = options.Write switch
+            {
+                PlanStrategy.DataParallel => data,
+                PlanStrategy.ModelParallel => parallel,
+                _ => searched,
+            };
+            var plan = new LayerwisePlan(options.Model, options.Ranks, chosen.Configs, chosen.Step);
             AtomicFile.WriteAllText(options.Output, plan.ToJson() + "\n");
             output.WriteLine($"wrote {options.Output}");
         }

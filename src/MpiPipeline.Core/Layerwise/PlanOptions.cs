@@ -2,6 +2,14 @@ using MpiPipeline.Scaling;
 
 namespace MpiPipeline.Layerwise;
 
+/// <summary>The three plans <c>mpipipe plan</c> prices.</summary>
+internal enum PlanStrategy
+{
+    Searched,
+    DataParallel,
+    ModelParallel,
+}
+
 /// <summary>The options of <c>mpipipe plan</c> (the layer-wise search), with their defaults.</summary>
 internal sealed record PlanOptions
 {
@@ -23,6 +31,9 @@ internal sealed record PlanOptions
     public string? ComputeCache { get; init; }
 
     public bool Explain { get; init; }
+
+    /// <summary>Which plan <see cref="Output"/> gets: the searched one, or pure data or model parallel (for measuring them with the same engine).</summary>
+    public PlanStrategy Write { get; init; } = PlanStrategy.Searched;
 
     /// <summary>Where to write the plan (LayerwisePlan JSON).</summary>
     public string? Output { get; init; }

@@ -220,6 +220,7 @@ internal sealed class OptionBindingTests
         yield return Case("plan", Plan with { ComputeCache = "times.json" }, "--compute-cache", "times.json");
         yield return Case("plan", Plan with { Explain = true }, "--explain");
         yield return Case("plan", Plan with { Output = "plan.json" }, "--output", "plan.json");
+        yield return Case("plan", Plan with { Write = MpiPipeline.Layerwise.PlanStrategy.ModelParallel }, "--write", "model-parallel");
     }
 
     [TestCaseSource(nameof(Flags))]

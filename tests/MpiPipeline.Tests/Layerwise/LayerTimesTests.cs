@@ -86,6 +86,16 @@ internal sealed class LayerTimesTests
         Assert.That(output, Does.Contain(string.Join(" | ", plan.Layers.Take(1).Select(c => c.ToString()))));
     }
 
+    /// <summary>--write picks the pure plans: model parallel splits the linear layer, the 1-channel flatten stays data parallel.</summary>
+    [TestCase(PlanStrategy.DataParallel, "n2c1h1 n2c1h1")]
+    [TestCase(PlanStrategy.ModelParallel, "n2c1h1 n1c2h1")]
+    public void WriteChoosesWhichPlanGoesToTheFile(PlanStrategy strategy, string layers)
+    {
+        var planFile = Path.Combine(folder, "plan.json");
+        PlanVerb.Run(new PlanOptions { Model = "linear", Batch = 16, ComputeCache = Path.Combine(folder, "t.json"), Write = strategy, Output = planFile }, TextWriter.Null);
+        Assert.That(string.Join(" ", LayerwisePlan.FromJson(File.ReadAllText(planFile), planFile).Layers), Is.EqualTo(layers));
+    }
+
     [TestCase(0, 128, "--ranks 0")]
     [TestCase(2, 0, "--batch 0")]
     public void BadOptionsAreUsageErrors(int ranks, int batch, string message) =>
