@@ -125,6 +125,13 @@ internal static class PlanVerb
         }
 
         output.WriteLine();
+        output.WriteLine("what each kind may split beyond the samples:");
+        foreach (var kind in model.Layers.Select(l => l.Kind).Distinct())
+        {
+            output.WriteLine($"  {kind.Name}: {kind.Why}");
+        }
+
+        output.WriteLine();
         output.WriteLine("every configuration (compute + sync per layer; transitions priced forward and backward):");
         var all = new MarkdownTable("layer", "kind", "config", "shard", "compute ms", "sync ms", "chosen");
         for (var i = 0; i < model.Layers.Count; i++)

@@ -59,12 +59,15 @@ internal sealed class LayerwiseCostModel
             {
                 throw new InputException(
                     $"layer {i} ({layers[i].Spec}) has no configuration over {ranks} ranks with a global batch of {batch}: its sample degree must divide " +
-                    $"the batch{(layers[i].Kind.SplitsChannels ? $" or its channel degree the {layers[i].OutputShape[0]} output channels" : "")}; try --batch {(batch / ranks + 1) * ranks}");
+                    $"the batch{(layers[i].Kind.SplitsChannels ? $" or its channel degree the {ChannelsOf(layers[i])}" : "")}; try --batch {(batch / ranks + 1) * ranks}");
             }
         }
     }
 
     public IReadOnlyList<LayerNode> Layers { get; }
+
+    private static string ChannelsOf(LayerNode layer) =>
+        layer.Kind.Name == "flatten" ? $"{layer.InputShape[0]} channels of its input image" : $"{layer.OutputShape[0]} output channels";
 
     public int Batch { get; }
 

@@ -79,7 +79,7 @@ internal sealed class LayerTimesTests
         Assert.That(PlanVerb.Run(options, text), Is.Zero);
         var output = text.ToString();
         Assert.That(output, Does.Contain("| searched ").And.Contain("| data parallel ").And.Contain("| model parallel "));
-        Assert.That(output, Does.Contain("emulated 1gbit").And.Contain("| linear 784 10 ").And.Contain("every configuration"));
+        Assert.That(output, Does.Contain("emulated 1gbit").And.Contain("| linear 784 10 ").And.Contain("every configuration").And.Contain("flatten: features are channel-major"));
         var plan = LayerwisePlan.FromJson(File.ReadAllText(planFile), planFile);
         Assert.That((plan.Model, plan.Ranks, plan.Layers.Count), Is.EqualTo(("linear", 2, 2)));
         Assert.That(plan.PredictedStepSeconds, Is.GreaterThan(0));
