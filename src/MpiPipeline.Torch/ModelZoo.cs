@@ -37,7 +37,11 @@ public static class ModelZoo
     /// <summary>The width of <c>cnn-wide</c>'s hidden linear layer.</summary>
     public const int CnnWideWidth = 4096;
 
-    public static IReadOnlyList<string> Names { get; } = ["linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N"];
+    /// <summary>The prefix of a model file: <c>spec:FILE</c> (<see cref="ModelFile"/>).</summary>
+    public const string SpecPrefix = "spec:";
+
+    public static IReadOnlyList<string> Names { get; } =
+        ["linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE"];
 
     /// <summary>
     /// With F = the values per sample and K = the classes:
@@ -55,6 +59,18 @@ public static class ModelZoo
     /// <c>x + tanh(linear W-W (relu x))</c>, relu, linear W-K: N parametric layers like deep-mlp:N, but trainable at
     /// N = 200 with libtorch's default initialization (a plain ReLU stack that deep loses the input signal; the bounded
     /// tanh branch keeps the residual stream's variance growing at most linearly with depth).
+    /// <c>resnet20</c> (images C x H x W): He et al. 2016's CIFAR ResNet (section 4.2, n = 3): conv 3x3 C-16, BatchNorm,
+    /// relu, then 3 stages of 3 basic blocks (conv 3x3, BatchNorm, relu, conv 3x3, BatchNorm, plus the shortcut, relu)
+    /// of 16, 32 and 64 channels, the first block of stages 2 and 3 with stride 2 and a projection shortcut (option B:
+    /// conv 1x1 stride 2 and BatchNorm; the paper's CIFAR runs used option A, zero padding, which has no parameters),
+    /// global average pooling, linear 64-K. Convolutions before a BatchNorm have no bias. 272,474 parameters on 3x32x32
+    /// with 10 classes (option A: 269,722; the paper's "0.27M").
+    /// <c>vgg11-small</c> (images C x H x W): VGG-11's eight 3x3 convolutions (configuration A of Simonyan and Zisserman
+    /// 2015) at a quarter of the width, 16-32-64-64-128-128-128-128 channels, each with BatchNorm and relu, max pool 2
+    /// after convolutions 1, 2, 4, 6 and 8 while the side is at least 2 (skipped on smaller sides), global average
+    /// pooling, linear 128-K: 579,098 parameters on 3x32x32 with 10 classes.
+    /// <c>spec:FILE</c>: the layers of a model file (<see cref="ModelFile"/>); the file fixes the input shape, which the
+    /// bridge checks against the data's.
     /// </summary>
     public static IReadOnlyList<LayerSpec> Build(string name, SampleGeometry geometry)
     {
@@ -68,6 +84,12 @@ public static class ModelZoo
     private static Func<SampleGeometry, List<LayerSpec>> Parse(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (name.StartsWith(SpecPrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            var layers = ModelFile.Load(name[SpecPrefix.Length..]);
+            return _ => [.. layers];
+        }
+
         var parts = name.Trim().ToLowerInvariant().Split(':');
         switch (parts[0])
         {
@@ -79,6 +101,10 @@ public static class ModelZoo
                 return g => Cnn(g, name, 128);
             case "cnn-wide" when parts.Length == 1:
                 return g => Cnn(g, name, CnnWideWidth);
+            case "resnet20" when parts.Length == 1:
+                return g => ResNet20(g, name);
+            case "vgg11-small" when parts.Length == 1:
+                return g => Vgg11Small(g, name);
             case "deep-mlp" when parts.Length is 2 or 3:
             {
                 var layers = Count(parts[1], name, "layer count", 1, 10_000);
@@ -130,6 +156,64 @@ public static class ModelZoo
             new("linear", hidden, g.Classes),
         ];
     }
+
+    private static (long Channels, long Rows, long Columns) Image(SampleGeometry g, string name)
+    {
+        if (g.Shape is not [var channels, var rows, var columns])
+        {
+            throw new InputException(
+                $"model '{name}' takes images of C x H x W values; the data's samples are {SampleGeometry.Format(g.Shape)} " +
+                "(use mlp, deep-mlp:N or res-mlp:N for other shapes)");
+        }
+
+        return (channels, rows, columns);
+    }
+
+    private static List<LayerSpec> ResNet20(SampleGeometry g, string name)
+    {
+        var (channels, _, _) = Image(g, name);
+        var list = new List<LayerSpec> { Conv3x3(channels, 16, 1), new("batchnorm"), new("relu") };
+        var inputs = 16L;
+        foreach (var width in new long[] { 16, 32, 64 })
+        {
+            for (var block = 0; block < 3; block++)
+            {
+                var stride = block == 0 && width != inputs ? 2 : 1;
+                List<LayerSpec> body = [Conv3x3(inputs, width, stride), new("batchnorm"), new("relu"), Conv3x3(width, width, 1), new("batchnorm")];
+                List<LayerSpec> shortcut = stride == 1 ? [] : [new("conv2d", inputs, width, 1, stride, 0, 1, 0), new("batchnorm")];
+                list.Add(LayerSpec.ResidualWithShortcut(body, shortcut));
+                list.Add(new("relu"));
+                inputs = width;
+            }
+        }
+
+        list.AddRange([new("adaptiveavgpool2d", 1), new("flatten"), new("linear", 64, g.Classes)]);
+        return list;
+    }
+
+    private static List<LayerSpec> Vgg11Small(SampleGeometry g, string name)
+    {
+        var (channels, rows, columns) = Image(g, name);
+        long[] widths = [16, 32, 64, 64, 128, 128, 128, 128];
+        var list = new List<LayerSpec>();
+        var inputs = channels;
+        for (var i = 0; i < widths.Length; i++)
+        {
+            list.AddRange([Conv3x3(inputs, widths[i], 1), new("batchnorm"), new("relu")]);
+            inputs = widths[i];
+            if ((i is 0 or 1 or 3 or 5 or 7) && rows >= 2 && columns >= 2)
+            {
+                list.Add(new("maxpool2d", 2));
+                (rows, columns) = (rows / 2, columns / 2);
+            }
+        }
+
+        list.AddRange([new("adaptiveavgpool2d", 1), new("flatten"), new("linear", inputs, g.Classes)]);
+        return list;
+    }
+
+    /// <summary>A 3x3 convolution with padding 1 and no bias (a BatchNorm follows, whose shift makes a bias redundant).</summary>
+    private static LayerSpec Conv3x3(long inputs, long outputs, long stride) => new("conv2d", inputs, outputs, 3, stride, 1, 1, 0);
 
     private static List<LayerSpec> DeepMlp(SampleGeometry g, int layers, int width)
     {

@@ -69,6 +69,10 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int mpp_stage_synchronize(StageHandle stage);
     [LibraryImport(Lib)] public static partial int mpp_stage_scale_gradients(StageHandle stage, float factor);
 
+    [LibraryImport(Lib)] public static partial int mpp_stage_buffer_count(StageHandle stage, long* count);
+    [LibraryImport(Lib)] public static partial int mpp_stage_get_buffers(StageHandle stage, float* values, long count);
+    [LibraryImport(Lib)] public static partial int mpp_stage_set_buffers(StageHandle stage, float* values, long count);
+
     [LibraryImport(Lib)]
     public static partial int mpp_optimizer_create_sgd(StageHandle stage, double lr, double momentum, double dampening, int nesterov,
         double weightDecay, out OptimizerHandle optimizer);

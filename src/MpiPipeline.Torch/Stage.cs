@@ -139,6 +139,42 @@ public sealed class Stage : IDisposable
     /// <summary>Flat gradients *= factor, on the stage's device.</summary>
     public void ScaleGradients(float factor) => TorchException.Check(NativeMethods.mpp_stage_scale_gradients(Handle, factor));
 
+    /// <summary>
+    /// The values of the model's floating-point buffers (BatchNorm's running means and variances), in layer order:
+    /// state that is no parameter, so neither the gradient exchange nor the parameter averaging touches it. 0 without
+    /// BatchNorm.
+    /// </summary>
+    public unsafe int BufferLength
+    {
+        get
+        {
+            long count = 0;
+            TorchException.Check(NativeMethods.mpp_stage_buffer_count(Handle, &count));
+            return checked((int)count);
+        }
+    }
+
+    /// <summary>A copy of the buffers (<see cref="BufferLength"/> values), from the device on CUDA.</summary>
+    public unsafe float[] GetBuffers()
+    {
+        var values = new float[BufferLength];
+        fixed (float* v = values)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_get_buffers(Handle, v, values.Length));
+        }
+
+        return values;
+    }
+
+    /// <summary>Replaces the buffers with <paramref name="values"/> (exactly <see cref="BufferLength"/> of them).</summary>
+    public unsafe void SetBuffers(ReadOnlySpan<float> values)
+    {
+        fixed (float* v = values)
+        {
+            TorchException.Check(NativeMethods.mpp_stage_set_buffers(Handle, v, values.Length));
+        }
+    }
+
     /// <summary>CPU: the flat parameter tensor's own memory (writes change the model). CUDA: the host mirror.</summary>
     public unsafe Span<float> Parameters => new((void*)Pointer(parameters), FlatLength);
 

@@ -191,6 +191,23 @@ internal sealed class Worker : IDisposable
     }
 
     /// <summary>The average model without touching the replica: for evaluation, not counted as a training round.</summary>
+    /// <summary>
+    /// Collective over the group: every replica's buffers (BatchNorm's running statistics) replaced by their mean over
+    /// the replicas. Each replica updates its own from its own batches and no exchange carries them, so without this an
+    /// evaluation would use whichever replica's statistics it ran on. Nothing to do (and no call) without buffers.
+    /// </summary>
+    public void AverageBuffers()
+    {
+        if (Stage.BufferLength == 0)
+        {
+            return;
+        }
+
+        var buffers = Stage.GetBuffers();
+        Exchange.AverageUncounted(buffers);
+        Stage.SetBuffers(buffers);
+    }
+
     public float[] AverageModelCopy()
     {
         Stage.PullParameters();

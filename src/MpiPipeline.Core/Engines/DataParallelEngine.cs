@@ -15,10 +15,14 @@ namespace MpiPipeline.Engines;
 /// <summary>
 /// Every rank a worker with a whole replica of the model (<see cref="Worker"/>), stepping with a data-parallel
 /// algorithm (<see cref="IDataParallelAlgorithm"/>) and averaging through the worker's exchange. Evaluation runs on
-/// the average model, the test set split over the workers.
+/// the average model, the test set split over the workers, with the replicas' BatchNorm running statistics averaged
+/// first (and kept averaged: <see cref="Worker.AverageBuffers"/>).
 /// </summary>
 internal sealed class DataParallelEngine : ITrainingEngine
 {
+    /// <summary>What <see cref="SaveParameters"/> appends to the path for the BatchNorm statistics' file.</summary>
+    public const string BuffersSuffix = ".buffers";
+
     private const int EvaluationBatch = 1000;
 
     /// <summary>--split: every data-parallel algorithm takes it.</summary>
@@ -124,7 +128,11 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public double CurveMean(double localSum, int count) => localSum / count;
 
-    public void EndTraining() => algorithm.Finish(worker);
+    public void EndTraining()
+    {
+        algorithm.Finish(worker);
+        worker.AverageBuffers();
+    }
 
     public void ReduceTally(LossTally tally) => tally.Allreduce(worker.Group);
 
@@ -156,6 +164,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
     {
         var clock = Stopwatch.StartNew();
         var stage = worker.Stage;
+        worker.AverageBuffers();
         float[]? saved = null;
         if (!algorithm.ReplicasIdentical)
         {
@@ -191,12 +200,19 @@ internal sealed class DataParallelEngine : ITrainingEngine
 
     public RunTotals Totals() => worker.Stats.ReduceTotals(worker.Group, worker.Exchange.Counters);
 
+    /// <summary>The flat parameters at <paramref name="path"/>; a model with BatchNorm also its running statistics (averaged
+    /// over the replicas at the end of training) at <paramref name="path"/>.buffers, raw float32 in layer order: without
+    /// them the parameters alone do not evaluate as the run did.</summary>
     public void SaveParameters(string path)
     {
         if (context.World.Rank == 0)
         {
             worker.Stage.PullParameters();
             TrainingLoop.WriteParameters(path, worker.Stage.Parameters);
+            if (worker.Stage.BufferLength > 0)
+            {
+                TrainingLoop.WriteParameters(path + BuffersSuffix, worker.Stage.GetBuffers());
+            }
         }
     }
 
@@ -220,6 +236,15 @@ internal sealed class DataParallelEngine : ITrainingEngine
             world.Gather<float>(stage.Parameters, parameters, 0);
             optimizerState = root ? new float[state.Values.Length * world.Size] : [];
             world.Gather<float>(state.Values, optimizerState, 0);
+        }
+
+        // Each worker's own BatchNorm running statistics (no exchange averages them between evaluations), so that a
+        // resumed run continues exactly; a resume at another worker count starts every worker from their mean.
+        var ownBuffers = stage.GetBuffers();
+        var buffers = root && ownBuffers.Length > 0 ? new float[ownBuffers.Length * world.Size] : [];
+        if (ownBuffers.Length > 0)
+        {
+            world.Gather<float>(ownBuffers, buffers, 0);
         }
 
         ReadOnlySpan<float> residual = Compressor is { } compressor ? compressor.Residual : [];
@@ -263,6 +288,11 @@ internal sealed class DataParallelEngine : ITrainingEngine
             {
                 checkpoint.Add($"worker {r}/residual", residuals.AsSpan(r * residualLength, residualLength).ToArray());
             }
+
+            if (ownBuffers.Length > 0)
+            {
+                checkpoint.Add($"worker {r}/buffers", buffers.AsSpan(r * ownBuffers.Length, ownBuffers.Length).ToArray());
+            }
         }
 
         return checkpoint;
@@ -303,7 +333,48 @@ internal sealed class DataParallelEngine : ITrainingEngine
             compressed.Round = header.Step;
         }
 
+        RestoreBuffers(checkpoint, header.Workers, path);
+
         algorithm.Resumed(header.Step, worker);
+    }
+
+    /// <summary>This worker's own BatchNorm statistics at the same worker count, their mean over the saved workers at
+    /// another; nothing for a model without buffers (or a checkpoint written before buffers were saved: the
+    /// statistics then start afresh, which only the evaluations before the next averaging see).</summary>
+    private void RestoreBuffers(Checkpoint checkpoint, int savedWorkers, string path)
+    {
+        var stage = worker.Stage;
+        var length = stage.BufferLength;
+        if (length == 0 || !checkpoint.Has("worker 0/buffers"))
+        {
+            return;
+        }
+
+        var rank = context.World.Rank;
+        float[] values;
+        if (savedWorkers == context.World.Size)
+        {
+            values = checkpoint.Get($"worker {rank}/buffers");
+        }
+        else
+        {
+            values = new float[length];
+            for (var r = 0; r < savedWorkers; r++)
+            {
+                var saved = checkpoint.Get($"worker {r}/buffers");
+                for (var i = 0; i < length && i < saved.Length; i++)
+                {
+                    values[i] += saved[i] / savedWorkers;
+                }
+            }
+        }
+
+        if (values.Length != length)
+        {
+            throw new InputException($"{TrainFlags.Resume}: {path} holds {values.Length} BatchNorm statistics per worker, the model has {length}");
+        }
+
+        stage.SetBuffers(values);
     }
 
     private IGradientCompressor? Compressor => (worker.Exchange as CompressedExchange)?.Compressor;

@@ -273,10 +273,23 @@ internal sealed class PipelineEngine : ITrainingEngine
 
     public void ReduceTally(LossTally tally) => tally.Allreduce(context.World);
 
-    /// <summary>Test loss and accuracy: each replica pushes its share of the test set through its pipeline.</summary>
+    /// <summary>Test loss and accuracy: each replica pushes its share of the test set through its pipeline, every
+    /// stage with its BatchNorm running statistics averaged over the stage's replicas first (and kept averaged).</summary>
     public (double Loss, double Accuracy) Evaluate()
     {
         var clock = Stopwatch.StartNew();
+        if (grid.ReplicaCount > 1 && stage.BufferLength > 0)
+        {
+            var buffers = stage.GetBuffers();
+            grid.Replicas.Allreduce<float>(buffers, ReduceOp.Sum);
+            for (var i = 0; i < buffers.Length; i++)
+            {
+                buffers[i] /= grid.ReplicaCount;
+            }
+
+            stage.SetBuffers(buffers);
+        }
+
         var tally = LossTally.Evaluate(context.Test, grid.Replica, grid.ReplicaCount, EvaluationBatch, executor.EvaluateBatch);
         tally.Allreduce(context.World);
         stats += new StepCounters { EvaluationSeconds = clock.Elapsed.TotalSeconds };

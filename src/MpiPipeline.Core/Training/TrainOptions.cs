@@ -312,6 +312,9 @@ internal sealed record TrainOptions
         CompressorRegistry.Validate(Compress);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
         DataSetRegistry.Find(DataSet);
+
+        // Up front, on every rank: an unknown model or a model file with a mistake stops the job before the data loads.
+        MpiPipeline.Torch.ModelZoo.CheckName(Model);
     }
 
     private void ValidateCheckpoints()

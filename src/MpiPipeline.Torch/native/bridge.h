@@ -33,7 +33,8 @@ int64_t element_count(const std::vector<int64_t>& shape);
 struct LayerSpec {
     std::string kind;
     std::vector<int64_t> args;
-    std::vector<LayerSpec> body;  // residual only
+    std::vector<LayerSpec> body;      // residual only
+    std::vector<LayerSpec> shortcut;  // residual only: empty = the identity
     std::string text;             // as written, for messages
 };
 

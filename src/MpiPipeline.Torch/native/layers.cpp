@@ -12,13 +12,22 @@ using mpp::shape_text;
 using Shape = std::vector<int64_t>;
 
 const char* const known_kinds =
-    "linear, conv2d, relu, tanh, gelu, maxpool2d, avgpool2d, flatten, dropout, batchnorm, residual";
+    "linear, conv2d, relu, tanh, gelu, sigmoid, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, dropout, batchnorm, "
+    "layernorm, residual";
 
-// body(x) + x: the body must give back the shape it receives.
+// body(x) + x, or body(x) + shortcut(x) when the block changes the shape (a downsampling ResNet block's 1x1 conv):
+// the body and the shortcut must give the same shape.
 struct ResidualImpl : torch::nn::Module {
-    explicit ResidualImpl(torch::nn::Sequential body_) : body(register_module("body", std::move(body_))) {}
-    torch::Tensor forward(torch::Tensor x) { return body->forward(x) + x; }
+    ResidualImpl(torch::nn::Sequential body_, std::optional<torch::nn::Sequential> shortcut_)
+        : body(register_module("body", std::move(body_))) {
+        if (shortcut_) shortcut = register_module("shortcut", std::move(*shortcut_));
+    }
+    torch::Tensor forward(torch::Tensor x) {
+        auto y = body->forward(x);
+        return shortcut ? y + shortcut->forward(x) : y + x;
+    }
     torch::nn::Sequential body;
+    torch::nn::Sequential shortcut{nullptr};
 };
 TORCH_MODULE(Residual);
 
@@ -73,6 +82,12 @@ private:
             layer.body = parse_list(depth + 1);
             if (pos_ >= text_.size() || text_[pos_] != '}') fail_at("a '{' without its '}'");
             pos_++;
+            if (pos_ < text_.size() && text_[pos_] == '{') {
+                pos_++;
+                layer.shortcut = parse_list(depth + 1);
+                if (pos_ >= text_.size() || text_[pos_] != '}') fail_at("a '{' without its '}'");
+                pos_++;
+            }
             if (layer.kind != "residual") {
                 throw InputError("layer '" + layer.kind + "' takes no body in braces (only residual does)");
             }
@@ -170,21 +185,27 @@ Shape append_layers(torch::nn::Sequential& model, const std::vector<LayerSpec>& 
             module = torch::nn::AnyModule(torch::nn::Linear(torch::nn::LinearOptions(layer.args[0], layer.args[1])));
             out = {layer.args[1]};
         } else if (k == "conv2d") {
-            b.expect_args(3, 5, "in_channels out_channels kernel [stride] [padding]");
+            b.expect_args(3, 7, "in_channels out_channels kernel [stride] [padding] [groups] [bias 1|0]");
             const auto in = layer.args[0], channels = layer.args[1], kernel = layer.args[2];
-            const auto stride = b.arg(3, 1), padding = b.arg(4, 0);
+            const auto stride = b.arg(3, 1), padding = b.arg(4, 0), groups = b.arg(5, 1), bias = b.arg(6, 1);
             b.positive(in, "in_channels");
             b.positive(channels, "out_channels");
             b.positive(kernel, "kernel");
             b.positive(stride, "stride");
+            b.positive(groups, "groups");
             if (padding < 0) b.fail("padding must not be negative");
+            if (in % groups != 0 || channels % groups != 0) {
+                b.fail("groups " + std::to_string(groups) + " must divide both in_channels " + std::to_string(in) +
+                       " and out_channels " + std::to_string(channels));
+            }
+            if (bias != 0 && bias != 1) b.fail("bias must be 1 (with) or 0 (without), got " + std::to_string(bias));
             b.expect_rank(3, "an image input [channels, height, width]");
             if (shape[0] != in) {
                 b.fail("conv2d expects " + std::to_string(in) + " input channels, the input has " +
                        std::to_string(shape[0]));
             }
             module = torch::nn::AnyModule(torch::nn::Conv2d(
-                torch::nn::Conv2dOptions(in, channels, kernel).stride(stride).padding(padding)));
+                torch::nn::Conv2dOptions(in, channels, kernel).stride(stride).padding(padding).groups(groups).bias(bias == 1)));
             out = {channels, pooled_size(b, shape[1], kernel, stride, padding),
                    pooled_size(b, shape[2], kernel, stride, padding)};
         } else if (k == "maxpool2d" || k == "avgpool2d") {
@@ -203,8 +224,29 @@ Shape append_layers(torch::nn::Sequential& model, const std::vector<LayerSpec>& 
             }
             out = {shape[0], pooled_size(b, shape[1], kernel, stride, padding),
                    pooled_size(b, shape[2], kernel, stride, padding)};
-        } else if (k == "relu" || k == "tanh" || k == "gelu" || k == "flatten") {
+        } else if (k == "adaptiveavgpool2d") {
+            b.expect_args(1, 2, "out_height [out_width (default: out_height)]");
+            const auto height = layer.args[0], width = b.arg(1, height);
+            b.positive(height, "out_height");
+            b.positive(width, "out_width");
+            b.expect_rank(3, "an image input [channels, height, width]");
+            module = torch::nn::AnyModule(
+                torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({height, width})));
+            out = {shape[0], height, width};
+        } else if (k == "layernorm") {
+            b.expect_args(0, 1, "[size of the last dimension: normalize over it only; none: over the whole sample]");
+            Shape normalized = shape;
+            if (!layer.args.empty()) {
+                if (layer.args[0] != shape.back()) {
+                    b.fail("layernorm " + std::to_string(layer.args[0]) + " does not match the input's last dimension " +
+                           std::to_string(shape.back()));
+                }
+                normalized = {shape.back()};
+            }
+            module = torch::nn::AnyModule(torch::nn::LayerNorm(torch::nn::LayerNormOptions(normalized)));
+        } else if (k == "relu" || k == "tanh" || k == "gelu" || k == "sigmoid" || k == "flatten") {
             b.expect_args(0, 0, "none");
+            if (k == "sigmoid") module = torch::nn::AnyModule(torch::nn::Sigmoid());
             if (k == "relu") module = torch::nn::AnyModule(torch::nn::ReLU());
             if (k == "tanh") module = torch::nn::AnyModule(torch::nn::Tanh());
             if (k == "gelu") module = torch::nn::AnyModule(torch::nn::GELU());
@@ -233,19 +275,32 @@ Shape append_layers(torch::nn::Sequential& model, const std::vector<LayerSpec>& 
                 module = torch::nn::AnyModule(torch::nn::BatchNorm1d(features));
             }
         } else if (k == "residual") {
-            b.expect_args(0, 0, "none; the body goes in braces: residual{linear 64 64;relu;linear 64 64}");
+            b.expect_args(0, 0,
+                          "none; the body goes in braces: residual{linear 64 64;relu;linear 64 64}, a shortcut that "
+                          "changes the shape in a second pair: residual{conv2d 16 32 3 2 1;relu}{conv2d 16 32 1 2}");
             if (layer.body.empty()) b.fail("residual needs a body: residual{...}");
             torch::nn::Sequential body;
             auto body_out = append_layers(body, layer.body, shape, where, indent + 1, body_summary);
-            if (body_out != shape) {
-                b.fail("the residual body must keep the shape, it turns " + shape_text(shape) + " into " +
-                       shape_text(body_out));
+            std::optional<torch::nn::Sequential> shortcut;
+            auto shortcut_out = shape;
+            if (!layer.shortcut.empty()) {
+                shortcut.emplace();
+                shortcut_out = append_layers(*shortcut, layer.shortcut, shape, where + ".shortcut", indent + 1,
+                                             body_summary);
             }
-            module = torch::nn::AnyModule(Residual(body));
+            if (body_out != shortcut_out) {
+                b.fail(layer.shortcut.empty()
+                           ? "the residual body must keep the shape, it turns " + shape_text(shape) + " into " +
+                                 shape_text(body_out) + " (a block that changes it needs a shortcut: residual{...}{...})"
+                           : "the residual body gives " + shape_text(body_out) + " but the shortcut " +
+                                 shape_text(shortcut_out) + "; both must give the same shape");
+            }
+            module = torch::nn::AnyModule(Residual(body, shortcut));
+            out = body_out;
         } else {
             throw InputError(where + ": unknown layer kind '" + k + "' (known: " + known_kinds + ")");
         }
-        if (!layer.body.empty() && k != "residual") b.fail("only residual takes a body");
+        if ((!layer.body.empty() || !layer.shortcut.empty()) && k != "residual") b.fail("only residual takes a body");
         model->push_back(module);
         std::ostringstream line;
         line << std::string(2 * indent, ' ') << where << "  " << layer.kind;

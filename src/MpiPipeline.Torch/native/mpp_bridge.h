@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 5
+#define MPP_BRIDGE_VERSION 6
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -162,6 +162,17 @@ MPP_API int mpp_stage_wait_copy(mpp_stage* stage, int64_t ticket);
 MPP_API int mpp_stage_synchronize(mpp_stage* stage);
 /* Flat gradients *= factor, on the device (the 1/n of a CUDA-aware Allreduce). */
 MPP_API int mpp_stage_scale_gradients(mpp_stage* stage, float factor);
+
+/* ---- buffers (version 6) ---- */
+/* The stage's floating-point buffers (BatchNorm's running mean and variance), back to back in layer order as
+ * Module::buffers() lists them: state that is not a parameter, which data-parallel replicas average before an
+ * evaluation and a checkpoint stores. Integer buffers (BatchNorm's num_batches_tracked, read only when momentum is
+ * unset, which the bridge never leaves it) are not among them. *count: their element count (0 without BatchNorm). */
+MPP_API int mpp_stage_buffer_count(mpp_stage* stage, int64_t* count);
+/* Copies the buffers to values (count must be the buffer count), from the device on CUDA. */
+MPP_API int mpp_stage_get_buffers(mpp_stage* stage, float* values, int64_t count);
+/* Replaces the buffers with values (count must be the buffer count). */
+MPP_API int mpp_stage_set_buffers(mpp_stage* stage, const float* values, int64_t count);
 
 #ifdef __cplusplus
 }

@@ -226,6 +226,22 @@ void confirm_output_shape(mpp_stage* stage) {
     }
 }
 
+std::vector<torch::Tensor> float_buffers(mpp_stage* stage) {
+    std::vector<torch::Tensor> buffers;
+    for (const auto& buffer : stage->model->buffers()) {
+        if (buffer.is_floating_point()) buffers.push_back(buffer);
+    }
+    return buffers;
+}
+
+int64_t checked_buffer_count(mpp_stage* stage, int64_t count) {
+    int64_t total = 0;
+    for (const auto& buffer : float_buffers(stage)) total += buffer.numel();
+    MPP_REQUIRE(count == total, "the stage has " + std::to_string(total) + " buffer values, the call passed " +
+                                    std::to_string(count));
+    return total;
+}
+
 }  // namespace
 
 extern "C" {
@@ -500,6 +516,46 @@ int mpp_stage_infer(mpp_stage* stage, const float* input, int64_t input_count, i
         EvalModeScope eval(stage);
         copy_to_host(stage->model->forward(batch_for_this_call(stage, input, batch, stage->sample_input_shape)), output,
                      output_count);
+    })
+}
+
+}  // extern "C"
+
+extern "C" {
+
+int mpp_stage_buffer_count(mpp_stage* stage, int64_t* count) {
+    MPP_GUARDED({
+        MPP_REQUIRE(count != nullptr, "null output pointer");
+        int64_t total = 0;
+        for (const auto& buffer : float_buffers(checked(stage))) total += buffer.numel();
+        *count = total;
+    })
+}
+
+int mpp_stage_get_buffers(mpp_stage* stage, float* values, int64_t count) {
+    MPP_GUARDED({
+        checked_buffer_count(checked(stage), count);
+        MPP_REQUIRE(values != nullptr || count == 0, "null values");
+        int64_t offset = 0;
+        for (const auto& buffer : float_buffers(stage)) {
+            auto host = buffer.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+            std::memcpy(values + offset, host.data_ptr<float>(), static_cast<size_t>(host.numel()) * sizeof(float));
+            offset += host.numel();
+        }
+    })
+}
+
+int mpp_stage_set_buffers(mpp_stage* stage, const float* values, int64_t count) {
+    MPP_GUARDED({
+        checked_buffer_count(checked(stage), count);
+        MPP_REQUIRE(values != nullptr || count == 0, "null values");
+        torch::NoGradGuard no_grad;
+        int64_t offset = 0;
+        for (auto& buffer : float_buffers(stage)) {
+            auto source = torch::from_blob(const_cast<float*>(values + offset), buffer.sizes(), torch::kFloat32);
+            buffer.copy_(source);
+            offset += buffer.numel();
+        }
     })
 }
 

@@ -149,7 +149,7 @@ public sealed class ErrorTests
     public void UnknownModelNamesListTheKnownOnes()
     {
         var ex = Assert.Throws<InputException>(() => ModelZoo.Build("resnet50", FashionMnistGeometry))!;
-        Assert.That(ex.Message, Does.Contain("unknown model 'resnet50'").And.Contain("mlp, cnn, deep-mlp:N"));
+        Assert.That(ex.Message, Does.Contain("unknown model 'resnet50'").And.Contain("mlp, cnn, cnn-wide, deep-mlp:N"));
         Assert.That(() => ModelZoo.Build("deep-mlp:0", FashionMnistGeometry), Throws.TypeOf<InputException>().With.Message.Contains("layer count"));
         Assert.That(() => ModelZoo.Build("deep-mlp:x", FashionMnistGeometry), Throws.TypeOf<InputException>());
         Assert.That(() => ModelZoo.Build("mlp:3", FashionMnistGeometry), Throws.TypeOf<InputException>());

@@ -33,7 +33,7 @@ public sealed class ModelZooTests
 
     [Test]
     public void Names() =>
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE" }));
 
     /// <summary>linear is multinomial logistic regression: one affine map F -> K, nothing else that could make it non-convex.</summary>
     [Test]
@@ -68,6 +68,63 @@ public sealed class ModelZooTests
     {
         var ex = Assert.Throws<InputException>(() => ModelZoo.Build("cnn", new SampleGeometry(shape, 10)))!;
         Assert.That(ex.Message, Does.Contain("'cnn'").And.Contain(SampleGeometry.Format(shape)).And.Contain("at least 4"));
+    }
+
+    // resnet20 counted by hand: stem conv 3-16 (432) + BN (32); stage 1: 6 convs 16-16 (6 x 2304) + 6 BN (6 x 32);
+    // stage 2: conv 16-32 (4608) + 5 convs 32-32 (5 x 9216) + 6 BN (6 x 64) + shortcut conv 1x1 16-32 (512) + BN (64);
+    // stage 3: conv 32-64 (18432) + 5 convs 64-64 (5 x 36864) + 6 BN (6 x 128) + shortcut 32-64 (2048) + BN (128);
+    // linear 64-10 (650): 272,474, the "0.27M" of He et al. 2016's Table 6 (their option A shortcut has no parameters:
+    // 272,474 - 2,752 = 269,722, also 0.27M).
+    // vgg11-small: convs (no bias) 3-16, 16-32, 32-64, 64-64, 64-128, 3 x 128-128: 432 + 4608 + 18432 + 36864 + 73728
+    // + 3 x 147456; 8 BN 2 x (16 + 32 + 64 + 64 + 4 x 128); linear 128-10.
+    [TestCase("resnet20", new[] { 3, 32, 32 }, 10, 272_474)]
+    [TestCase("resnet20", new[] { 1, 28, 28 }, 10, 272_474 - 2 * 16 * 9)]
+    [TestCase("resnet20", new[] { 3, 32, 32 }, 100, 272_474 + 65 * 90)]
+    [TestCase("vgg11-small", new[] { 3, 32, 32 }, 10, 432 + 4608 + 18432 + 36864 + 73728 + 3 * 147456 + 2 * 688 + 1290)]
+    [TestCase("vgg11-small", new[] { 1, 28, 28 }, 10, 144 + 4608 + 18432 + 36864 + 73728 + 3 * 147456 + 2 * 688 + 1290)]
+    public void StandardCifarModels(string name, int[] shape, int classes, long parameters)
+    {
+        var layers = ModelZoo.Build(name, new SampleGeometry(shape, classes));
+        using var stage = Stage.Create(layers, shape);
+        Assert.That(stage.SampleOutputShape, Is.EqualTo(new[] { classes }));
+        Assert.That(stage.ParameterCount, Is.EqualTo(parameters));
+    }
+
+    [Test]
+    public void ResNet20IsThreeStagesOfThreeBasicBlocks()
+    {
+        var layers = ModelZoo.Build("resnet20", new SampleGeometry([3, 32, 32], 10));
+        var blocks = layers.Where(l => l.Kind == "residual").ToList();
+        Assert.That(blocks, Has.Count.EqualTo(9));
+        Assert.That(blocks.Select(b => b.Body[0].Args[1]), Is.EqualTo(new long[] { 16, 16, 16, 32, 32, 32, 64, 64, 64 }), "output channels");
+        Assert.That(blocks.Select(b => b.Body[0].Args[3]), Is.EqualTo(new long[] { 1, 1, 1, 2, 1, 1, 2, 1, 1 }), "strides");
+        Assert.That(blocks.Select(b => b.Shortcut.Count > 0), Is.EqualTo(new[] { false, false, false, true, false, false, true, false, false }),
+            "projection shortcuts where the shape changes only");
+        var convolutions = layers.Count(l => l.Kind == "conv2d") + blocks.Sum(b => b.Body.Count(l => l.Kind == "conv2d"));
+        Assert.That(convolutions + 1, Is.EqualTo(20), "19 convolutions on the main path and the linear layer: 20 layers");
+
+        // 32 -> 16 -> 8 before the global pooling: the stage's output after the last block is [64, 8, 8].
+        using var trunk = Stage.Create(layers.Take(layers.Count - 3).ToList(), [3, 32, 32]);
+        Assert.That(trunk.SampleOutputShape, Is.EqualTo(new[] { 64, 8, 8 }));
+    }
+
+    [Test]
+    public void Vgg11SmallSkipsPoolingsSmallImagesCannotTake()
+    {
+        var pools = (int[] shape) => ModelZoo.Build("vgg11-small", new SampleGeometry(shape, 10)).Count(l => l.Kind == "maxpool2d");
+        Assert.That(pools([3, 32, 32]), Is.EqualTo(5), "32 -> 16 -> 8 -> 4 -> 2 -> 1");
+        Assert.That(pools([1, 28, 28]), Is.EqualTo(4), "28 -> 14 -> 7 -> 3 -> 1, the fifth skipped");
+        Assert.That(pools([3, 4, 4]), Is.EqualTo(2));
+        using var stage = Stage.Create(ModelZoo.Build("vgg11-small", new SampleGeometry([3, 4, 4], 5)), [3, 4, 4]);
+        Assert.That(stage.SampleOutputShape, Is.EqualTo(new[] { 5 }));
+    }
+
+    [TestCase("resnet20")]
+    [TestCase("vgg11-small")]
+    public void ImageModelsRefuseFlatSamples(string name)
+    {
+        var ex = Assert.Throws<InputException>(() => ModelZoo.Build(name, new SampleGeometry([784], 10)))!;
+        Assert.That(ex.Message, Does.Contain($"'{name}'").And.Contain("784"));
     }
 
     [Test]
