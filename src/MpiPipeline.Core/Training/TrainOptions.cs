@@ -311,7 +311,7 @@ internal sealed record TrainOptions
         ExchangeRegistry.Find(Exchange);
         CompressorRegistry.Validate(Compress);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
-        DataSetRegistry.Find(DataSet);
+        DataSetRegistry.Validate(DataSet, DataDirectory);
     }
 
     private void ValidateCheckpoints()
