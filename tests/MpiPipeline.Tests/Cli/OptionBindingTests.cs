@@ -140,6 +140,7 @@ internal sealed class OptionBindingTests
         yield return Case("pprs", Pprs with { Kappa = 5 }, "--kappa", "5");
         yield return Case("pprs", Pprs with { Penalty = 0.002 }, "--lambda", "0.002");
         yield return Case("pprs", Pprs with { DataDirectory = "/data/fm" }, "--data", "/data/fm");
+        yield return Case("pprs", Pprs with { DataSet = "npy:/data/x" }, "--dataset", "npy:/data/x");
         yield return Case("pprs", Pprs with { Checkpoints = 3 }, "--checkpoints", "3");
         yield return Case("pprs", Pprs with { Batched = true }, "--batched");
         yield return Case("pprs", Pprs with { MonitorByForwardPass = true }, "--monitor", "pipeline");

@@ -245,6 +245,8 @@ public sealed class FileDataSetTests
             $"--dataset idx:{folder} names its own folder; --data /data/fm is the folder of fashion-mnist: give one of them"));
         Assert.That(() => (options with { DataDirectory = null }).Validate(2), Throws.Nothing);
         Assert.That(() => (options with { DataSet = "fashion-mnist" }).Validate(2), Throws.Nothing);
+        Assert.That(() => new global::MpiPipeline.Smoothing.PprsOptions { DataSet = $"cifar10:{folder}", DataDirectory = "/data/fm" }.Validate(1),
+            Throws.TypeOf<InputException>().With.Message.Contains("names its own folder"));
     }
 
     [Test]
