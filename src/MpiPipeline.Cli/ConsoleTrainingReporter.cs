@@ -31,6 +31,11 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
         Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {ranks} x {plan.ThreadsPerRank} thread(s), device {o.Device}");
         var dataSet = o.DataSet == DataSetRegistry.Default ? "" : $"{o.DataSet}, ";
         Console.Out.WriteLine($"data: {dataSet}{plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
+        if (plan.DataNote is { } note)
+        {
+            Console.Out.WriteLine($"  {note}");
+        }
+
         if (plan.Pipeline is { } p)
         {
             Console.Out.WriteLine($"pipeline: {p.Schedule}, M = {p.MicroBatches} micro-batches of {p.MicroBatchSize} per mini-batch; partition by {p.Partition}: balance {string.Join(',', p.Balance)}");

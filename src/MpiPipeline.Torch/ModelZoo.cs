@@ -136,7 +136,7 @@ public static class ModelZoo
     {
         if (g.Shape is not [var channels, var rows, var columns] || rows < CnnMinimumSide || columns < CnnMinimumSide)
         {
-            throw new InputException(
+            throw new SampleShapeException(
                 $"model '{name}' takes images of C x H x W values with H and W at least {CnnMinimumSide}; the data's " +
                 $"samples are {SampleGeometry.Format(g.Shape)} (use mlp, deep-mlp:N or res-mlp:N for other shapes)");
         }

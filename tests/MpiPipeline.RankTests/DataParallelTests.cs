@@ -188,7 +188,7 @@ public sealed class DataParallelTests : RankFixture
             yield return Case(flavor, "tau < 1", ["--batch", "48", "--algo", "local-sgd", "--tau", "0"], "--tau must be >= 1");
             yield return Case(flavor, "batch not divisible", ["--batch", "100"], "must be divisible by the 3 workers");
             yield return Case(flavor, "data missing", ["--batch", "48", "--data", "/nonexistent/fmnist"], "/nonexistent/fmnist");
-            yield return Case(flavor, "unknown data set", ["--batch", "48", "--dataset", "cifar10"], "unknown --dataset 'cifar10'; known: fashion-mnist");
+            yield return Case(flavor, "unknown data set", ["--batch", "48", "--dataset", "imagenet"], "unknown --dataset 'imagenet'; known: fashion-mnist");
         }
 
         static TestCaseData Case(MpiFlavor flavor, string name, string[] args, string message) =>

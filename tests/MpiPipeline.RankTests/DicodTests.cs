@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MpiPipeline.Data;
 using MpiPipeline.Dicod;
 
 namespace MpiPipeline.RankTests;

@@ -110,6 +110,8 @@ internal static class PprsVerb
         t.Add("--images", "adversarial: B, test images sharing the perturbation.", o => o.Images, (o, v) => o with { Images = v });
         t.Add("--kappa", "adversarial: the margin's clip kappa.", o => o.Kappa, (o, v) => o with { Kappa = v });
         t.Add("--lambda", "adversarial: the penalty weight lambda of (lambda/2)||delta||^2.", o => o.Penalty, (o, v) => o with { Penalty = v });
+        t.Add("--dataset", "adversarial: the data set whose test images are perturbed (as train --dataset; the model's --parameters must come from it).",
+            o => o.DataSet, (o, v) => o with { DataSet = v });
         t.Add("--data", "adversarial: directory of the Fashion-MNIST IDX files.", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
         t.Add("--checkpoints", "Rows per run in the console tables.", o => o.Checkpoints, (o, v) => o with { Checkpoints = v });
         t.Add("--batched", "One rank only: each node maps the K points in one call instead of K micro-batches (same clock, same numbers up to float rounding; fast).",

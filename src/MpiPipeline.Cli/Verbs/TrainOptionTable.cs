@@ -41,9 +41,10 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.Device, "cpu | cuda (one GPU per rank: cuda:<node-local rank mod GPUs>) | cuda:N | auto (cuda where usable, else cpu)", o => o.Device, (o, v) => o with { Device = v });
         t.Add(TrainFlags.Exchange, "How replicas average: " + string.Join(" | ", ExchangeRegistry.All.Select(e => $"{e.Name} ({e.Help})")), o => o.Exchange, (o, v) => o with { Exchange = v })
             .AcceptOnlyFromAmong([.. ExchangeRegistry.All.Select(e => e.Name)]);
-        t.Add(TrainFlags.DataSet, "What to train on: " + string.Join(" | ", DataSetRegistry.Names) + "; the model is built for its sample shape and classes.",
+        t.Add(TrainFlags.DataSet, "What to train on: " + string.Join(" | ", DataSetRegistry.Names) + "; the model is built for its sample shape and classes " +
+            "(KIND:DIR reads the files in DIR: see the README's \"Data sets\").",
             o => o.DataSet, (o, v) => o with { DataSet = v });
-        t.Add(TrainFlags.Data, $"Directory of the data set's files ({FashionMnist.Registration.Name}: default {FashionMnist.DefaultDirectory}).", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
+        t.Add(TrainFlags.Data, $"Directory of the {FashionMnist.Registration.Name} files (default {FashionMnist.DefaultDirectory}); a KIND:DIR data set names its own.", o => o.DataDirectory, (o, v) => o with { DataDirectory = v });
         t.Add(TrainFlags.TrainSamples, "Use only the first N training samples.", o => o.TrainSamples, (o, v) => o with { TrainSamples = v });
         t.Add(TrainFlags.TestSamples, "Use only the first N test samples.", o => o.TestSamples, (o, v) => o with { TestSamples = v });
         t.Add(TrainFlags.MaxSteps, "Stop after this many steps in total.", o => o.MaxSteps, (o, v) => o with { MaxSteps = v });

@@ -88,7 +88,7 @@ internal sealed record BridgeBenchmarkOptions
 
         try
         {
-            DataSetRegistry.Find(DataSet);
+            DataSetRegistry.Validate(DataSet, DataDirectory);
         }
         catch (InputException ex)
         {

@@ -52,6 +52,12 @@ internal sealed class Dataset
 
     public int Classes { get; }
 
+    /// <summary>The file (or files) the samples were read from, for messages about them; null for generated data.</summary>
+    public string? Source { get; init; }
+
+    /// <summary>How the values were normalized, as the run header states it; null where nothing is worth stating.</summary>
+    public string? Normalization { get; init; }
+
     /// <summary>What a model for this data takes and scores: the sample shape and the class count.</summary>
     public SampleGeometry Geometry => new(SampleShape, Classes);
 
@@ -112,6 +118,10 @@ internal sealed class Dataset
 
         return new Dataset(
             $"{Name} (first {count})", Images.AsSpan(0, count * SampleSize).ToArray(), Labels.AsSpan(0, count).ToArray(),
-            sampleShape, Classes);
+            sampleShape, Classes)
+        {
+            Source = Source,
+            Normalization = Normalization,
+        };
     }
 }

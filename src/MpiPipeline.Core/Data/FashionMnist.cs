@@ -76,7 +76,11 @@ internal static class FashionMnist
             Normalize(images.Pixels.Span, PixelMean, PixelStd),
             ToClassIndices(labels, labelsPath),
             SampleShape,
-            Classes);
+            Classes)
+        {
+            Source = imagesPath,
+            Normalization = $"(x / 255 - {PixelMean}) / {PixelStd} (the Fashion-MNIST training set's mean and std)",
+        };
     }
 
     /// <summary>(pixel / 255 - mean) / std for every pixel, in one pass through a 256-entry table.</summary>

@@ -7,6 +7,9 @@ namespace MpiPipeline.Data;
 /// <param name="Pixels">Count * Rows * Columns bytes, image after image, row after row.</param>
 internal sealed record IdxImages(string Path, int Count, int Rows, int Columns, ReadOnlyMemory<byte> Pixels);
 
+/// <summary>An IDX array: its sizes (the count first) and its values, as bytes or (float files) as floats.</summary>
+internal sealed record IdxArray(string Path, int[] Dimensions, ReadOnlyMemory<byte> Bytes, float[]? Floats);
+
 /// <summary>
 /// Reads the IDX files of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/): a big-endian header - magic
 /// <c>0x0000_TT_DD</c> (TT = element type, 0x08 for unsigned bytes; DD = number of dimensions), then one 32-bit size
@@ -47,6 +50,77 @@ internal static class IdxReader
         var count = ReadDimension(path, header, 1, "label count");
         return RequireDataLength(path, file[LabelsHeaderBytes..], count, $"{count} labels").ToArray();
     }
+
+    /// <summary>Element type code of unsigned bytes in the magic's third byte.</summary>
+    public const byte UnsignedByte = 0x08;
+
+    /// <summary>Element type code of big-endian IEEE float32.</summary>
+    public const byte Float32 = 0x0D;
+
+    /// <summary>
+    /// Any IDX array of unsigned bytes or float32 with <paramref name="minDimensions"/> to <paramref name="maxDimensions"/>
+    /// dimensions: its sizes and its data (bytes as they are; floats converted from big-endian).
+    /// </summary>
+    public static IdxArray ReadArray(string path, int minDimensions, int maxDimensions, string what)
+    {
+        var file = ReadDecompressed(path);
+        RequireHeader(path, file, 4, what);
+        var magic = file.Span[..4];
+        if (magic[0] != 0 || magic[1] != 0)
+        {
+            throw new InputException(
+                $"{path}: wrong magic number for IDX {what}: expected 0x0000TTDD (TT the element type, DD the dimensions), " +
+                $"found 0x{BinaryPrimitives.ReadInt32BigEndian(magic):X8}; the file is not an IDX file.");
+        }
+
+        var (type, dimensions) = (magic[2], magic[3]);
+        var size = type switch
+        {
+            UnsignedByte => 1,
+            Float32 => 4,
+            _ => throw new InputException(
+                $"{path}: IDX element type 0x{type:X2} ({TypeName(type)}) is not supported for {what}: unsigned byte (0x08) or float (0x0D)."),
+        };
+        if (dimensions < minDimensions || dimensions > maxDimensions)
+        {
+            throw new InputException(
+                $"{path}: an IDX array of {dimensions} dimension(s); {what} take {minDimensions} to {maxDimensions} (the count first).");
+        }
+
+        var headerBytes = 4 + 4 * dimensions;
+        var header = RequireHeader(path, file, headerBytes, what);
+        var sizes = new int[dimensions];
+        Int128 elements = 1;
+        for (var d = 0; d < dimensions; d++)
+        {
+            sizes[d] = ReadDimension(path, header, d + 1, $"dimension {d}");
+            elements *= sizes[d];
+        }
+
+        var data = RequireDataLength(path, file[headerBytes..], elements * size,
+            $"{string.Join(" x ", sizes)} {(size == 1 ? "unsigned bytes" : "floats")}");
+        float[]? floats = null;
+        if (type == Float32)
+        {
+            floats = GC.AllocateUninitializedArray<float>(data.Length / 4);
+            var span = data.Span;
+            for (var i = 0; i < floats.Length; i++)
+            {
+                floats[i] = BinaryPrimitives.ReadSingleBigEndian(span[(4 * i)..]);
+            }
+        }
+
+        return new IdxArray(path, sizes, floats is null ? data : default, floats);
+    }
+
+    private static string TypeName(byte type) => type switch
+    {
+        0x09 => "signed byte",
+        0x0B => "int16",
+        0x0C => "int32",
+        0x0E => "float64",
+        _ => "unknown",
+    };
 
     /// <summary>The whole file, decompressed when it starts with the gzip magic 1f 8b.</summary>
     internal static ReadOnlyMemory<byte> ReadDecompressed(string path)

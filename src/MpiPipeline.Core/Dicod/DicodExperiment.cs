@@ -1,3 +1,4 @@
+using MpiPipeline.Data;
 using MpiPipeline.Mpi;
 
 namespace MpiPipeline.Dicod;
@@ -57,7 +58,7 @@ internal static class DicodExperiment
         int channels, length;
         if (o.SignalPath is { } signalPath)
         {
-            var (shape, values) = NpyFile.Read(signalPath, "--signal");
+            var (shape, values) = NpyFile.ReadDoubles(signalPath, "--signal");
             (channels, length) = shape.Length switch
             {
                 1 => (1, shape[0]),
@@ -75,7 +76,7 @@ internal static class DicodExperiment
         int atoms, atomLength;
         if (o.DictionaryPath is { } dictionaryPath)
         {
-            var (shape, values) = NpyFile.Read(dictionaryPath, "--dictionary");
+            var (shape, values) = NpyFile.ReadDoubles(dictionaryPath, "--dictionary");
             (atoms, var dictionaryChannels, atomLength) = shape.Length switch
             {
                 2 => (shape[0], 1, shape[1]),

@@ -57,6 +57,15 @@ internal sealed record ScalingRun(
             throw new InputException($"{source}: expected one loss-curve point per step (--curve-every 1) and at least 2 steps; got {curve.Count} points for {steps} steps");
         }
 
+        // Every timed step in the first epoch (no evaluation among them): checked up front for Fashion-MNIST, here for
+        // a data set whose size only the run knew.
+        if (result.Options.TryGetValue("stepsPerEpoch", out var perEpochText) && long.TryParse(perEpochText, out var perEpoch) && perEpoch < steps)
+        {
+            throw new InputException($"{source}: {steps} steps run past the first epoch ({perEpoch} steps on --dataset " +
+                $"{result.Options.GetValueOrDefault("dataset", "?")} at global batch {result.Options.GetValueOrDefault("batch", "?")}): " +
+                "every timed step must be in the first epoch; lower --steps or the batch", sameOnEveryRank: false);
+        }
+
         var warmup = Math.Clamp(warmupSteps, 1, steps - 1);
         var timed = steps - warmup;
         var stepSeconds = (curve[^1].WallSeconds - curve[warmup - 1].WallSeconds) / timed;

@@ -92,6 +92,9 @@ internal sealed record PprsOptions
 
     public string? DataDirectory { get; init; }
 
+    /// <summary>adversarial: the data set whose test images are perturbed (<see cref="DataSetRegistry"/>), as <c>train --dataset</c>.</summary>
+    public string DataSet { get; init; } = DataSetRegistry.Default;
+
     /// <summary>
     /// One process only: evaluate the K points node by node in one batched call per node (<see cref="BatchedChainOracle"/>)
     /// instead of micro-batch by micro-batch; same clock, same numbers up to float rounding, much faster.
@@ -158,6 +161,8 @@ internal sealed record PprsOptions
         {
             throw new InputException($"--dimension {Dimension} must be >= 1");
         }
+
+        DataSetRegistry.Validate(DataSet, DataDirectory);
 
         if (Lipschitz is { } lip && (!(lip > 0) || !double.IsFinite(lip)))
         {
@@ -442,7 +447,7 @@ internal sealed class PprsProblem(string name, string description, Chain chain, 
 
     private static PprsProblem Adversarial(PprsOptions o)
     {
-        var test = FashionMnist.LoadTest(o.DataDirectory);
+        var test = DataSetRegistry.Load(o.DataSet, o.DataDirectory, train: false);
         var layers = ModelZoo.Build(o.Model, test.Geometry);
         float[] parameters = [];
         var hasParameters = o.ParametersPath is not null;

@@ -311,7 +311,7 @@ internal sealed record TrainOptions
         ExchangeRegistry.Find(Exchange);
         CompressorRegistry.Validate(Compress);
         BucketPlan.CapacityBytes(EffectiveBucketMegabytes, TrainFlags.BucketMegabytes);
-        DataSetRegistry.Find(DataSet);
+        DataSetRegistry.Validate(DataSet, DataDirectory);
 
         // Up front, on every rank: an unknown model or a model file with a mistake stops the job before the data loads.
         MpiPipeline.Torch.ModelZoo.CheckName(Model);

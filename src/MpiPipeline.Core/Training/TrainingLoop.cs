@@ -10,7 +10,11 @@ namespace MpiPipeline.Training;
 /// <summary>What a run is about to do, for the reporter's header. <see cref="Pipeline"/> only for the pipeline engine.</summary>
 internal sealed record TrainingPlan(
     TrainOptions Options, int Workers, int TrainSamples, int TestSamples, long StepsPerEpoch, long TotalSteps,
-    long Parameters, int ThreadsPerRank, string Split, string Algorithm, PipelinePlan? Pipeline = null);
+    long Parameters, int ThreadsPerRank, string Split, string Algorithm, PipelinePlan? Pipeline = null)
+{
+    /// <summary>Where the training samples came from and how they were normalized, for the header; set by the loop, not the engines.</summary>
+    public string? DataNote { get; init; }
+}
 
 /// <summary>A pipeline's grid and partition, for the reporter's header.</summary>
 /// <param name="StageLayers">Per stage, its layers as text (e.g. "[0, 3) flatten, linear 784 256, relu").</param>
@@ -70,7 +74,7 @@ internal static class TrainingLoop
             CheckpointStore.CheckOptions(checkpoint.Header, checkpointPath, recorded, totalSteps);
         }
 
-        using var engine = createEngine(new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, guard));
+        using var engine = CreateEngine(createEngine, new TrainingContext(world, options, node, threads, train, test, stepsPerEpoch, totalSteps, guard));
 
         var initialSpread = engine.Start();
         var startStep = 0L;
@@ -83,7 +87,7 @@ internal static class TrainingLoop
             resumeNote.Add($"resumed from {loadedPath} after step {startStep} (saved by {loaded.Header.Workers} rank(s)); the epochs and the loss curve cover the steps run since");
         }
 
-        reporter?.Started(engine.Plan);
+        reporter?.Started(engine.Plan with { DataNote = DataNote(train) });
         foreach (var note in resumeNote)
         {
             reporter?.Notice(note);
@@ -293,6 +297,24 @@ internal static class TrainingLoop
         return (options.TrainSamples is int trainLimit ? train.Take(trainLimit) : train,
             options.TestSamples is int testLimit ? test.Take(testLimit) : test);
     }
+
+    /// <summary>The engine, built for the data's geometry; a shape its model cannot take names the data's files too.</summary>
+    private static ITrainingEngine CreateEngine(Func<TrainingContext, ITrainingEngine> createEngine, TrainingContext context)
+    {
+        try
+        {
+            return createEngine(context);
+        }
+        catch (SampleShapeException ex) when (context.Train.Source is { } source)
+        {
+            throw new InputException($"{ex.Message}; the samples come from {source} ({TrainFlags.DataSet} {context.Options.DataSet})");
+        }
+    }
+
+    /// <summary>"from FILE; normalized ..." for the run header (null for generated data, which says nothing more).</summary>
+    internal static string? DataNote(Dataset train) => train.Source is null && train.Normalization is null ? null
+        : string.Join("; ", new[] { train.Source is { } source ? $"{SampleGeometry.Format(train.SampleShape)} samples in {train.Classes} classes from {source}" : null,
+            train.Normalization is { } normalization ? $"normalized {normalization}" : null }.OfType<string>());
 
     /// <summary>Steps per epoch (the last partial global batch dropped) and in the whole run.</summary>
     internal static (int StepsPerEpoch, long TotalSteps) CountSteps(TrainOptions options, int trainSamples)

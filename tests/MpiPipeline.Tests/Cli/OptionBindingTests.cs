@@ -90,6 +90,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { Device = "cuda:1" }, "--device", "cuda:1");
         yield return Case("train", Train with { DataSet = "synthetic:3x8x8:4" }, "--dataset", "synthetic:3x8x8:4");
         yield return Case("train", Train with { DataDirectory = "/data/fm" }, "--data", "/data/fm");
+        yield return Case("train", Train with { DataSet = "idx:/data/kmnist" }, "--dataset", "idx:/data/kmnist");
         yield return Case("train", Train with { TrainSamples = 1000 }, "--train-samples", "1000");
         yield return Case("train", Train with { TestSamples = 200 }, "--test-samples", "200");
         yield return Case("train", Train with { MaxSteps = 33 }, "--max-steps", "33");
@@ -141,6 +142,7 @@ internal sealed class OptionBindingTests
         yield return Case("pprs", Pprs with { Kappa = 5 }, "--kappa", "5");
         yield return Case("pprs", Pprs with { Penalty = 0.002 }, "--lambda", "0.002");
         yield return Case("pprs", Pprs with { DataDirectory = "/data/fm" }, "--data", "/data/fm");
+        yield return Case("pprs", Pprs with { DataSet = "npy:/data/x" }, "--dataset", "npy:/data/x");
         yield return Case("pprs", Pprs with { Checkpoints = 3 }, "--checkpoints", "3");
         yield return Case("pprs", Pprs with { Batched = true }, "--batched");
         yield return Case("pprs", Pprs with { MonitorByForwardPass = true }, "--monitor", "pipeline");
@@ -162,6 +164,7 @@ internal sealed class OptionBindingTests
         yield return Case("bench bridge", Bridge with { DataDirectory = "/data/fm" }, "--data", "/data/fm");
         yield return Case("bench bridge", Bridge with { Device = "cuda:1" }, "--device", "cuda:1");
         yield return Case("bench bridge", Bridge with { DataSet = "synthetic:1x28x28:10" }, "--dataset", "synthetic:1x28x28:10");
+        yield return Case("bench bridge", Bridge with { DataSet = "cifar10:/data/cifar" }, "--dataset", "cifar10:/data/cifar");
 
         yield return Case("scaling", Sweep with { Ranks = [1, 2] }, "--ranks", "1,2");
         yield return Case("scaling", Sweep with { Modes = [ScalingMode.Weak] }, "--mode", "weak");
@@ -175,6 +178,7 @@ internal sealed class OptionBindingTests
         yield return Case("scaling", Sweep with { ThreadsPerRank = 2 }, "--threads", "2");
         yield return Case("scaling", Sweep with { Tau = 4 }, "--tau", "4");
         yield return Case("scaling", Sweep with { TrainArguments = ["--device", "cuda", "--lr", "0.1"] }, "--train-args", "--device cuda --lr 0.1");
+        yield return Case("scaling", Sweep with { TrainArguments = ["--dataset", "npy:/data/x"] }, "--train-args", "--dataset npy:/data/x");
         yield return Case("scaling", Sweep with { Launcher = LauncherKind.Srun }, "--launcher", "srun");
         yield return Case("scaling", Sweep with { Mpi = MpiFlavor.OpenMpi }, "--mpi", "openmpi");
         yield return Case("scaling", Sweep with { SrunMpi = "pmix" }, "--srun-mpi", "pmix");

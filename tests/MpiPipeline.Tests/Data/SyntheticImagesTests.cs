@@ -110,10 +110,10 @@ public sealed class SyntheticImagesTests
     [Test]
     public void RegistryNamesEveryDataSetAndRejectsOthers()
     {
-        Assert.That(DataSetRegistry.Names, Is.EqualTo(new[] { "fashion-mnist", "synthetic:CxHxW:K" }));
+        Assert.That(DataSetRegistry.Names.Take(2), Is.EqualTo(new[] { "fashion-mnist", "synthetic:CxHxW:K" }));
         Assert.That(DataSetRegistry.Default, Is.EqualTo("fashion-mnist"));
-        var ex = Assert.Throws<InputException>(() => DataSetRegistry.Find("cifar10"))!;
-        Assert.That(ex.Message, Does.Contain("cifar10").And.Contain("fashion-mnist"));
+        var ex = Assert.Throws<InputException>(() => DataSetRegistry.Find("imagenet:/data"))!;
+        Assert.That(ex.Message, Does.Contain("imagenet").And.Contain("fashion-mnist").And.Contain("cifar10:DIR"));
         Assert.That(() => DataSetRegistry.Load("synthetic", "/tmp", train: true),
             Throws.TypeOf<InputException>().With.Message.Contains("--data /tmp"));
     }

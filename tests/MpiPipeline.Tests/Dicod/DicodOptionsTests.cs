@@ -1,3 +1,4 @@
+using MpiPipeline.Data;
 using MpiPipeline.Dicod;
 
 namespace MpiPipeline.Tests.Dicod;
@@ -38,19 +39,19 @@ internal sealed class DicodOptionsTests
         {
             double[] values = [1.5, -2, 3, 4, 5, 6.25];
             File.WriteAllBytes(path, NpyFile.Encode([2, 3], values));
-            var (shape, read) = NpyFile.Read(path, "--signal");
+            var (shape, read) = NpyFile.ReadDoubles(path, "--signal");
             Assert.That(shape, Is.EqualTo(new[] { 2, 3 }));
             Assert.That(read, Is.EqualTo(values));
 
             File.WriteAllBytes(path, NpyFile.Encode([3], [1, 2, 3]));
-            Assert.That(NpyFile.Read(path, "--signal").Shape, Is.EqualTo(new[] { 3 }));
+            Assert.That(NpyFile.ReadDoubles(path, "--signal").Shape, Is.EqualTo(new[] { 3 }));
 
             File.WriteAllText(path, "not numpy");
-            Assert.That(() => NpyFile.Read(path, "--signal"), Throws.TypeOf<InputException>().With.Message.Contains("not a .npy file"));
+            Assert.That(() => NpyFile.ReadDoubles(path, "--signal"), Throws.TypeOf<InputException>().With.Message.Contains("not a .npy file"));
 
             var bytes = NpyFile.Encode([2, 3], values);
             File.WriteAllBytes(path, bytes[..^8]);
-            Assert.That(() => NpyFile.Read(path, "--dictionary"), Throws.TypeOf<InputException>().With.Message.Contains("needs 48 bytes of data, the file holds 40"));
+            Assert.That(() => NpyFile.ReadDoubles(path, "--dictionary"), Throws.TypeOf<InputException>().With.Message.Contains("needs 48 bytes of data, the file holds 40"));
         }
         finally
         {

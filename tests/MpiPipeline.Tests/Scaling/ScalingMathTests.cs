@@ -85,6 +85,13 @@ public sealed class ScalingMathTests
         Assert.That(run.PayloadBytes, Is.EqualTo(1000));
         Assert.That(run.Throughput, Is.EqualTo(640).Within(1e-9));
 
+        // A data set of 5 steps per epoch at this batch: step 6 was in the second epoch.
+        var small = result with { Options = new Dictionary<string, string>(result.Options) { ["stepsPerEpoch"] = "5", ["dataset"] = "idx:/d" } };
+        Assert.That(Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(small, ScalingMode.Strong, 1, 2, false, "r.json"))!.Message,
+            Does.StartWith("r.json: 6 steps run past the first epoch (5 steps on --dataset idx:/d at global batch 64)"));
+        Assert.That(ScalingRun.FromResult(small with { Options = new Dictionary<string, string>(small.Options) { ["stepsPerEpoch"] = "6" } },
+            ScalingMode.Strong, 1, 2, false, "r.json").Steps, Is.EqualTo(6));
+
         var sparse = result with { LossCurve = result.LossCurve.Where((_, i) => i % 2 == 1).ToList() };
         Assert.Throws<MpiPipeline.InputException>(() => ScalingRun.FromResult(sparse, ScalingMode.Strong, 1, 2, false, "r.json"));
 

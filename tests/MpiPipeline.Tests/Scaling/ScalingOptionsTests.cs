@@ -23,6 +23,9 @@ public sealed class ScalingOptionsTests
         Assert.That(Refused(o with { Algorithm = "single" }), Does.Contain("cannot be swept"));
         Assert.That(Refused(o with { Steps = 5, WarmupSteps = 5 }), Does.Contain("warmup < steps"));
         Assert.That(Refused(o with { Steps = 300, GlobalBatch = 256 }), Does.Contain("more than one epoch"));
+        Assert.That(Refused(o with { Steps = 300, GlobalBatch = 256, TrainArguments = ["--dataset=fashion-mnist"] }), Does.Contain("more than one epoch"));
+        Assert.That(() => (o with { Steps = 300, GlobalBatch = 256, TrainArguments = ["--dataset", "idx:/data/big"] }).Validate(), Throws.Nothing,
+            "another data set's size is checked by the runs");
         Assert.That(Refused(o with { TrainArguments = ["--device", "cuda", "--batch=64"] }), Does.Contain("must not set --batch"));
         Assert.That(Refused(o with { BenchRanks = [1] }), Does.Contain(">= 2"));
         Assert.That(Refused(o with { ProjectRanks = [16, 30] }), Does.Contain("--project 30"));

@@ -66,7 +66,7 @@ public sealed class ModelZooTests
     [TestCase(new[] { 1, 1, 28, 28 })]
     public void CnnRejectsSamplesThatAreNotImagesOfAtLeastFourByFour(int[] shape)
     {
-        var ex = Assert.Throws<InputException>(() => ModelZoo.Build("cnn", new SampleGeometry(shape, 10)))!;
+        var ex = Assert.Throws<SampleShapeException>(() => ModelZoo.Build("cnn", new SampleGeometry(shape, 10)))!;
         Assert.That(ex.Message, Does.Contain("'cnn'").And.Contain(SampleGeometry.Format(shape)).And.Contain("at least 4"));
     }
 
