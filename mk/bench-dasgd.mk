@@ -4,7 +4,7 @@
 #   make bench-dasgd DASGD_SEEDS="1" DASGD_UPDATES=300    a quicker run
 DASGD_SEEDS   ?= 1 2 3
 DASGD_UPDATES ?= 1000
-DASGD_ALPHAS  ?= 0.5 0.05 0.005
+DASGD_ALPHAS  ?= 0.5 0.05 0.015 0.005
 DASGD_EPOCHS  ?= 9
 BENCH_TARGETS += bench-dasgd
 
