@@ -237,8 +237,18 @@ lines += ["## Goals (read on the tuned rows)", ""]
 verdicts = {(p, fam): rows[(p, fam, tuned[(p, fam)])]["verdict"] for (p, fam) in tuned}
 within_ok = [verdicts.get((p, "paper")) == "converges" for p in growths if float(p) <= 1]
 const_bad = [verdicts.get((p, "const")) in ("diverges", "stalls") for p in growths if float(p) >= 1]
-paper_list = ", ".join(f"P = {p}: {verdicts.get((p, 'paper'), '?')} (alpha_0 {tuned.get((p, 'paper'), '?')})" for p in growths)
-const_list = ", ".join(f"P = {p}: {verdicts.get((p, 'const'), '?')} (alpha_0 {tuned.get((p, 'const'), '?')})" for p in growths)
+
+
+def tuned_text(p, fam):
+    """The verdict with its alpha_0 and mean final test loss, so that a narrow pass of the 1.0 threshold shows."""
+    if (p, fam) not in tuned:
+        return f"P = {p}: ?"
+    r = rows[(p, fam, tuned[(p, fam)])]
+    return f"P = {p}: {r['verdict']} (alpha_0 {tuned[(p, fam)]}, test loss {r['score']:.3g})"
+
+
+paper_list = ", ".join(tuned_text(p, "paper") for p in growths)
+const_list = ", ".join(tuned_text(p, "const") for p in growths)
 inside = ", ".join(p for p in growths if float(p) <= 1)
 lines.append(f"- Paper's step converges at every P within the condition (P = {inside}): "
              f"**{'held' if within_ok and all(within_ok) else 'not held'}** ({paper_list}).")
