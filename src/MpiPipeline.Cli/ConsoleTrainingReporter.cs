@@ -30,7 +30,7 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
             : $"{plan.Workers} worker(s)";
         Console.Out.WriteLine($"train: {algorithm}, model {o.Model} ({plan.Parameters:N0} parameters), {ranks} x {plan.ThreadsPerRank} thread(s), device {o.Device}");
         var dataSet = o.DataSet == DataSetRegistry.Default ? "" : $"{o.DataSet}, ";
-        Console.Out.WriteLine($"data: {dataSet}{plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; global batch {o.Batch} ({o.Batch / plan.Workers} per worker), {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
+        Console.Out.WriteLine($"data: {dataSet}{plan.TrainSamples} training / {plan.TestSamples} test samples, split {plan.Split}; {BatchText(plan)}, {plan.StepsPerEpoch} steps per epoch, {plan.TotalSteps} steps");
         if (plan.DataNote is { } note)
         {
             Console.Out.WriteLine($"  {note}");
@@ -66,6 +66,12 @@ internal sealed class ConsoleTrainingReporter : ITrainingReporter
             ready.Wait(TimeSpan.FromSeconds(5));
         }
     }
+
+    /// <summary>The header's batch split: a synchronous step's global batch is cut over the workers, while an
+    /// asynchronous worker computes each gradient (one update) on the whole batch.</summary>
+    internal static string BatchText(TrainingPlan plan) => plan.WholeBatchPerWorker
+        ? $"batch {plan.Options.Batch} per gradient (each worker takes the whole batch; one update per gradient)"
+        : $"global batch {plan.Options.Batch} ({plan.Options.Batch / plan.Workers} per worker)";
 
     public void StepCompleted(int epoch, long stepInEpoch, long stepsPerEpoch, float loss)
     {

@@ -27,7 +27,7 @@ public sealed class DasgdTests : RankFixture
     /// --arrival fixed with 2 workers and a replayed delay schedule: the master's final x equals, to the bit, this
     /// test's own replay of the update sequence x_n = x_{n-1} - alpha_n g(x_{s(n)}) (the workers in turn, each
     /// answered with x_{max(0, n - floor(C n^P))}); the job ends by itself, every worker sent exactly the gradients
-    /// the master applied, and the histogram holds the delays the replay predicts.
+    /// the master applied, the histogram holds the delays the replay predicts, and the header gives each worker the whole batch.
     /// </summary>
     [TestCaseSource(nameof(Flavors))]
     public void FixedArrivalEqualsAnIndependentSimulation(MpiFlavor flavor)
@@ -48,6 +48,10 @@ public sealed class DasgdTests : RankFixture
         var counts = json.RootElement.GetProperty("counts").EnumerateObject().ToDictionary(p => long.Parse(p.Name), p => p.Value.GetInt64());
         Assert.That(counts, Is.EquivalentTo(delays.GroupBy(d => d).ToDictionary(g => g.Key, g => (long)g.Count())));
         Assert.That(File.Exists(Path.ChangeExtension(histogram, ".svg")), Is.True);
+
+        // Each worker computes every gradient on the whole --batch, so the header must not split it over the workers.
+        Assert.That(run.Output, Does.Contain($"; batch {Batch} per gradient (each worker takes the whole batch; one update per gradient), ")
+            .And.Not.Contain("global batch"), run.Output);
     }
 
     /// <summary>

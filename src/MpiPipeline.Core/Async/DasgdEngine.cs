@@ -154,7 +154,7 @@ internal sealed partial class DasgdEngine : ITrainingEngine
             batchIndices = new int[sampler.Batch];
         }
 
-        Plan = context.Plan(workers, stage.ParameterCount, "shuffle", Registration.Describe(options, world.Size));
+        Plan = context.Plan(workers, stage.ParameterCount, "shuffle", Registration.Describe(options, world.Size)) with { WholeBatchPerWorker = true };
         notes.Add($"dasgd: step schedule {steps.Text} (alpha_0 = --lr {options.LearningRate}), delay {delay.Text}; "
             + (StepSchedule.WithinCondition(steps.Text, delay.Growth) ? "within" : "outside")
             + $" the paper's condition for delays growing as n^P, P = {delay.Growth} ((1 + P)/2 < q <= 1; quasilinear up to P = 1); --momentum is not used (plain steps)");

@@ -8,9 +8,11 @@ using MpiPipeline.Torch;
 namespace MpiPipeline.Training;
 
 /// <summary>What a run is about to do, for the reporter's header. <see cref="Pipeline"/> only for the pipeline engine.</summary>
+/// <param name="WholeBatchPerWorker">True where each worker computes every gradient on the whole --batch (dasgd: one
+/// update per gradient) rather than on its batch / workers share of a global step.</param>
 internal sealed record TrainingPlan(
     TrainOptions Options, int Workers, int TrainSamples, int TestSamples, long StepsPerEpoch, long TotalSteps,
-    long Parameters, int ThreadsPerRank, string Split, string Algorithm, PipelinePlan? Pipeline = null)
+    long Parameters, int ThreadsPerRank, string Split, string Algorithm, PipelinePlan? Pipeline = null, bool WholeBatchPerWorker = false)
 {
     /// <summary>Where the training samples came from and how they were normalized, for the header; set by the loop, not the engines.</summary>
     public string? DataNote { get; init; }
