@@ -383,6 +383,37 @@ internal static class Collectives
         var incoming = new T[2 * n];
         world.Alltoall<T>(outgoing, incoming);
         Program.ExpectAll<T>(incoming, k => Program.Of<T>((10 * (k / 2)) + rank), $"Alltoall<{name}>");
+
+        // Alltoallv: rank s sends d + 1 elements (10*s + d) to rank d, in reverse rank order in its buffer; rank d
+        // receives its blocks in rank order, a gap of one untouched element after each.
+        var sendCounts = Enumerable.Range(0, n).Select(d => d + 1).ToArray();
+        var sendDispls = new int[n];
+        var at = 0;
+        for (var d = n - 1; d >= 0; d--)
+        {
+            sendDispls[d] = at;
+            at += sendCounts[d];
+        }
+
+        var outgoingV = new T[at];
+        for (var d = 0; d < n; d++)
+        {
+            outgoingV.AsSpan(sendDispls[d], sendCounts[d]).Fill(Program.Of<T>((10 * rank) + d));
+        }
+
+        var receiveCounts = Enumerable.Repeat(rank + 1, n).ToArray();
+        var receiveDispls = Enumerable.Range(0, n).Select(s => s * (rank + 2)).ToArray();
+        var incomingV = Enumerable.Repeat(Program.Of<T>(99), n * (rank + 2)).ToArray();
+        world.Alltoallv<T>(outgoingV, sendCounts, sendDispls, incomingV, receiveCounts, receiveDispls);
+        for (var s = 0; s < n; s++)
+        {
+            for (var i = 0; i <= rank; i++)
+            {
+                Program.Expect(incomingV[receiveDispls[s] + i], Program.Of<T>((10 * s) + rank), $"Alltoallv<{name}> block {s}[{i}]");
+            }
+
+            Program.Expect(incomingV[receiveDispls[s] + rank + 1], Program.Of<T>(99), $"Alltoallv<{name}> gap after block {s}");
+        }
     }
 }
 

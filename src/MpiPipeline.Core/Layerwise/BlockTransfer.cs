@@ -1,0 +1,119 @@
+using MpiPipeline.Mpi;
+
+namespace MpiPipeline.Layerwise;
+
+/// <summary>
+/// One redistribution between two layouts of an activation, on one rank: forward, the rank's held block feeds the
+/// blocks the others need (its own part copied locally, the rest in one MPI_Alltoallv); backward, the same pieces of the
+/// gradient go back the other way and are added into the held block's gradient (partial sums meet: the Reduce-scatter
+/// of a replicated input, the halo rows of a height-split conv). Every rank builds the same transfer from the same
+/// blocks, so the counts agree pairwise; when no rank sends anything to another, no MPI call is made at all.
+/// </summary>
+internal sealed class BlockTransfer
+{
+    private readonly int rank;
+    private readonly int columns;
+    private readonly ActivationBlock held;
+    private readonly ActivationBlock needed;
+    private readonly ActivationBlock[] outgoing;   // held[rank] ∩ needed[q]
+    private readonly ActivationBlock[] incoming;   // held[q] ∩ needed[rank]
+    private readonly int[] outgoingCounts, outgoingDisplacements, incomingCounts, incomingDisplacements;
+    private readonly float[] outgoingBuffer, incomingBuffer;
+    private readonly bool silent;
+
+    public BlockTransfer(IReadOnlyList<ActivationBlock> heldBlocks, IReadOnlyList<ActivationBlock> neededBlocks, int rank, int columns)
+    {
+        this.rank = rank;
+        this.columns = columns;
+        held = heldBlocks[rank];
+        needed = neededBlocks[rank];
+        outgoing = [.. neededBlocks.Select(block => held.Intersect(block))];
+        incoming = [.. heldBlocks.Select(block => block.Intersect(needed))];
+        (outgoingCounts, outgoingDisplacements) = Counts(outgoing, rank, columns);
+        (incomingCounts, incomingDisplacements) = Counts(incoming, rank, columns);
+        outgoingBuffer = new float[outgoingCounts.Sum()];
+        incomingBuffer = new float[incomingCounts.Sum()];
+        silent = Redistribution.Cost(heldBlocks, neededBlocks, columns).Kind == TransferKind.None;
+        if (!needed.IsEmpty && incoming.Sum(piece => piece.Elements(columns)) != needed.Elements(columns))
+        {
+            throw new InvalidOperationException($"internal: rank {rank} needs {needed}, which the held blocks do not cover exactly");
+        }
+
+    }
+
+    /// <summary>Bytes this rank sends forward (and receives backward) per call.</summary>
+    public long ForwardBytes => outgoingBuffer.LongLength * Redistribution.BytesPerElement;
+
+    /// <summary>Bytes this rank sends backward.</summary>
+    public long BackwardBytes => incomingBuffer.LongLength * Redistribution.BytesPerElement;
+
+    /// <summary>From this rank's held block's values to the block it needs.</summary>
+    public void Forward(ReadOnlySpan<float> heldValues, Span<float> neededValues, Communicator world)
+    {
+        ActivationBlock.Copy(heldValues, held, neededValues, needed, outgoing[rank], columns);
+        if (silent)
+        {
+            return;
+        }
+
+        for (var q = 0; q < outgoing.Length; q++)
+        {
+            if (q != rank)
+            {
+                ActivationBlock.Copy(heldValues, held, outgoingBuffer.AsSpan(outgoingDisplacements[q]), outgoing[q], outgoing[q], columns);
+            }
+        }
+
+        world.Alltoallv<float>(outgoingBuffer, outgoingCounts, outgoingDisplacements, incomingBuffer, incomingCounts, incomingDisplacements);
+        for (var q = 0; q < incoming.Length; q++)
+        {
+            if (q != rank)
+            {
+                ActivationBlock.Copy(incomingBuffer.AsSpan(incomingDisplacements[q]), incoming[q], neededValues, needed, incoming[q], columns);
+            }
+        }
+    }
+
+    /// <summary>Adds the gradient of the needed block into the held block's gradient (which the caller zeroed) of every rank.</summary>
+    public void Backward(ReadOnlySpan<float> neededGradient, Span<float> heldGradient, Communicator world)
+    {
+        ActivationBlock.Copy(neededGradient, needed, heldGradient, held, outgoing[rank], columns, add: true);
+        if (silent)
+        {
+            return;
+        }
+
+        for (var q = 0; q < incoming.Length; q++)
+        {
+            if (q != rank)
+            {
+                ActivationBlock.Copy(neededGradient, needed, incomingBuffer.AsSpan(incomingDisplacements[q]), incoming[q], incoming[q], columns);
+            }
+        }
+
+        world.Alltoallv<float>(incomingBuffer, incomingCounts, incomingDisplacements, outgoingBuffer, outgoingCounts, outgoingDisplacements);
+        for (var q = 0; q < outgoing.Length; q++)
+        {
+            if (q != rank)
+            {
+                ActivationBlock.Copy(outgoingBuffer.AsSpan(outgoingDisplacements[q]), outgoing[q], heldGradient, held, outgoing[q], columns, add: true);
+            }
+        }
+    }
+
+    /// <summary>Element counts and displacements of the pieces for the other ranks (this rank's own piece is copied, not sent).</summary>
+    private static (int[] Counts, int[] Displacements) Counts(ActivationBlock[] pieces, int rank, int columns)
+    {
+        var counts = new int[pieces.Length];
+        var displacements = new int[pieces.Length];
+        var at = 0;
+        for (var q = 0; q < pieces.Length; q++)
+        {
+            counts[q] = q == rank ? 0 : checked((int)pieces[q].Elements(columns));
+            displacements[q] = at;
+            at = checked(at + counts[q]);
+        }
+
+        return (counts, displacements);
+    }
+}
