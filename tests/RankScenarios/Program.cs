@@ -22,6 +22,7 @@ internal static class Program
                 case "subcommunicators": Subcommunicators.Run(world); break;
                 case "managed-exception-after-init": Failures.ManagedExceptionSurvives(world); break;
                 case "overlapped-exchange": OverlappedExchange.Run(world); break;
+                case "layerwise": LayerwiseRuns.Run(world, args[1], args[2..]); break;
                 case "throw-on-rank": Failures.ThrowOnRank(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-wait": Failures.ThrowWhilePeersWait(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-poll": Failures.ThrowWhilePeersPoll(world, int.Parse(args[1]), args[2]); break;
@@ -654,4 +655,40 @@ internal static class OverlappedExchange
             NativeMemory.Free(memory);
         }
     }
+}
+
+/// <summary>
+/// Several layer-wise trainings in one job (the rank tests compare their files): rank 0 alone trains each model named
+/// with --algo single (DIR/ref-MODEL.grad, .bin: the first mini-batch's gradient and the parameters after the steps),
+/// then every rank trains each MODEL=PLAN with --algo layerwise (DIR/run-K.grad, .bin), all on the same small data.
+/// </summary>
+internal static class LayerwiseRuns
+{
+    public static void Run(Communicator world, string directory, string[] runs)
+    {
+        var pairs = runs.Select(run => run.Split('=', 2)).ToArray();
+        if (world.Rank == 0)
+        {
+            foreach (var model in pairs.Select(pair => pair[0]).Distinct())
+            {
+                Train(MpiEnvironment.Self, Options(model) with { Algorithm = "single" }, Path.Combine(directory, $"ref-{model}"));
+            }
+        }
+
+        world.Barrier();
+        for (var k = 0; k < pairs.Length; k++)
+        {
+            Train(world, Options(pairs[k][0]) with { Algorithm = "layerwise", Plan = pairs[k][1] }, Path.Combine(directory, $"run-{k}"));
+        }
+    }
+
+    /// <summary>Batch 16 of 1x8x8 images of 4 classes, plain SGD with a little momentum, 5 steps; one thread per rank.</summary>
+    private static Training.TrainOptions Options(string model) => new()
+    {
+        Model = model, DataSet = "synthetic:1x8x8:4", TrainSamples = 256, TestSamples = 64, Threads = 1, Batch = 16,
+        LearningRate = 0.1, Momentum = 0.5, MaxSteps = 5,
+    };
+
+    private static void Train(Communicator world, Training.TrainOptions options, string stem) =>
+        Algorithms.AlgorithmRegistry.Train(world, options with { FirstGradientsPath = stem + ".grad", ParametersPath = stem + ".bin" }, null);
 }
