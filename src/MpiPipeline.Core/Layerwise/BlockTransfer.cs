@@ -4,7 +4,8 @@ namespace MpiPipeline.Layerwise;
 
 /// <summary>
 /// One redistribution between two layouts of an activation, on one rank: forward, the rank's held block feeds the
-/// blocks the others need (its own part copied locally, the rest in one MPI_Alltoallv); backward, the same pieces of the
+/// blocks the others need (its own part copied locally, the rest in one MPI_Alltoallv, or for a halo exchange by
+/// point-to-point messages to the neighbours); backward, the same pieces of the
 /// gradient go back the other way and are added into the held block's gradient (partial sums meet: the Reduce-scatter
 /// of a replicated input, the halo rows of a height-split conv). Every rank builds the same transfer from the same
 /// blocks, so the counts agree pairwise; when no rank sends anything to another, no MPI call is made at all.
@@ -20,6 +21,7 @@ internal sealed class BlockTransfer
     private readonly int[] outgoingCounts, outgoingDisplacements, incomingCounts, incomingDisplacements;
     private readonly float[] outgoingBuffer, incomingBuffer;
     private readonly bool silent;
+    private readonly bool pointToPoint;
 
     public BlockTransfer(IReadOnlyList<ActivationBlock> heldBlocks, IReadOnlyList<ActivationBlock> neededBlocks, int rank, int columns)
     {
@@ -33,7 +35,9 @@ internal sealed class BlockTransfer
         (incomingCounts, incomingDisplacements) = Counts(incoming, rank, columns);
         outgoingBuffer = new float[outgoingCounts.Sum()];
         incomingBuffer = new float[incomingCounts.Sum()];
-        silent = Redistribution.Cost(heldBlocks, neededBlocks, columns).Kind == TransferKind.None;
+        var kind = Redistribution.Cost(heldBlocks, neededBlocks, columns).Kind;
+        silent = kind == TransferKind.None;
+        pointToPoint = kind == TransferKind.Halo;
         if (!needed.IsEmpty && incoming.Sum(piece => piece.Elements(columns)) != needed.Elements(columns))
         {
             throw new InvalidOperationException($"internal: rank {rank} needs {needed}, which the held blocks do not cover exactly");
@@ -64,7 +68,7 @@ internal sealed class BlockTransfer
             }
         }
 
-        world.Alltoallv<float>(outgoingBuffer, outgoingCounts, outgoingDisplacements, incomingBuffer, incomingCounts, incomingDisplacements);
+        Exchange(world, outgoingBuffer, outgoingCounts, outgoingDisplacements, incomingBuffer, incomingCounts, incomingDisplacements);
         for (var q = 0; q < incoming.Length; q++)
         {
             if (q != rank)
@@ -91,7 +95,7 @@ internal sealed class BlockTransfer
             }
         }
 
-        world.Alltoallv<float>(incomingBuffer, incomingCounts, incomingDisplacements, outgoingBuffer, outgoingCounts, outgoingDisplacements);
+        Exchange(world, incomingBuffer, incomingCounts, incomingDisplacements, outgoingBuffer, outgoingCounts, outgoingDisplacements);
         for (var q = 0; q < outgoing.Length; q++)
         {
             if (q != rank)
@@ -99,6 +103,40 @@ internal sealed class BlockTransfer
                 ActivationBlock.Copy(outgoingBuffer.AsSpan(outgoingDisplacements[q]), outgoing[q], heldGradient, held, outgoing[q], columns, add: true);
             }
         }
+    }
+
+    /// <summary>
+    /// The pieces to and from the other ranks: a halo exchange point-to-point with the (at most two) neighbours, each
+    /// piece its own message; any other pattern one MPI_Alltoallv over every rank (zero counts where ranks share nothing).
+    /// </summary>
+    private void Exchange(Communicator world, float[] send, int[] sendCounts, int[] sendDisplacements, float[] receive, int[] receiveCounts,
+        int[] receiveDisplacements)
+    {
+        if (!pointToPoint)
+        {
+            world.Alltoallv<float>(send, sendCounts, sendDisplacements, receive, receiveCounts, receiveDisplacements);
+            return;
+        }
+
+        const int tag = 18;
+        var requests = new List<Request>(4);
+        for (var q = 0; q < sendCounts.Length; q++)
+        {
+            if (receiveCounts[q] > 0)
+            {
+                requests.Add(world.Irecv(receive.AsMemory(receiveDisplacements[q], receiveCounts[q]), q, tag));
+            }
+        }
+
+        for (var q = 0; q < sendCounts.Length; q++)
+        {
+            if (sendCounts[q] > 0)
+            {
+                requests.Add(world.Isend<float>(send.AsMemory(sendDisplacements[q], sendCounts[q]), q, tag));
+            }
+        }
+
+        Request.WaitAll([.. requests]);
     }
 
     /// <summary>Element counts and displacements of the pieces for the other ranks (this rank's own piece is copied, not sent).</summary>

@@ -26,8 +26,9 @@ namespace MpiPipeline.Layerwise;
 /// </code>
 /// which is single-rank training with batch B on the same samples (the tests compare gradients and parameters).
 /// Parameters start as the single-rank model's (built whole with the run's seed, each rank copying its shards).
-/// Every transfer is one MPI_Alltoallv whose counts are the blocks' intersections (its pattern named by
-/// <see cref="Redistribution"/>: Allgather, halo exchange, Alltoall; the backward Reduce-scatter, added halos, Alltoall).
+/// A transfer is one MPI_Alltoallv whose counts are the blocks' intersections, or point-to-point messages for a halo
+/// exchange (its pattern named by <see cref="Redistribution"/>: Allgather, halo exchange, Alltoall; backward the
+/// Reduce-scatter, added halos, Alltoall).
 /// </summary>
 internal sealed class LayerwiseEngine : ITrainingEngine
 {
@@ -178,9 +179,10 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         var sync = Stopwatch.StartNew();
         for (var l = 0; l < layers.Length; l++)
         {
+            // The host mirrors (a no-op on CPU) are what the guard, the first-gradients file and MPI read.
+            stages[l].PullGradients();
             if (replicaGroups[l] is { } group)
             {
-                stages[l].PullGradients();
                 group.Allreduce(stages[l].Gradients, ReduceOp.Sum);   // g_i: the shard's replicas' sum
                 stages[l].PushGradients();
             }

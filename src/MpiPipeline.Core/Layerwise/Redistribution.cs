@@ -40,8 +40,9 @@ internal readonly record struct TransferCost(TransferKind Kind, long ForwardByte
 /// The redistributions of the layer-wise engine, as pure functions of the layouts: between the output blocks of layer
 /// i - 1 (<c>held</c>, one per rank) and the input blocks layer i needs (<c>needed</c>), rank p sends rank q the
 /// intersection held[p] ∩ needed[q] forward, and rank q sends the gradient of the same box back, where it is added.
-/// The engine moves every transition with one MPI_Alltoallv whose counts are these intersections, so the named
-/// pattern (<see cref="TransferKind"/>) and the bytes here are what it sends; the cost model reads the same numbers.
+/// The engine moves a halo exchange by point-to-point messages and every other transition with one MPI_Alltoallv
+/// whose counts are these intersections, so the named pattern (<see cref="TransferKind"/>) and the bytes here are what
+/// it sends; the cost model reads the same numbers.
 /// Gradient synchronization: a layer's parameter shard is replicated over Sample x Height ranks and summed once per
 /// step with an Allreduce among them (<see cref="SyncBytesPerRank"/>, a ring's bytes).
 /// </summary>
