@@ -35,7 +35,7 @@ internal sealed class BlockTransfer
         (incomingCounts, incomingDisplacements) = Counts(incoming, rank, columns);
         outgoingBuffer = new float[outgoingCounts.Sum()];
         incomingBuffer = new float[incomingCounts.Sum()];
-        var kind = Redistribution.Cost(heldBlocks, neededBlocks, columns).Kind;
+        var kind = TransferCosts.Cost(heldBlocks, neededBlocks, columns).Kind;
         silent = kind == TransferKind.None;
         pointToPoint = kind == TransferKind.Halo;
         if (!needed.IsEmpty && incoming.Sum(piece => piece.Elements(columns)) != needed.Elements(columns))
@@ -46,10 +46,10 @@ internal sealed class BlockTransfer
     }
 
     /// <summary>Bytes this rank sends forward (and receives backward) per call.</summary>
-    public long ForwardBytes => outgoingBuffer.LongLength * Redistribution.BytesPerElement;
+    public long ForwardBytes => outgoingBuffer.LongLength * TransferCosts.BytesPerElement;
 
     /// <summary>Bytes this rank sends backward.</summary>
-    public long BackwardBytes => incomingBuffer.LongLength * Redistribution.BytesPerElement;
+    public long BackwardBytes => incomingBuffer.LongLength * TransferCosts.BytesPerElement;
 
     /// <summary>From this rank's held block's values to the block it needs.</summary>
     public void Forward(ReadOnlySpan<float> heldValues, Span<float> neededValues, Communicator world)

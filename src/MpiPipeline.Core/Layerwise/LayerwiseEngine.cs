@@ -17,7 +17,7 @@ namespace MpiPipeline.Layerwise;
 /// Per mini-batch of B samples:
 /// <code>
 /// x_0 = the input block layer 0 needs, cut from the batch (every rank loads the data itself)
-/// for each layer i: x_i = the input block it needs, redistributed from layer i-1's output blocks (Redistribution)
+/// for each layer i: x_i = the input block it needs, redistributed from layer i-1's output blocks (TransferCosts)
 ///                   y_i = layer_i shard (x_i), its own output block (a height-split conv drops its halo rows)
 /// logits redistributed to 1/R of the samples per rank; L = mean cross-entropy over the B samples
 /// backward in reverse: each gradient block goes back along the same transfer and is added where pieces overlap
@@ -27,7 +27,7 @@ namespace MpiPipeline.Layerwise;
 /// which is single-rank training with batch B on the same samples (the tests compare gradients and parameters).
 /// Parameters start as the single-rank model's (built whole with the run's seed, each rank copying its shards).
 /// A transfer is one MPI_Alltoallv whose counts are the blocks' intersections, or point-to-point messages for a halo
-/// exchange (its pattern named by <see cref="Redistribution"/>: Allgather, halo exchange, Alltoall; backward the
+/// exchange (its pattern named by <see cref="TransferCosts"/>: Allgather, halo exchange, Alltoall; backward the
 /// Reduce-scatter, added halos, Alltoall).
 /// </summary>
 internal sealed class LayerwiseEngine : ITrainingEngine
@@ -358,11 +358,11 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         var parts = new List<string>();
         for (var l = 0; l < layers.Length; l++)
         {
-            var into = l == 0 ? "" : Transfer(Redistribution.Between(layers[l - 1], layers[l], batch, world.Size));
+            var into = l == 0 ? "" : Transfer(TransferCosts.Between(layers[l - 1], layers[l], batch, world.Size));
             parts.Add($"{l} {layers[l].Spec} {layers[l].Config}{into}");
         }
 
-        return $"layer-wise plan {source}: {string.Join("; ", parts)}; loss{Transfer(Redistribution.ToLoss(layers[^1], batch, world.Size))}";
+        return $"layer-wise plan {source}: {string.Join("; ", parts)}; loss{Transfer(TransferCosts.ToLoss(layers[^1], batch, world.Size))}";
 
         static string Transfer(TransferCost cost) => cost.Kind == TransferKind.None
             ? ""

@@ -1,6 +1,6 @@
 namespace MpiPipeline.Layerwise;
 
-/// <summary>What a transition between two layouts amounts to, named by its traffic (see <see cref="Redistribution"/>).</summary>
+/// <summary>What a transition between two layouts amounts to, named by its traffic (see <see cref="TransferCosts"/>).</summary>
 internal enum TransferKind
 {
     /// <summary>Every rank already holds what it needs.</summary>
@@ -46,7 +46,7 @@ internal readonly record struct TransferCost(TransferKind Kind, long ForwardByte
 /// Gradient synchronization: a layer's parameter shard is replicated over Sample x Height ranks and summed once per
 /// step with an Allreduce among them (<see cref="SyncBytesPerRank"/>, a ring's bytes).
 /// </summary>
-internal static class Redistribution
+internal static class TransferCosts
 {
     public const int BytesPerElement = sizeof(float);
 

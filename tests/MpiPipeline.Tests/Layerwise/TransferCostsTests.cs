@@ -9,7 +9,7 @@ namespace MpiPipeline.Tests.Layerwise;
 /// and needs, the collective each transition is and the bytes it moves per rank, the refusals.
 /// </summary>
 [TestFixture]
-internal sealed class RedistributionTests
+internal sealed class TransferCostsTests
 {
     private static readonly ActivationShape Flat64 = new(64, 1, 1, false);
     private static readonly ActivationShape Flat256 = new(256, 1, 1, false);
@@ -52,15 +52,15 @@ internal sealed class RedistributionTests
 
     [TestCaseSource(nameof(Transitions))]
     public void TransitionCostsTheHandComputedBytes(PlannedLayer producer, PlannedLayer consumer, int batch, int ranks, TransferKind kind, long forward, long backward) =>
-        Assert.That(Redistribution.Between(producer, consumer, batch, ranks), Is.EqualTo(new TransferCost(kind, forward, backward)));
+        Assert.That(TransferCosts.Between(producer, consumer, batch, ranks), Is.EqualTo(new TransferCost(kind, forward, backward)));
 
     /// <summary>Logits of 4 classes split 4 ways along classes, batch 16: rank p sends each other rank 4 samples x 1 class.</summary>
     [Test]
     public void LossGathersTheClassesOfEachRanksSamples()
     {
-        var cost = Redistribution.ToLoss(Linear(128, 4, "n1c4h1"), 16, 4);
+        var cost = TransferCosts.ToLoss(Linear(128, 4, "n1c4h1"), 16, 4);
         Assert.That(cost, Is.EqualTo(new TransferCost(TransferKind.Alltoall, 3 * 4 * 4, 3 * 4 * 4)));
-        Assert.That(Redistribution.ToLoss(Linear(128, 4, "n4c1h1"), 16, 4).Kind, Is.EqualTo(TransferKind.None));
+        Assert.That(TransferCosts.ToLoss(Linear(128, 4, "n4c1h1"), 16, 4).Kind, Is.EqualTo(TransferKind.None));
         Assert.That(cost.Collectives, Is.EqualTo(("Alltoall(v)", "Alltoall(v), added")));
     }
 
@@ -70,7 +70,7 @@ internal sealed class RedistributionTests
     [TestCase("n2c2h1", 4000)]
     [TestCase("n1c4h1", 0)]
     public void SyncBytesAreARingAllreduceOverTheReplicas(string config, long bytes) =>
-        Assert.That(Redistribution.SyncBytesPerRank(1000, LayerConfig.Parse(config)), Is.EqualTo(bytes));
+        Assert.That(TransferCosts.SyncBytesPerRank(1000, LayerConfig.Parse(config)), Is.EqualTo(bytes));
 
     [Test]
     public void RankOrderIsSampleThenChannelThenHeight()
