@@ -20,6 +20,7 @@ root.Subcommands.Add(ScalingVerb.Create());
 root.Subcommands.Add(PprsVerb.Create());
 root.Subcommands.Add(DicodVerb.Create());
 root.Subcommands.Add(SpeedupVerb.Create());
+root.Subcommands.Add(PlanVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = CommandLineParsing.Parse(root, args);

@@ -21,7 +21,6 @@ public sealed class CompressedExchange : IGradientExchange
     private int[] sizes = [];
     private int[] displacements = [];
     private byte[] received = [];
-    private long step;
 
     public CompressedExchange(Communicator group, IdleWait? wait, IGradientCompressor compressor)
     {
@@ -32,6 +31,13 @@ public sealed class CompressedExchange : IGradientExchange
     public string Name => ExchangeName;
 
     public IGradientCompressor Compressor { get; }
+
+    /// <summary>
+    /// The round the next <see cref="AverageGradients"/> is: every rank averages once per training step, in order, so
+    /// the rounds are the steps, and the compressor's rounding draws are a function of (seed, rank, round). A resumed
+    /// run sets it to the steps already done, so that it draws what the uninterrupted run would have.
+    /// </summary>
+    public long Round { get; set; }
 
     public Communicator Group
     {
@@ -46,8 +52,7 @@ public sealed class CompressedExchange : IGradientExchange
     {
         var clock = Stopwatch.StartNew();
         var n = Group.Size;
-        // The rounds are the steps: every rank calls this once per step, in order.
-        var payload = Compressor.Encode(gradients, step++);
+        var payload = Compressor.Encode(gradients, Round++);
         Buffers.Fit(ref sizes, n);
         Buffers.Fit(ref displacements, n);
         Group.Allgather([payload.Length], sizes);

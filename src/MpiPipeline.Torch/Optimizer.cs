@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace MpiPipeline.Torch;
 
 /// <summary>An optimizer's state: <paramref name="Tensors"/> flat tensors of the parameter count each, back to back in
@@ -91,7 +93,9 @@ public sealed class Optimizer : IDisposable
         TorchException.Check(NativeMethods.mpp_optimizer_state_info(handle, &tensors, &steps));
         var length = stage.ParameterCount;
         var values = new float[checked(tensors * length)];
-        fixed (float* v = values)
+        // Pinned through the array's data reference: a stage without parameters has an empty array, which `fixed`
+        // would turn into a null pointer that the bridge refuses.
+        fixed (float* v = &MemoryMarshal.GetArrayDataReference(values))
         {
             for (var i = 0; i < tensors; i++)
             {
@@ -112,7 +116,7 @@ public sealed class Optimizer : IDisposable
             throw new ArgumentException($"{state.Tensors} state tensor(s) of {stage.ParameterCount} values need {state.Tensors * stage.ParameterCount} values, got {state.Values.Length}");
         }
 
-        fixed (float* v = state.Values)
+        fixed (float* v = &MemoryMarshal.GetArrayDataReference(state.Values))
         {
             TorchException.Check(NativeMethods.mpp_optimizer_set_state(handle, state.Tensors, v, stage.ParameterCount, state.StepCount));
         }

@@ -107,6 +107,63 @@ public sealed class CheckpointTests : RankFixture
         Assert.That(MaxDifference(continued.Parameters, loaded.Parameters), Is.GreaterThan(1e-3), "and it trained");
     }
 
+    public static IEnumerable<TestCaseData> PerWorkerStates()
+    {
+        yield return new TestCaseData(MpiFlavor.Mpich, new[] { "--algo", "local-sgd", "--tau", "3", "--optimizer", "adam", "--lr", "0.002" })
+            .SetArgDisplayNames("mpich", "local-sgd tau 3 with adam, resumed mid-period");
+        yield return new TestCaseData(MpiFlavor.OpenMpi, new[] { "--algo", "ri-sgd", "--tau", "3", "--redundancy", "2" })
+            .SetArgDisplayNames("openmpi", "ri-sgd tau 3 q 2, resumed mid-period");
+        yield return new TestCaseData(MpiFlavor.Mpich, new[] { "--algo", "psgd", "--compress", "ecq:4,64" })
+            .SetArgDisplayNames("mpich", "psgd with ecq residuals");
+        yield return new TestCaseData(MpiFlavor.OpenMpi, new[] { "--algo", "pipeline", "--stages", "2", "--data-parallel", "2", "--micro-batches", "2", "--compress", "ecq:4,64" })
+            .SetArgDisplayNames("openmpi", "a 2 x 2 pipeline's replicas with ecq residuals");
+    }
+
+    /// <summary>
+    /// The per-worker states at the same rank count: local SGD's replicas and RI-SGD's, halfway through an averaging
+    /// period (tau 3, saved after step 4), with Adam's moments and step count; ECQ's error residuals h_p (psgd's workers, a pipeline's replicas, stored per layer). The run resumed
+    /// from step 4 ends bit for bit where the uninterrupted 8-step run ends. Without the per-worker state it could not:
+    /// the replicas differ between the workers at step 4, and so do the residuals (the checkpoint holding two different
+    /// ones says the state was stored, the parameters say it was loaded and used).
+    /// </summary>
+    [TestCaseSource(nameof(PerWorkerStates))]
+    public void PerWorkerStateResumesBitForBitAtTheSameRankCount(MpiFlavor flavor, string[] algorithm)
+    {
+        var folder = NewStem($"{flavor.Name}-{algorithm[1]}");
+        var lr = Array.IndexOf(algorithm, "--lr");
+        var small = lr < 0 ? Small : Small.Select((a, i) => i > 0 && Small[i - 1] == "--lr" ? algorithm[lr + 1] : a).ToArray();
+        string[] run = [.. small, .. algorithm.Where((_, i) => lr < 0 || (i != lr && i != lr + 1)), "--max-steps", $"{Steps}",
+            "--checkpoint", folder, "--checkpoint-every", "4"];
+        var ranks = algorithm.Contains("pipeline") ? 4 : 2;
+        var uninterrupted = Train(flavor, ranks, $"{algorithm[1]}-whole", run);
+        var step4 = Path.Combine(folder, CheckpointStore.FileName(4));
+        var saved = Checkpoint.Parse(File.ReadAllBytes(step4), step4);
+        Assert.That(saved.Header.Workers, Is.EqualTo(ranks));
+        var own = algorithm.Contains("pipeline") ? Checkpoint.LayerName("replica 1/residual", 1)
+            : algorithm.Contains("--compress") ? "worker 1/residual" : "worker 1/parameters";
+        var first = own.Replace(" 1/", " 0/", StringComparison.Ordinal);
+        Assert.That(saved.Get(own), Is.Not.EqualTo(saved.Get(first)), $"each worker's own state is in the checkpoint ({own} differs from {first})");
+
+        var resumed = Train(flavor, ranks, $"{algorithm[1]}-resumed", [.. run, "--resume", step4]);
+
+        Assert.That(resumed.Json.GetProperty("totals").GetProperty("steps").GetInt64(), Is.EqualTo(Steps - 4), "steps 4..7 only");
+        Assert.That(resumed.Parameters, Is.EqualTo(uninterrupted.Parameters), "bit for bit the uninterrupted run's parameters");
+        Assert.That(MaxDifference(resumed.Parameters, saved.GetLayers("parameters", 0, saved.Header.Layers.Count)), Is.GreaterThan(1e-4),
+            "and it trained after the resume");
+        if (ranks == 4)
+        {
+            // The replicas' residuals cannot be shared among another replica count: 4 x 1 is refused, by rank 0 alone.
+            var output = NewStem("pipeline-refused") + ".json";
+            string[] other = [.. run, "--resume", step4, "--output", output];
+            other[Array.IndexOf(other, "--stages") + 1] = "4";
+            other[Array.IndexOf(other, "--data-parallel") + 1] = "1";
+            var refused = MpiLauncher.Launch(flavor, 4, MpiLauncher.Mpipipe, ["train", .. other], Limit);
+            AssertStoppedByBadInput(refused, Limit, output);
+            Assert.That(MpiLauncher.Count(refused.Output, "error-feedback residual, which cannot be shared exactly among D = 1; resume it with 2 data-parallel replicas"),
+                Is.EqualTo(1), refused.ToString());
+        }
+    }
+
     public static IEnumerable<TestCaseData> BadCheckpoints()
     {
         yield return new TestCaseData(MpiFlavor.Mpich, "corrupt").SetArgDisplayNames("mpich", "a changed byte");

@@ -10,7 +10,8 @@ namespace MpiPipeline.TorchSharp.Tests;
 /// One mpiexec launch checks everything the rank tests assert, each check printing
 /// <c>check NAME rank R: ok|FAIL (detail)</c>: the constructor's broadcast, PSGD against single-rank training with the
 /// global batch, the staged (CUDA) path against the direct one, local SGD with tau = 1 against PSGD, and a compressed
-/// exchange (same decoded average everywhere, bytes counted against bytes sent). Then, with --throw-rank, that rank
+/// exchange (same decoded average everywhere, bytes counted against bytes sent), and modules that differ between ranks
+/// refused on every rank. Then, with --throw-rank, that rank
 /// throws while the others wait in a collective.
 /// </summary>
 internal static class Scenario
@@ -23,7 +24,7 @@ internal static class Scenario
     /// <summary>The names the tests expect, once per rank.</summary>
     public static readonly string[] Checks =
         ["broadcast", "psgd-equals-single", "no-gradient-copies", "staged-equals-direct", "local-sgd-tau1-equals-psgd",
-         "zero-grad-copies-counted", "compressed-same-average", "compressed-bytes-counted"];
+         "zero-grad-copies-counted", "compressed-same-average", "compressed-bytes-counted", "modules-differ-refused"];
 
     public static int Run(Communicator world, int throwRank)
     {
@@ -83,6 +84,22 @@ internal static class Scenario
                 $"reported {dp.Counters.PayloadBytes} bytes in {dp.Counters.Rounds} rounds, sent {counting.BytesSent} " +
                 $"({dp.Counters.BitsPerCoordinate.ToString("F2", CultureInfo.InvariantCulture)} bits per coordinate)");
         }
+
+        // The last rank builds a wider head (fc 144->12): every rank, not only the odd one, refuses with one message.
+        torch.manual_seed(3);
+        var mismatched = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, rank == world.Size - 1 ? 12 : 10));
+        string refusal;
+        try
+        {
+            using var dp = new DataParallel(mismatched, world);
+            refusal = "accepted";
+        }
+        catch (InputException error)
+        {
+            refusal = error.Message;
+        }
+
+        Report(world, "modules-differ-refused", refusal.Contains("the ranks' modules differ", StringComparison.Ordinal), refusal);
 
         Console.Out.Flush();
         world.Barrier();

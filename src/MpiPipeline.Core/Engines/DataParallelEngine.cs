@@ -298,6 +298,11 @@ internal sealed class DataParallelEngine : ITrainingEngine
             Compressor!.RestoreResidual(checkpoint.Get($"worker {world.Rank}/residual"));
         }
 
+        if (worker.Exchange is CompressedExchange compressed)
+        {
+            compressed.Round = header.Step;
+        }
+
         algorithm.Resumed(header.Step, worker);
     }
 

@@ -326,6 +326,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         var parameters = GatherToRoot(stage.Parameters);
         var n = stage.Parameters.Length;
         var optimizerState = Enumerable.Range(0, state.Tensors).Select(k => GatherToRoot(state.Values.AsSpan(k * n, n))).ToList();
+        var residuals = GatherResiduals();
         if (context.World.Rank != 0)
         {
             return null;
@@ -342,7 +343,59 @@ internal sealed class PipelineEngine : ITrainingEngine
             checkpoint.AddPerLayer($"optimizer {k}", optimizerState[k]!);
         }
 
+        if (residuals is not null)
+        {
+            var total = residuals.Length / grid.ReplicaCount;
+            for (var d = 0; d < grid.ReplicaCount; d++)
+            {
+                checkpoint.AddPerLayer(ResidualName(d), residuals.AsSpan(d * total, total));
+            }
+        }
+
         return checkpoint;
+    }
+
+    private static string ResidualName(int replica) => $"replica {replica}/residual";
+
+    /// <summary>
+    /// An error-feedback compressor's residuals (ECQ's h, top-k's e): each replica's stages send theirs to the
+    /// replica's first stage, the first stages gather them on world rank 0, replica after replica (null elsewhere, and
+    /// everywhere when the compressor keeps none). Collective over the world.
+    /// </summary>
+    private float[]? GatherResiduals()
+    {
+        ReadOnlySpan<float> residual = exchange is CompressedExchange compressed ? compressed.Compressor.Residual : [];
+        if (context.World.Allreduce(residual.Length, ReduceOp.Max) == 0)
+        {
+            return null;
+        }
+
+        if (residual.Length != stage.Parameters.Length)
+        {
+            throw new InvalidOperationException($"internal: stage {grid.Stage}'s residual has {residual.Length} values for {stage.Parameters.Length} parameters");
+        }
+
+        const int tag = 2;
+        if (!grid.IsFirstStage)
+        {
+            grid.Pipeline.Send(residual, 0, tag);
+            return null;
+        }
+
+        var total = checked((int)layout.ParametersPerStage.Sum());
+        var replica = new float[total];
+        residual.CopyTo(replica);
+        var offset = residual.Length;
+        for (var s = 1; s < grid.Stages; s++)
+        {
+            var part = replica.AsSpan(offset, (int)layout.ParametersPerStage[s]);
+            grid.Pipeline.Recv(part, s, tag);
+            offset += part.Length;
+        }
+
+        var all = context.World.Rank == 0 ? new float[total * grid.ReplicaCount] : [];
+        grid.Replicas.Gather<float>(replica, all, 0);
+        return context.World.Rank == 0 ? all : null;
     }
 
     /// <summary>Each stage takes its layers' parameters and optimizer state: a checkpoint of any S x D grid loads.</summary>
@@ -350,10 +403,28 @@ internal sealed class PipelineEngine : ITrainingEngine
     {
         var header = checkpoint.Header;
         CheckpointStore.CheckModel(header, path, context.Options.Model, modelLayers);
+        // Residuals are per replica, stored per layer: any stage count takes them, another replica count cannot.
+        var residuals = checkpoint.Has(Checkpoint.LayerName(ResidualName(0), 0));
+        if (residuals && header.Replicas != grid.ReplicaCount)
+        {
+            throw new InputException($"{TrainFlags.Resume}: {path} holds each of its {header.Replicas} replicas' own --compress " +
+                $"{context.Options.Compress} error-feedback residual, which cannot be shared exactly among D = {grid.ReplicaCount}; " +
+                $"resume it with {header.Replicas} data-parallel replicas (--data-parallel {header.Replicas})");
+        }
+
         checkpoint.GetLayers("parameters", range.Start, range.Count).CopyTo(stage.Parameters);
         stage.PushParameters();
         float[] state = [.. Enumerable.Range(0, header.OptimizerTensors).SelectMany(k => checkpoint.GetLayers($"optimizer {k}", range.Start, range.Count))];
         optimizer.ImportState(new OptimizerState(header.OptimizerTensors, header.OptimizerStepCount, state));
+        if (residuals)
+        {
+            (exchange as CompressedExchange)?.Compressor.RestoreResidual(checkpoint.GetLayers(ResidualName(grid.Replica), range.Start, range.Count));
+        }
+
+        if (exchange is CompressedExchange compressed)
+        {
+            compressed.Round = header.Step;
+        }
     }
 
     public void Finish()

@@ -50,6 +50,7 @@ internal sealed class OptionBindingTests
         ["bench bridge"] = Of(BenchBridgeVerb.Options),
         ["scaling"] = Of(ScalingVerb.Options),
         ["dicod"] = Of(DicodVerb.Options),
+        ["plan"] = Of(PlanVerb.Options),
     };
 
     /// <summary>The record's properties as text, lists item by item (records compare lists by reference).</summary>
@@ -64,6 +65,7 @@ internal sealed class OptionBindingTests
     private static readonly BridgeBenchmarkOptions Bridge = new();
     private static readonly ScalingOptions Sweep = new();
     private static readonly MpiPipeline.Dicod.DicodOptions Csc = new();
+    private static readonly MpiPipeline.Layerwise.PlanOptions Plan = new();
 
     public static IEnumerable<TestCaseData> Flags()
     {
@@ -210,6 +212,16 @@ internal sealed class OptionBindingTests
         yield return Case("dicod", Csc with { SubSegments = 4 }, "--sub-segments", "4");
         yield return Case("dicod", Csc with { MaxUpdates = 100 }, "--max-updates", "100");
         yield return Case("dicod", Csc with { MaxIterations = 20 }, "--max-iterations", "20");
+
+        yield return Case("plan", Plan with { Model = "cnn-wide" }, "--model", "cnn-wide");
+        yield return Case("plan", Plan with { Ranks = 4 }, "--ranks", "4");
+        yield return Case("plan", Plan with { Batch = 64 }, "--batch", "64");
+        yield return Case("plan", Plan with { Network = new EmulatedNetwork("1gbit", "50us") }, "--network", "1gbit,50us");
+        yield return Case("plan", Plan with { Threads = 2 }, "--threads", "2");
+        yield return Case("plan", Plan with { ComputeCache = "times.json" }, "--compute-cache", "times.json");
+        yield return Case("plan", Plan with { Explain = true }, "--explain");
+        yield return Case("plan", Plan with { Output = "plan.json" }, "--output", "plan.json");
+        yield return Case("plan", Plan with { Write = MpiPipeline.Layerwise.PlanStrategy.ModelParallel }, "--write", "model-parallel");
     }
 
     [TestCaseSource(nameof(Flags))]
@@ -220,6 +232,7 @@ internal sealed class OptionBindingTests
     [TestCase("bench bridge")]
     [TestCase("scaling")]
     [TestCase("dicod")]
+    [TestCase("plan")]
     public void NoFlagsGiveTheRecordsDefaults(string verb) => Assert.That(Show(Verbs[verb].Read([])), Is.EqualTo(Show(Verbs[verb].Defaults)));
 
     [TestCase("train")]
@@ -227,6 +240,7 @@ internal sealed class OptionBindingTests
     [TestCase("bench bridge")]
     [TestCase("scaling")]
     [TestCase("dicod")]
+    [TestCase("plan")]
     public void EveryFlagOfTheCommandIsCovered(string verb)
     {
         var covered = Flags().Where(c => (string)c.Arguments[0]! == verb)

@@ -8,6 +8,7 @@ public sealed class ModelZooTests
     [TestCase("linear", 784 * 10 + 10)]
     [TestCase("mlp", 203_530)]
     [TestCase("cnn", 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 128 + 128 + 128 * 10 + 10)]
+    [TestCase("cnn-wide", 16 * 9 + 16 + 32 * 16 * 9 + 32 + 1568 * 4096 + 4096 + 4096 * 10 + 10)]
     [TestCase("deep-mlp:1", 7850)]
     [TestCase("deep-mlp:3", 784 * 256 + 256 + 256 * 256 + 256 + 2570)]
     [TestCase("deep-mlp:2:32", 784 * 32 + 32 + 330)]
@@ -32,7 +33,7 @@ public sealed class ModelZooTests
 
     [Test]
     public void Names() =>
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N" }));
 
     /// <summary>linear is multinomial logistic regression: one affine map F -> K, nothing else that could make it non-convex.</summary>
     [Test]
@@ -47,6 +48,7 @@ public sealed class ModelZooTests
     [TestCase("cnn", new[] { 3, 32, 32 }, 100, 3 * 16 * 9 + 16 + 32 * 16 * 9 + 32 + 32 * 8 * 8 * 128 + 128 + 128 * 100 + 100)]
     [TestCase("cnn", new[] { 2, 5, 7 }, 3, 2 * 16 * 9 + 16 + 32 * 16 * 9 + 32 + 32 * 128 + 128 + 128 * 3 + 3)]
     [TestCase("cnn", new[] { 1, 4, 4 }, 2, 16 * 9 + 16 + 32 * 16 * 9 + 32 + 32 * 128 + 128 + 128 * 2 + 2)]
+    [TestCase("cnn-wide", new[] { 3, 32, 32 }, 100, 3 * 16 * 9 + 16 + 32 * 16 * 9 + 32 + 32 * 8 * 8 * 4096 + 4096 + 4096 * 100 + 100)]
     [TestCase("mlp", new[] { 100 }, 5, 100 * 256 + 256 + 256 * 5 + 5)]
     [TestCase("mlp", new[] { 3, 8, 8 }, 7, 192 * 256 + 256 + 256 * 7 + 7)]
     [TestCase("deep-mlp:2:32", new[] { 12 }, 4, 12 * 32 + 32 + 32 * 4 + 4)]

@@ -211,4 +211,22 @@ public sealed class OptimizerTests
             Throws.TypeOf<TorchException>().With.Message.Contains("SGD takes 0 state tensors, or 1"));
         Assert.That(() => adam.ImportState(new OptimizerState(2, 1, new float[n])), Throws.ArgumentException);
     }
+
+    /// <summary>
+    /// A pipeline stage can hold no parameters (a stage of only a flatten): its state is the right number of empty
+    /// tensors, and exporting and importing them works (an empty array pinned by <c>fixed</c> would be a null pointer).
+    /// </summary>
+    [TestCase("sgd", 1)]
+    [TestCase("adam", 2)]
+    public void AStageWithoutParametersExportsAndImportsEmptyState(string kind, int tensors)
+    {
+        using var stage = Stage.Create([new("flatten")], [2, 2], seed: 9);
+        using var optimizer = kind == "adam" ? Optimizer.Adam(stage, 0.01) : Optimizer.Sgd(stage, 0.1, 0.9);
+        Assert.That(stage.Parameters.Length, Is.EqualTo(0));
+
+        var steps = kind == "adam" ? 4L : 0L;
+        Assert.That(() => optimizer.ImportState(new OptimizerState(tensors, steps, [])), Throws.Nothing);
+        var state = optimizer.ExportState();
+        Assert.That((state.Values.Length, state.StepCount), Is.EqualTo((0, steps)));
+    }
 }

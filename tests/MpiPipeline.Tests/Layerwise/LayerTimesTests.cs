@@ -1,0 +1,108 @@
+using MpiPipeline.Cli.Verbs;
+using MpiPipeline.Layerwise;
+using MpiPipeline.Scaling;
+using MpiPipeline.Torch;
+
+namespace MpiPipeline.Tests.Layerwise;
+
+/// <summary>Layer times: the shard each configuration computes, the measurement through the bridge, the cache file; and `mpipipe plan` end to end.</summary>
+[TestFixture]
+internal sealed class LayerTimesTests
+{
+    private string folder = "";
+
+    [SetUp]
+    public void CreateFolder() => folder = Directory.CreateTempSubdirectory("lwplan-").FullName;
+
+    [TearDown]
+    public void DeleteFolder() => Directory.Delete(folder, recursive: true);
+
+    [TestCase(0, "n2c2h1", "conv2d 1 8 3 1 1", "1x28x28", 64)] // a conv needs every input channel
+    [TestCase(0, "n1c1h4", "conv2d 1 16 3 1 1", "1x7x28", 128)]
+    [TestCase(2, "n1c2h2", "maxpool2d 2", "8x14x28", 128)] // a pool takes its own channels and rows
+    [TestCase(7, "n1c4h1", "linear 1568 32", "1568", 128)]
+    [TestCase(6, "n2c2h1", "flatten", "16x7x7", 64)]
+    public void AShardIsTheLayersPartOfTheWork(int layer, string config, string spec, string input, int batch)
+    {
+        var shard = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[layer], LayerConfig.Parse(config), 128);
+        Assert.That((shard.Layer.ToString(), SampleGeometry.Format(shard.InputShape), shard.Batch), Is.EqualTo((spec, input, batch)));
+    }
+
+    [Test]
+    public void EachShardIsMeasuredOnceAndThenReadFromTheCacheFile()
+    {
+        var path = Path.Combine(folder, "times.json");
+        var calls = 0;
+        double Fake(LayerSpec layer, int[] shape, int batch) => ++calls * 1e-3;
+        var times = new MeasuredLayerTimes(path, "threads 1|test", Fake);
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3));
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3), "the same shard again: no second measurement");
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 8), Is.EqualTo(2e-3), "another batch is another shard");
+        times.Save();
+        Assert.That(File.ReadAllText(path), Does.Contain("linear 8 4|in 8|batch 16|threads 1|test"));
+
+        var again = new MeasuredLayerTimes(path, "threads 1|test", Fake);
+        Assert.That(again.Seconds(new LayerSpec("linear", 8, 4), [8], 8), Is.EqualTo(2e-3));
+        Assert.That((calls, again.Measured), Is.EqualTo((2, 0)));
+        var otherThreads = new MeasuredLayerTimes(path, "threads 2|test", Fake);
+        Assert.That(otherThreads.Seconds(new LayerSpec("linear", 8, 4), [8], 8), Is.EqualTo(3e-3), "another environment measures again");
+    }
+
+    [Test]
+    public void AMeasurementRunsTheLayerThroughTheBridge()
+    {
+        var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4);
+        Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
+        Assert.That(() => MeasuredLayerTimes.Measure(new LayerSpec("linear", 8, 4), [7], 2), Throws.InstanceOf<TorchException>());
+        Assert.That(MeasuredLayerTimes.Environment(1), Does.StartWith("threads 1|bridge ").And.Contain("|libtorch "));
+    }
+
+    [Test]
+    public void ABrokenCacheFileIsOneClearMessage()
+    {
+        var path = Path.Combine(folder, "times.json");
+        File.WriteAllText(path, "{ not json");
+        Assert.That(() => new MeasuredLayerTimes(path, "x"), Throws.TypeOf<InputException>().With.Message.Contains(path).And.Message.Contains("delete it"));
+    }
+
+    /// <summary>The verb on the smallest model: the table, the three plans, the plan file (read back by the engine's reader).</summary>
+    [Test]
+    public void PlanPrintsTheSearchedDataAndModelParallelPlansAndWritesThePlanFile()
+    {
+        var planFile = Path.Combine(folder, "plan.json");
+        var text = new StringWriter();
+        var options = new PlanOptions
+        {
+            Model = "linear", Ranks = 2, Batch = 16, Network = EmulatedNetwork.Parse("1gbit"), ComputeCache = Path.Combine(folder, "t.json"),
+            Explain = true, Output = planFile,
+        };
+        Assert.That(PlanVerb.Run(options, text), Is.Zero);
+        var output = text.ToString();
+        Assert.That(output, Does.Contain("| searched ").And.Contain("| data parallel ").And.Contain("| model parallel "));
+        Assert.That(output, Does.Contain("emulated 1gbit").And.Contain("| linear 784 10 ").And.Contain("every configuration").And.Contain("flatten: features are channel-major"));
+        var plan = LayerwisePlan.FromJson(File.ReadAllText(planFile), planFile);
+        Assert.That((plan.Model, plan.Ranks, plan.Layers.Count), Is.EqualTo(("linear", 2, 2)));
+        Assert.That(plan.PredictedStepSeconds, Is.GreaterThan(0));
+        Assert.That(output, Does.Contain(string.Join(" | ", plan.Layers.Take(1).Select(c => c.ToString()))));
+    }
+
+    /// <summary>--write picks the pure plans: model parallel splits the linear layer, the 1-channel flatten stays data parallel.</summary>
+    [TestCase(PlanStrategy.DataParallel, "n2c1h1 n2c1h1")]
+    [TestCase(PlanStrategy.ModelParallel, "n2c1h1 n1c2h1")]
+    public void WriteChoosesWhichPlanGoesToTheFile(PlanStrategy strategy, string layers)
+    {
+        var planFile = Path.Combine(folder, "plan.json");
+        PlanVerb.Run(new PlanOptions { Model = "linear", Batch = 16, ComputeCache = Path.Combine(folder, "t.json"), Write = strategy, Output = planFile }, TextWriter.Null);
+        Assert.That(string.Join(" ", LayerwisePlan.FromJson(File.ReadAllText(planFile), planFile).Layers), Is.EqualTo(layers));
+    }
+
+    [TestCase(0, 128, "--ranks 0")]
+    [TestCase(2, 0, "--batch 0")]
+    public void BadOptionsAreUsageErrors(int ranks, int batch, string message) =>
+        Assert.That(new PlanOptions { Ranks = ranks, Batch = batch }.Problems(), Has.Some.Contains(message));
+
+    [Test]
+    public void AnUnknownModelIsOneClearMessage() =>
+        Assert.That(() => PlanVerb.Run(new PlanOptions { Model = "vgg", ComputeCache = Path.Combine(folder, "t.json") }, TextWriter.Null),
+            Throws.TypeOf<InputException>().With.Message.Contains("unknown model 'vgg'"));
+}
