@@ -423,10 +423,15 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             result = CrossEntropy.LossAndGradient(layout.Logits, loss.Samples, batchLabels[loss.S0..loss.S1], 1f / world.Size, layout.LogitGradient);
         }
 
-        stats += new StepCounters
+        if (training)
         {
-            ComputeSeconds = compute, ForwardSeconds = compute, CommunicationSeconds = communication.Elapsed.TotalSeconds, PointToPointBytes = bytes,
-        };
+            // Evaluation's forwards count as evaluation time (Evaluate), not as training compute and communication.
+            stats += new StepCounters
+            {
+                ComputeSeconds = compute, ForwardSeconds = compute, CommunicationSeconds = communication.Elapsed.TotalSeconds, PointToPointBytes = bytes,
+            };
+        }
+
         return result;
     }
 
