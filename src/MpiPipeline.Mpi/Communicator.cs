@@ -361,6 +361,31 @@ public sealed unsafe class Communicator
         }
     }
 
+    /// <summary>
+    /// Blocks of different lengths to and from every rank: sendCounts[j] elements at sendDisplacements[j] of
+    /// <paramref name="send"/> go to rank j; receiveCounts[i] elements from rank i land at receiveDisplacements[i]. Each
+    /// pair of ranks must agree on the count between them (rank i's sendCounts[j] is rank j's receiveCounts[i]).
+    /// </summary>
+    public void Alltoallv<T>(ReadOnlySpan<T> send, ReadOnlySpan<int> sendCounts, ReadOnlySpan<int> sendDisplacements,
+        Span<T> receive, ReadOnlySpan<int> receiveCounts, ReadOnlySpan<int> receiveDisplacements) where T : unmanaged
+    {
+        CheckBlocks(sendCounts, sendDisplacements, send.Length, nameof(send));
+        CheckBlocks(receiveCounts, receiveDisplacements, receive.Length, nameof(receive));
+        var type = Datatype.Of<T>();
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        fixed (int* sc = sendCounts)
+        fixed (int* sd = sendDisplacements)
+        fixed (int* rc = receiveCounts)
+        fixed (int* rd = receiveDisplacements)
+        {
+            using (Watchdog.Enter("MPI_Alltoallv", this))
+            {
+                MpiException.Check(NativeMethods.MPI_Alltoallv(s, sc, sd, type, r, rc, rd, type, Handle));
+            }
+        }
+    }
+
     // ---- communicator management ----
 
     public Communicator Dup()
@@ -414,6 +439,19 @@ public sealed unsafe class Communicator
         var h = handle;
         MpiException.Check(NativeMethods.MPI_Comm_free(&h));
         handle = MpiLibrary.Table.CommNull;
+    }
+
+    private void CheckBlocks(ReadOnlySpan<int> counts, ReadOnlySpan<int> displacements, int length, string name)
+    {
+        RequireLength(counts.Length, Size, name + " counts");
+        RequireLength(displacements.Length, Size, name + " displacements");
+        for (var i = 0; i < Size; i++)
+        {
+            if (counts[i] < 0 || displacements[i] < 0 || (long)displacements[i] + counts[i] > length)
+            {
+                throw new ArgumentException($"{name} block {i} ({counts[i]} elements at {displacements[i]}) does not fit a buffer of {length}");
+            }
+        }
     }
 
     private static void RequireLength(int actual, long expected, string name)

@@ -63,6 +63,9 @@ internal static unsafe partial class NativeMethods
     public static partial int MPI_Reduce_scatter_block(void* sendbuf, void* recvbuf, int recvcount, nint datatype, nint op, nint comm);
     [LibraryImport(Lib)]
     public static partial int MPI_Alltoall(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int recvcount, nint recvtype, nint comm);
+    [LibraryImport(Lib)]
+    public static partial int MPI_Alltoallv(void* sendbuf, int* sendcounts, int* sdispls, nint sendtype,
+        void* recvbuf, int* recvcounts, int* rdispls, nint recvtype, nint comm);
 
     [LibraryImport(Lib)] public static partial int MPI_Comm_dup(nint comm, nint* newcomm);
     [LibraryImport(Lib)] public static partial int MPI_Comm_split(nint comm, int color, int key, nint* newcomm);

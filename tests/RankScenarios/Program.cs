@@ -22,6 +22,7 @@ internal static class Program
                 case "subcommunicators": Subcommunicators.Run(world); break;
                 case "managed-exception-after-init": Failures.ManagedExceptionSurvives(world); break;
                 case "overlapped-exchange": OverlappedExchange.Run(world); break;
+                case "layerwise": LayerwiseRuns.Run(world, args[1], args[2..]); break;
                 case "throw-on-rank": Failures.ThrowOnRank(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-wait": Failures.ThrowWhilePeersWait(world, int.Parse(args[1])); break;
                 case "throw-on-rank-while-peers-poll": Failures.ThrowWhilePeersPoll(world, int.Parse(args[1]), args[2]); break;
@@ -383,6 +384,37 @@ internal static class Collectives
         var incoming = new T[2 * n];
         world.Alltoall<T>(outgoing, incoming);
         Program.ExpectAll<T>(incoming, k => Program.Of<T>((10 * (k / 2)) + rank), $"Alltoall<{name}>");
+
+        // Alltoallv: rank s sends d + 1 elements (10*s + d) to rank d, in reverse rank order in its buffer; rank d
+        // receives its blocks in rank order, a gap of one untouched element after each.
+        var sendCounts = Enumerable.Range(0, n).Select(d => d + 1).ToArray();
+        var sendDispls = new int[n];
+        var at = 0;
+        for (var d = n - 1; d >= 0; d--)
+        {
+            sendDispls[d] = at;
+            at += sendCounts[d];
+        }
+
+        var outgoingV = new T[at];
+        for (var d = 0; d < n; d++)
+        {
+            outgoingV.AsSpan(sendDispls[d], sendCounts[d]).Fill(Program.Of<T>((10 * rank) + d));
+        }
+
+        var receiveCounts = Enumerable.Repeat(rank + 1, n).ToArray();
+        var receiveDispls = Enumerable.Range(0, n).Select(s => s * (rank + 2)).ToArray();
+        var incomingV = Enumerable.Repeat(Program.Of<T>(99), n * (rank + 2)).ToArray();
+        world.Alltoallv<T>(outgoingV, sendCounts, sendDispls, incomingV, receiveCounts, receiveDispls);
+        for (var s = 0; s < n; s++)
+        {
+            for (var i = 0; i <= rank; i++)
+            {
+                Program.Expect(incomingV[receiveDispls[s] + i], Program.Of<T>((10 * s) + rank), $"Alltoallv<{name}> block {s}[{i}]");
+            }
+
+            Program.Expect(incomingV[receiveDispls[s] + rank + 1], Program.Of<T>(99), $"Alltoallv<{name}> gap after block {s}");
+        }
     }
 }
 
@@ -623,4 +655,40 @@ internal static class OverlappedExchange
             NativeMemory.Free(memory);
         }
     }
+}
+
+/// <summary>
+/// Several layer-wise trainings in one job (the rank tests compare their files): rank 0 alone trains each model named
+/// with --algo single (DIR/ref-MODEL.grad, .bin: the first mini-batch's gradient and the parameters after the steps),
+/// then every rank trains each MODEL=PLAN with --algo layerwise (DIR/run-K.grad, .bin), all on the same small data.
+/// </summary>
+internal static class LayerwiseRuns
+{
+    public static void Run(Communicator world, string directory, string[] runs)
+    {
+        var pairs = runs.Select(run => run.Split('=', 2)).ToArray();
+        if (world.Rank == 0)
+        {
+            foreach (var model in pairs.Select(pair => pair[0]).Distinct())
+            {
+                Train(MpiEnvironment.Self, Options(model) with { Algorithm = "single" }, Path.Combine(directory, $"ref-{model}"));
+            }
+        }
+
+        world.Barrier();
+        for (var k = 0; k < pairs.Length; k++)
+        {
+            Train(world, Options(pairs[k][0]) with { Algorithm = "layerwise", Plan = pairs[k][1] }, Path.Combine(directory, $"run-{k}"));
+        }
+    }
+
+    /// <summary>Batch 16 of 1x8x8 images of 4 classes, plain SGD with a little momentum, 5 steps; one thread per rank.</summary>
+    private static Training.TrainOptions Options(string model) => new()
+    {
+        Model = model, DataSet = "synthetic:1x8x8:4", TrainSamples = 256, TestSamples = 64, Threads = 1, Batch = 16,
+        LearningRate = 0.1, Momentum = 0.5, MaxSteps = 5,
+    };
+
+    private static void Train(Communicator world, Training.TrainOptions options, string stem) =>
+        Algorithms.AlgorithmRegistry.Train(world, options with { FirstGradientsPath = stem + ".grad", ParametersPath = stem + ".bin" }, null);
 }

@@ -43,6 +43,7 @@ internal static class AlgorithmRegistry
         RiSgd.Registration,
         PipelineEngine.Registration,
         Async.DasgdEngine.Registration,
+        Layerwise.LayerwiseEngine.Registration,
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. All.Select(a => a.Name)];

@@ -58,6 +58,7 @@ internal static class TrainFlags
     public const string TrainLossEvery = "--train-loss-every";
     public const string Stages = "--stages", StagesAlias = "--pipeline", Replicas = "--data-parallel", ReplicasAlias = "--replicas",
         MicroBatches = "--micro-batches", Schedule = "--schedule", Balance = "--balance", Partition = "--partition", Trace = "--trace";
+    public const string Plan = "--plan";
     public const string NoOverlap = "--no-overlap", BucketMegabytes = "--bucket-mb", Compress = CompressorRegistry.Flag, CudaAwareMpi = "--cuda-aware-mpi";
     public const string Output = "--output", SaveParameters = "--save-parameters", SaveFirstGradients = "--save-first-gradients";
     public const string OnNonFinite = "--on-nonfinite", MaxSkippedSteps = "--max-skipped-steps";
@@ -183,6 +184,11 @@ internal sealed record TrainOptions
     public double? BucketMegabytes { get; init; }
 
     public double EffectiveBucketMegabytes => BucketMegabytes ?? BucketPlan.DefaultMegabytes;
+
+    // ---- --algo layerwise ----
+
+    /// <summary>The layer-wise plan: a plan file, "data", "model" or "auto" (Layerwise.LayerwiseEngine); null: "data".</summary>
+    public string? Plan { get; init; }
 
     // ---- --algo pipeline ----
 

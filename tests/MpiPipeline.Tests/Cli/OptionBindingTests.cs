@@ -104,6 +104,7 @@ internal sealed class OptionBindingTests
         yield return Case("train", Train with { MicroBatches = 8 }, "--micro-batches", "8");
         yield return Case("train", Train with { Schedule = ScheduleKind.GPipe }, "--schedule", "gpipe");
         yield return Case("train", Train with { Balance = "3,2,2" }, "--balance", "3,2,2");
+        yield return Case("train", Train with { Plan = "plan.json" }, "--plan", "plan.json");
         yield return Case("train", Train with { PartitionBy = PartitionCost.Parameters }, "--partition", "parameters");
         yield return Case("train", Train with { TracePath = "t.json" }, "--trace", "t.json");
         yield return Case("train", Train with { NoOverlap = true }, "--no-overlap");
