@@ -13,6 +13,8 @@ namespace MpiPipeline.Torch;
 /// <item><c>dropout [percent dropped, 50]</c> (an integer percentage: 20 means p = 0.2)</item>
 /// <item><c>batchnorm [features]</c>: BatchNorm1d on flat inputs, BatchNorm2d on images; statistics per micro-batch</item>
 /// <item><c>residual</c> with a <see cref="Body"/>: <c>body(x) + x</c>, the body keeping the shape (<see cref="Residual"/>)</item>
+/// <item><c>torchscript</c> with a <see cref="Script"/>: one part of a module saved by PyTorch (<see cref="TorchScriptModel"/>);
+/// a stage holds consecutive parts of one file and nothing else</item>
 /// </list>
 /// A residual block is one element of the list, so a list can be cut anywhere into pipeline stages.
 /// </summary>
@@ -21,12 +23,19 @@ public sealed record LayerSpec(string Kind, params long[] Args)
     /// <summary>The layers inside a residual block (empty for every other kind).</summary>
     public IReadOnlyList<LayerSpec> Body { get; init; } = [];
 
+    /// <summary>Where a <c>torchscript</c> layer comes from (null for every other kind).</summary>
+    public ScriptPart? Script { get; init; }
+
     /// <summary>A residual block <c>x + body(x)</c>.</summary>
     public static LayerSpec Residual(params LayerSpec[] body) => new("residual") { Body = body };
 
-    /// <summary>Equal kind, arguments and body (by content: a record would compare the arrays by reference).</summary>
+    /// <summary>Part <paramref name="part"/> of a TorchScript module.</summary>
+    public static LayerSpec FromScript(ScriptPart part) => new(TorchScriptModel.LayerKind, part.Index) { Script = part };
+
+    /// <summary>Equal kind, arguments, body and script part (by content: a record would compare the arrays by reference).</summary>
     public bool Equals(LayerSpec? other) =>
-        other is not null && Kind == other.Kind && Args.AsSpan().SequenceEqual(other.Args) && Body.SequenceEqual(other.Body);
+        other is not null && Kind == other.Kind && Args.AsSpan().SequenceEqual(other.Args) && Body.SequenceEqual(other.Body) &&
+        Script == other.Script;
 
     public override int GetHashCode()
     {
@@ -42,6 +51,7 @@ public sealed record LayerSpec(string Kind, params long[] Args)
             hash.Add(layer);
         }
 
+        hash.Add(Script);
         return hash.ToHashCode();
     }
 
@@ -97,6 +107,13 @@ public sealed record LayerSpec(string Kind, params long[] Args)
 
     private static void Append(StringBuilder text, LayerSpec layer)
     {
+        if (layer.Script is { } part)
+        {
+            // Names the part, not the file: the checkpoint compares these texts, and the model name carries the file.
+            text.Append(layer.Kind).Append('[').Append(part.Name).Append(']');
+            return;
+        }
+
         text.Append(layer.Kind);
         foreach (var arg in layer.Args)
         {

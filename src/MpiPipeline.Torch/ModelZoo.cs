@@ -34,7 +34,7 @@ public static class ModelZoo
     /// <summary>The smallest image side <c>cnn</c> takes: two 2x2 poolings must leave at least one pixel.</summary>
     public const int CnnMinimumSide = 4;
 
-    public static IReadOnlyList<string> Names { get; } = ["linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N"];
+    public static IReadOnlyList<string> Names { get; } = ["linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N", "torchscript:FILE"];
 
     /// <summary>
     /// With F = the values per sample and K = the classes:
@@ -49,6 +49,7 @@ public static class ModelZoo
     /// <c>x + tanh(linear W-W (relu x))</c>, relu, linear W-K: N parametric layers like deep-mlp:N, but trainable at
     /// N = 200 with libtorch's default initialization (a plain ReLU stack that deep loses the input signal; the bounded
     /// tanh branch keeps the residual stream's variance growing at most linearly with depth).
+    /// <c>torchscript:FILE</c>: a module saved by PyTorch (<see cref="TorchScriptModel"/>).
     /// </summary>
     public static IReadOnlyList<LayerSpec> Build(string name, SampleGeometry geometry)
     {
@@ -62,6 +63,13 @@ public static class ModelZoo
     private static Func<SampleGeometry, List<LayerSpec>> Parse(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (TorchScriptModel.Names(name))
+        {
+            // The file name keeps its case and any ':'; the file is loaded when the data's geometry is known.
+            TorchScriptModel.File(name);
+            return g => [.. TorchScriptModel.Build(name, g)];
+        }
+
         var parts = name.Trim().ToLowerInvariant().Split(':');
         switch (parts[0])
         {

@@ -20,7 +20,7 @@ internal static class TrainOptionTable
         IReadOnlyList<(string, PartitionCost?)> partitions = [("time", PartitionCost.Time), ("parameters", PartitionCost.Parameters)];
         var t = new OptionTable<TrainOptions>();
         t.Add(TrainFlags.Algorithm, string.Join(" | ", AlgorithmRegistry.Names), o => o.Algorithm, (o, v) => o with { Algorithm = v }).AcceptOnlyFromAmong([.. AlgorithmRegistry.Names]);
-        t.Add(TrainFlags.Model, "linear | mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W]", o => o.Model, (o, v) => o with { Model = v });
+        t.Add(TrainFlags.Model, "linear | mlp | cnn | deep-mlp:N[:W] | res-mlp:N[:W] | torchscript:FILE (a torch.jit.script module)", o => o.Model, (o, v) => o with { Model = v });
         t.Add(TrainFlags.Epochs, "Passes over the training set.", o => o.Epochs, (o, v) => o with { Epochs = v });
         t.Add(TrainFlags.Batch, "Global mini-batch, summed over workers (each takes batch / workers).", o => o.Batch, (o, v) => o with { Batch = v });
         t.Add(TrainFlags.LearningRate, "Learning rate eta.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
