@@ -80,7 +80,7 @@ public sealed class Stage : IDisposable
         StageHandle handle;
         fixed (long* s = shape)
         {
-            if (layers.Count > 0 && layers[0].Script is not null)
+            if (layers.Any(layer => layer?.Script is not null))
             {
                 var (file, first, count) = TorchScriptModel.StageParts(layers);
                 TorchException.Check(NativeMethods.mpp_stage_create_script(file, first, count, s, shape.Length, device, out handle));

@@ -96,10 +96,11 @@ LoadedScript load(const std::string& path, const torch::Device& device) {
     LoadedScript loaded;
     try {
         loaded.root = torch::jit::load(path, device);
-    } catch (const c10::Error& e) {
+    } catch (const std::exception& e) {
+        const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
         throw InputError(path + " is not a TorchScript module (write one with torch.jit.script(model).save(path); a "
                          "torch.save file or a module from another PyTorch version may not load): " +
-                         last_line(e.what_without_backtrace()));
+                         last_line(torch_error ? torch_error->what_without_backtrace() : e.what()));
     }
     loaded.sequential = is_sequential(loaded.root);
     if (loaded.sequential) {
@@ -130,11 +131,16 @@ std::vector<std::vector<int64_t>> probe_shapes(const std::string& path, std::vec
         const auto input = x.sizes().vec();
         try {
             x = parts[i]->forward(x);
-        } catch (const c10::Error& e) {
+        } catch (const InputError&) {
+            throw;
+        } catch (const std::exception& e) {
+            // The interpreter rethrows an operator's c10::Error as a plain std::runtime_error with its traceback.
+            const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
             const auto where = types.size() == 1 ? std::string("the module") : "part " + types[first + i];
             throw InputError("the TorchScript module " + path + " does not take samples of shape " +
                              shape_text(std::vector<int64_t>(input.begin() + 1, input.end())) + " (" + where +
-                             " failed on one: " + last_line(e.what_without_backtrace()) + ")");
+                             " failed on one: " +
+                             last_line(torch_error ? torch_error->what_without_backtrace() : e.what()) + ")");
         }
         parts[i]->train(true);
         MPP_REQUIRE(x.dim() >= 1 && x.size(0) == 1,
