@@ -41,7 +41,7 @@ public static class TorchScriptModel
 
         if (!System.IO.File.Exists(file))
         {
-            throw new InputException($"model '{model}': the TorchScript file {file} does not exist " +
+            throw new InputException($"--model {Prefix}FILE: the TorchScript file {file} does not exist " +
                 "(write one in PyTorch with torch.jit.script(model).save(path))");
         }
 
@@ -58,7 +58,7 @@ public static class TorchScriptModel
     {
         ArgumentNullException.ThrowIfNull(geometry);
         var file = File(model);
-        var info = Inspect(model, file, geometry.Shape);
+        var info = Inspect(file, geometry.Shape);
         if (info.Output is not [var scores] || scores != geometry.Classes)
         {
             throw new InputException($"model '{model}': the module gives {SampleGeometry.Format(info.Output)} values per sample for the " +
@@ -103,7 +103,7 @@ public static class TorchScriptModel
 
     private sealed record Info(string[] Parts, bool Sequential, long Parameters, int[] Output);
 
-    private static unsafe Info Inspect(string model, string file, int[] sampleShape)
+    private static unsafe Info Inspect(string file, int[] sampleShape)
     {
         BridgeLibrary.EnsureLoaded();
         var shape = Array.ConvertAll(sampleShape, d => (long)d);
@@ -116,7 +116,8 @@ public static class TorchScriptModel
             var status = NativeMethods.mpp_script_inspect(file, s, shape.Length, &parts, &sequential, &parameters, output, 16, &outputRank, &names);
             if (status == (int)BridgeStatus.InvalidArgument)
             {
-                throw new InputException($"model '{model}': {Marshal.PtrToStringUTF8(NativeMethods.mpp_last_error())}");
+                // The bridge's message names the file and says what is wrong with it.
+                throw new InputException($"--model {Prefix}FILE: {Marshal.PtrToStringUTF8(NativeMethods.mpp_last_error())}");
             }
 
             TorchException.Check(status);

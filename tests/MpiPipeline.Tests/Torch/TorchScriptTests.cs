@@ -159,7 +159,7 @@ public sealed class TorchScriptTests
         foreach (var notScript in new[] { "not-script.pt", "cnn.json" })
         {
             var ex = Assert.Throws<InputException>(() => ModelZoo.Build(Model(notScript), FashionMnistGeometry))!;
-            Assert.That(ex.Message, Does.StartWith($"model '{Model(notScript)}': {Fixture(notScript)} is not a TorchScript module")
+            Assert.That(ex.Message, Does.StartWith($"--model torchscript:FILE: {Fixture(notScript)} is not a TorchScript module")
                 .And.Contain("torch.jit.script(model).save(path)"), notScript);
         }
     }
