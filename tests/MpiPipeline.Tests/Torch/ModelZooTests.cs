@@ -32,7 +32,7 @@ public sealed class ModelZooTests
 
     [Test]
     public void Names() =>
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "deep-mlp:N", "res-mlp:N", "torchscript:FILE" }));
 
     /// <summary>linear is multinomial logistic regression: one affine map F -> K, nothing else that could make it non-convex.</summary>
     [Test]
