@@ -22,7 +22,7 @@ internal static class BridgeLibrary
     public const string ThreadsVariable = "MPIPIPE_TORCH_THREADS";
 
     /// <summary>MPP_BRIDGE_VERSION of the native/mpp_bridge.h this assembly was written against.</summary>
-    public const int ExpectedVersion = 6;
+    public const int ExpectedVersion = 7;
 
     private static readonly Lock Gate = new();
     private static nint handle;

@@ -22,6 +22,8 @@ namespace MpiPipeline.Torch;
 /// <item><c>residual</c> with a <see cref="Body"/>: <c>body(x) + x</c>, the body keeping the shape; with a
 /// <see cref="Shortcut"/> <c>body(x) + shortcut(x)</c>, both giving the same shape (a downsampling block)
 /// (<see cref="Residual(LayerSpec[])"/>, <see cref="ResidualWithShortcut"/>)</item>
+/// <item><c>torchscript</c> with a <see cref="Script"/>: one part of a module saved by PyTorch (<see cref="TorchScriptModel"/>);
+/// a stage holds consecutive parts of one file and nothing else</item>
 /// </list>
 /// A residual block is one element of the list, so a list can be cut anywhere into pipeline stages.
 /// </summary>
@@ -33,6 +35,9 @@ public sealed record LayerSpec(string Kind, params long[] Args)
     /// <summary>The layers of a residual block's shortcut branch (empty: the identity).</summary>
     public IReadOnlyList<LayerSpec> Shortcut { get; init; } = [];
 
+    /// <summary>Where a <c>torchscript</c> layer comes from (null for every other kind).</summary>
+    public ScriptPart? Script { get; init; }
+
     /// <summary>A residual block <c>x + body(x)</c>.</summary>
     public static LayerSpec Residual(params LayerSpec[] body) => new("residual") { Body = body };
 
@@ -40,10 +45,13 @@ public sealed record LayerSpec(string Kind, params long[] Args)
     public static LayerSpec ResidualWithShortcut(IReadOnlyList<LayerSpec> body, IReadOnlyList<LayerSpec> shortcut) =>
         new("residual") { Body = body, Shortcut = shortcut };
 
-    /// <summary>Equal kind, arguments, body and shortcut (by content: a record would compare the arrays by reference).</summary>
+    /// <summary>Part <paramref name="part"/> of a TorchScript module.</summary>
+    public static LayerSpec FromScript(ScriptPart part) => new(TorchScriptModel.LayerKind, part.Index) { Script = part };
+
+    /// <summary>Equal kind, arguments, body, shortcut and script part (by content: a record would compare the arrays by reference).</summary>
     public bool Equals(LayerSpec? other) =>
         other is not null && Kind == other.Kind && Args.AsSpan().SequenceEqual(other.Args) && Body.SequenceEqual(other.Body)
-        && Shortcut.SequenceEqual(other.Shortcut);
+        && Shortcut.SequenceEqual(other.Shortcut) && Script == other.Script;
 
     public override int GetHashCode()
     {
@@ -65,6 +73,7 @@ public sealed record LayerSpec(string Kind, params long[] Args)
             hash.Add(layer);
         }
 
+        hash.Add(Script);
         return hash.ToHashCode();
     }
 
@@ -126,6 +135,13 @@ public sealed record LayerSpec(string Kind, params long[] Args)
 
     private static void Append(StringBuilder text, LayerSpec layer)
     {
+        if (layer.Script is { } part)
+        {
+            // Names the part, not the file: the checkpoint compares these texts, and the model name carries the file.
+            text.Append(layer.Kind).Append('[').Append(part.Name).Append(']');
+            return;
+        }
+
         text.Append(layer.Kind);
         foreach (var arg in layer.Args)
         {

@@ -41,7 +41,7 @@ public static class ModelZoo
     public const string SpecPrefix = "spec:";
 
     public static IReadOnlyList<string> Names { get; } =
-        ["linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE"];
+        ["linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE", "torchscript:FILE"];
 
     /// <summary>
     /// With F = the values per sample and K = the classes:
@@ -71,6 +71,7 @@ public static class ModelZoo
     /// pooling, linear 128-K: 579,098 parameters on 3x32x32 with 10 classes.
     /// <c>spec:FILE</c>: the layers of a model file (<see cref="ModelFile"/>); the file fixes the input shape, which the
     /// bridge checks against the data's.
+    /// <c>torchscript:FILE</c>: a module saved by PyTorch (<see cref="TorchScriptModel"/>).
     /// </summary>
     public static IReadOnlyList<LayerSpec> Build(string name, SampleGeometry geometry)
     {
@@ -84,6 +85,13 @@ public static class ModelZoo
     private static Func<SampleGeometry, List<LayerSpec>> Parse(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (TorchScriptModel.Names(name))
+        {
+            // The file name keeps its case and any ':'; the file is loaded when the data's geometry is known.
+            TorchScriptModel.File(name);
+            return g => [.. TorchScriptModel.Build(name, g)];
+        }
+
         if (name.StartsWith(SpecPrefix, StringComparison.OrdinalIgnoreCase))
         {
             var layers = ModelFile.Load(name[SpecPrefix.Length..]);

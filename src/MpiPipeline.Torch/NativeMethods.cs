@@ -86,6 +86,13 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] public static partial int mpp_optimizer_get_state(OptimizerHandle optimizer, int index, float* values, long count);
     [LibraryImport(Lib)] public static partial int mpp_optimizer_set_state(OptimizerHandle optimizer, int tensors, float* values, long count, long stepCount);
 
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mpp_script_inspect(string path, long* sampleShape, int sampleRank, int* parts, int* sequential,
+        long* parameters, long* outputDims, int outputCapacity, int* outputRank, nint* names);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mpp_stage_create_script(string path, int first, int count, long* sampleShape, int sampleRank,
+        string device, out StageHandle stage);
+
     /// <summary>The dynamic linker, to load the bridge with the reason for a failure (dlerror) at hand.</summary>
     internal static partial class Dl
     {

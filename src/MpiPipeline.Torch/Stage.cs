@@ -59,6 +59,8 @@ public sealed class Stage : IDisposable
     /// Builds the layers for samples of <paramref name="sampleInputShape"/> (batch dimension excluded) on
     /// <paramref name="device"/> ("cpu" or "cuda:N"), parameters initialized as libtorch does from <paramref name="seed"/>
     /// (the same on every device). A layer that does not fit the shape it receives throws, naming the layer.
+    /// Layers of a TorchScript module (<see cref="TorchScriptModel"/>): consecutive parts of one file, their parameters
+    /// the file's (<paramref name="seed"/> unused).
     /// </summary>
     /// <param name="separateHostMirrors">On CPU: host mirrors that are copies, moved with Pull/Push and the gradient
     /// copies as on CUDA (the staging path tested without a GPU); CUDA stages always have them.</param>
@@ -75,21 +77,31 @@ public sealed class Stage : IDisposable
             shape[i] = sampleInputShape[i];
         }
 
+        StageHandle handle;
         fixed (long* s = shape)
         {
-            TorchException.Check(NativeMethods.mpp_stage_create(LayerSpec.Format(layers), s, shape.Length, device, seed, out var handle));
-            if (separateHostMirrors)
+            if (layers.Any(layer => layer?.Script is not null))
             {
-                var status = NativeMethods.mpp_stage_separate_host_mirrors(handle);
-                if (status != 0)
-                {
-                    handle.Dispose();
-                    TorchException.Check(status);
-                }
+                var (file, first, count) = TorchScriptModel.StageParts(layers);
+                TorchException.Check(NativeMethods.mpp_stage_create_script(file, first, count, s, shape.Length, device, out handle));
             }
-
-            return new Stage(handle, device) { SeparateHostMirrors = separateHostMirrors || device.StartsWith("cuda", StringComparison.Ordinal) };
+            else
+            {
+                TorchException.Check(NativeMethods.mpp_stage_create(LayerSpec.Format(layers), s, shape.Length, device, seed, out handle));
+            }
         }
+
+        if (separateHostMirrors)
+        {
+            var status = NativeMethods.mpp_stage_separate_host_mirrors(handle);
+            if (status != 0)
+            {
+                handle.Dispose();
+                TorchException.Check(status);
+            }
+        }
+
+        return new Stage(handle, device) { SeparateHostMirrors = separateHostMirrors || device.StartsWith("cuda", StringComparison.Ordinal) };
     }
 
     public long ParameterCount { get; }

@@ -93,6 +93,11 @@ internal sealed class PipelineEngine : ITrainingEngine
         var microBatches = options.EffectiveMicroBatches;
         throwAt = ParseThrowAt(Environment.GetEnvironmentVariable(ThrowAtVariable));
         var layers = ModelZoo.Build(options.Model, train.Geometry);
+        if (TorchScriptModel.WhyNotCut(layers, stages) is { } reason)
+        {
+            throw new InputException($"--stages {stages}: {reason}");
+        }
+
         if (stages > layers.Count)
         {
             throw new InputException(

@@ -50,6 +50,11 @@ struct BuiltModel {
 // initialization order would be too), checking each layer's arguments against the shape it receives.
 BuiltModel build_model(const std::vector<LayerSpec>& layers, const std::vector<int64_t>& sample_input_shape);
 
+// Parts [first, first + count) of the TorchScript module at path (the children of an nn.Sequential, else the module
+// itself), loaded onto device, each checked with one sample of the shape it receives (script.cpp).
+BuiltModel build_script_model(const std::string& path, int first, int count,
+                              const std::vector<int64_t>& sample_input_shape, const torch::Device& device);
+
 }  // namespace mpp
 
 // A micro-batch in flight: its input (a leaf, requiring grad when the input gradient is wanted) and output.

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MPP_BRIDGE_VERSION 6
+#define MPP_BRIDGE_VERSION 7
 
 #if defined(MPP_BUILDING_BRIDGE)
 #define MPP_API __attribute__((visibility("default")))
@@ -173,6 +173,26 @@ MPP_API int mpp_stage_buffer_count(mpp_stage* stage, int64_t* count);
 MPP_API int mpp_stage_get_buffers(mpp_stage* stage, float* values, int64_t count);
 /* Replaces the buffers with values (count must be the buffer count). */
 MPP_API int mpp_stage_set_buffers(mpp_stage* stage, const float* values, int64_t count);
+
+/* ---- TorchScript modules (version 7) ---- */
+/* A module saved by PyTorch (torch.jit.script(model).save(path)), loaded with torch::jit::load. Its parts: the
+ * children of a module whose top level is torch.nn.Sequential (a pipeline may cut it between them), otherwise the
+ * module itself (one part). *parts: the part count; *sequential: 1 for an nn.Sequential; *parameters: the trainable
+ * parameter count (requires_grad); *names: one line per part, "index type" for a child of a Sequential, else the
+ * module's type (thread-local, valid until this function's next call on the thread). A missing file or one that is
+ * not TorchScript: MPP_EINVALID. With sample_rank > 0 one sample of sample_shape (zeros, eval mode, no graph) runs
+ * through the module: one it does not take fails with MPP_EINVALID naming the shape and libtorch's reason; otherwise
+ * output_dims (up to output_capacity) and *output_rank give the output per sample. */
+MPP_API int mpp_script_inspect(const char* path, const int64_t* sample_shape, int sample_rank, int* parts,
+                               int* sequential, int64_t* parameters, int64_t* output_dims, int output_capacity,
+                               int* output_rank, const char** names);
+/* A stage of parts [first, first + count) of the TorchScript module at path, in order, for samples of sample_shape
+ * (checked by running one), on device ("cpu" or "cuda:N"). Its parameters start at the file's values (no seed) and
+ * are views of the flat buffers in the order of the module's named_parameters(); its buffers (BatchNorm running
+ * statistics) are the module's own, updated by its forward in train mode and read in eval mode. Everything else is
+ * an mpp_stage_create stage. */
+MPP_API int mpp_stage_create_script(const char* path, int first, int count, const int64_t* sample_shape,
+                                    int sample_rank, const char* device, mpp_stage** stage);
 
 #ifdef __cplusplus
 }

@@ -242,6 +242,38 @@ int64_t checked_buffer_count(mpp_stage* stage, int64_t count) {
     return total;
 }
 
+std::vector<int64_t> checked_sample_shape(const int64_t* sample_shape, int sample_rank) {
+    MPP_REQUIRE(sample_rank >= 1 && sample_rank <= 8 && sample_shape != nullptr,
+                "the sample shape needs 1 to 8 dimensions, got " + std::to_string(sample_rank));
+    std::vector<int64_t> input_shape(sample_shape, sample_shape + sample_rank);
+    for (auto d : input_shape) {
+        MPP_REQUIRE(d > 0, "the sample shape " + shape_text(input_shape) + " has a dimension that is not positive");
+    }
+    return input_shape;
+}
+
+// A built model becomes a stage: on its device, parameters moved into the flat buffers, hooks attached, shapes
+// confirmed, in train mode.
+std::unique_ptr<mpp_stage> finish_stage(mpp::BuiltModel built, const std::vector<int64_t>& input_shape,
+                                        const torch::Device& device) {
+    auto stage = std::make_unique<mpp_stage>();
+    stage->device = device;
+    stage->model = built.model;
+    stage->sample_output_shape = built.sample_output_shape;
+    stage->summary = built.summary;
+    stage->sample_input_shape = input_shape;
+    stage->sample_input_size = mpp::element_count(input_shape);
+    stage->sample_output_size = mpp::element_count(stage->sample_output_shape);
+    // Module::to() replaces parameter data: only before the flat buffers exist (never after).
+    if (!stage->device.is_cpu()) stage->model->to(stage->device);
+    build_flat_buffers(stage.get());
+    attach_gradient_hooks(stage.get());
+    stage->summary += "parameters " + std::to_string(stage->parameter_count) + ", device " + stage->device.str() + "\n";
+    confirm_output_shape(stage.get());
+    stage->model->train(true);
+    return stage;
+}
+
 }  // namespace
 
 extern "C" {
@@ -252,33 +284,15 @@ int mpp_stage_create(const char* spec, const int64_t* sample_shape, int sample_r
         MPP_REQUIRE(stage_out != nullptr, "null output pointer");
         *stage_out = nullptr;
         MPP_REQUIRE(spec != nullptr && device != nullptr, "null layer spec or device");
-        MPP_REQUIRE(sample_rank >= 1 && sample_rank <= 8 && sample_shape != nullptr,
-                    "the sample shape needs 1 to 8 dimensions, got " + std::to_string(sample_rank));
-        std::vector<int64_t> input_shape(sample_shape, sample_shape + sample_rank);
-        for (auto d : input_shape) {
-            MPP_REQUIRE(d > 0, "the sample shape " + shape_text(input_shape) + " has a dimension that is not positive");
-        }
-        auto stage = std::make_unique<mpp_stage>();
-        stage->device = parse_device(device);
+        const auto input_shape = checked_sample_shape(sample_shape, sample_rank);
+        const auto parsed_device = parse_device(device);
         const auto layers = mpp::parse_layer_specs(spec);
+        mpp::BuiltModel built;
         {
             SeededDefaultGenerator seeded(seed);
-            auto built = mpp::build_model(layers, input_shape);
-            stage->model = built.model;
-            stage->sample_output_shape = built.sample_output_shape;
-            stage->summary = built.summary;
+            built = mpp::build_model(layers, input_shape);
         }
-        stage->sample_input_shape = input_shape;
-        stage->sample_input_size = mpp::element_count(input_shape);
-        stage->sample_output_size = mpp::element_count(stage->sample_output_shape);
-        // Module::to() replaces parameter data: only before the flat buffers exist (never after).
-        if (!stage->device.is_cpu()) stage->model->to(stage->device);
-        build_flat_buffers(stage.get());
-        attach_gradient_hooks(stage.get());
-        stage->summary += "parameters " + std::to_string(stage->parameter_count) + ", device " + stage->device.str() + "\n";
-        confirm_output_shape(stage.get());
-        stage->model->train(true);
-        *stage_out = stage.release();
+        *stage_out = finish_stage(std::move(built), input_shape, parsed_device).release();
     })
 }
 
@@ -516,6 +530,19 @@ int mpp_stage_infer(mpp_stage* stage, const float* input, int64_t input_count, i
         EvalModeScope eval(stage);
         copy_to_host(stage->model->forward(batch_for_this_call(stage, input, batch, stage->sample_input_shape)), output,
                      output_count);
+    })
+}
+
+int mpp_stage_create_script(const char* path, int first, int count, const int64_t* sample_shape, int sample_rank,
+                            const char* device, mpp_stage** stage_out) {
+    MPP_GUARDED({
+        MPP_REQUIRE(stage_out != nullptr, "null output pointer");
+        *stage_out = nullptr;
+        MPP_REQUIRE(path != nullptr && device != nullptr, "null path or device");
+        const auto input_shape = checked_sample_shape(sample_shape, sample_rank);
+        const auto parsed_device = parse_device(device);
+        auto built = mpp::build_script_model(path, first, count, input_shape, parsed_device);
+        *stage_out = finish_stage(std::move(built), input_shape, parsed_device).release();
     })
 }
 

@@ -33,7 +33,7 @@ public sealed class ModelZooTests
 
     [Test]
     public void Names() =>
-        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE" }));
+        Assert.That(ModelZoo.Names, Is.EqualTo(new[] { "linear", "mlp", "cnn", "cnn-wide", "deep-mlp:N", "res-mlp:N", "resnet20", "vgg11-small", "spec:FILE", "torchscript:FILE" }));
 
     /// <summary>linear is multinomial logistic regression: one affine map F -> K, nothing else that could make it non-convex.</summary>
     [Test]
