@@ -28,6 +28,7 @@ public sealed class LayerwiseTests : RankFixture
             // four-way height split (one row each after the first pool: a halo of whole rows), then mixed
             ("cnn", "n1c1h4 n1c1h4 n1c1h4 n1c1h4 n1c1h4 n2c1h2 n4c1h1 n2c2h1 n2c2h1 n4c1h1"));
         yield return Job(MpiFlavor.OpenMpi, 4,
+            ("mlp", "auto"),          // whatever the search picks on this machine (rank 0 searches, broadcasts the plan)
             ("cnn", "data"),
             // channel-split convs, a conv split 2 x 2, a relu split along height, channel-split linears
             ("cnn", "n1c4h1 n1c4h1 n1c4h1 n2c2h1 n2c1h2 n4c1h1 n1c4h1 n1c4h1 n1c4h1 n1c4h1"));
@@ -66,7 +67,7 @@ public sealed class LayerwiseTests : RankFixture
     }
 
     /// <summary>Bad input: one clear message, from rank 0, every rank exits non-zero promptly, no results file (one job: the
-    /// engine's refusals share this path with every up-front check; --plan auto's is a unit test's).</summary>
+    /// engine's refusals share this path with every up-front check).</summary>
     [TestCaseSource(nameof(BadInputs))]
     public void BadInputIsReportedOnceAndEveryRankExits(MpiFlavor flavor, string[] args, string message)
     {

@@ -61,7 +61,7 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.Balance, $"{Owners(TrainFlags.Balance)}: layers per stage, e.g. 3,2,2 (default: automatic partition).", o => o.Balance, (o, v) => o with { Balance = v });
         t.Choice(TrainFlags.Partition, $"{Owners(TrainFlags.Partition)}: automatic partition by measured layer 'time' (default) or by 'parameters'.",
             partitions, o => o.PartitionBy, (o, v) => o with { PartitionBy = v });
-        t.Add(TrainFlags.Plan, $"{Owners(TrainFlags.Plan)}: FILE (a plan of mpipipe plan) | data (every layer split along samples) | model (a channel split R ways on every layer that takes one, samples elsewhere) | auto (the search; not built yet); default data.",
+        t.Add(TrainFlags.Plan, $"{Owners(TrainFlags.Plan)}: FILE (a plan of mpipipe plan) | data (every layer split along samples) | model (a channel split R ways on every layer that takes one, samples elsewhere) | auto (rank 0 runs mpipipe plan's search at start-up, shared-memory costs, and broadcasts the plan); default data.",
             o => o.Plan, (o, v) => o with { Plan = v });
         t.Add(TrainFlags.Trace, $"{Owners(TrainFlags.Trace)}: write a Chrome trace (chrome://tracing, Perfetto) of every rank to this file.", o => o.TracePath, (o, v) => o with { TracePath = v });
         t.Add(TrainFlags.NoOverlap, $"{Owners(TrainFlags.NoOverlap)}: average the gradients with one Allreduce after backward, not in buckets overlapped with backward (the default on CPU).",

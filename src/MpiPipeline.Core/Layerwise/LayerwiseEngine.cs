@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text;
 using MpiPipeline.Algorithms;
 using MpiPipeline.Data;
 using MpiPipeline.Exchange;
@@ -73,7 +75,7 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         var (options, train) = (context.Options, context.Train);
         var specs = ModelZoo.Build(options.Model, train.Geometry);
         var profiles = StageBuilder.Profile(specs, train.SampleShape);
-        plan = ResolvePlan(options, specs, profiles, world.Size);
+        plan = options.Plan?.Trim().ToLowerInvariant() == AutoPlan ? SearchedPlan(options, specs, train.SampleShape) : ResolvePlan(options, specs, profiles, world.Size);
         layers = [.. profiles.Select(p => new PlannedLayer(p.Index, p.Layer, ActivationShape.Of(p.InputShape), ActivationShape.Of(p.OutputShape),
             plan.Layers[p.Index]))];
         var source = options.Plan ?? DataPlan;
@@ -289,15 +291,9 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         }
     }
 
-    /// <summary>The options the layer-wise engine refuses before any work: --plan auto, checkpoints.</summary>
+    /// <summary>The options the layer-wise engine refuses before any work: checkpoints, a batch R does not divide.</summary>
     private static void Check(TrainOptions options, int workers)
     {
-        if (options.Plan?.Trim().ToLowerInvariant() == AutoPlan)
-        {
-            throw new InputException(
-                "--plan auto: the plan search is not built into train yet; write a plan file (mpipipe plan) and give --plan FILE, or use --plan data or --plan model");
-        }
-
         if (options.CheckpointDirectory is not null || options.ResumePath is not null)
         {
             throw new InputException($"--algo layerwise does not checkpoint yet ({TrainFlags.Checkpoint}, {TrainFlags.Resume}): its per-layer shards have no checkpoint layout");
@@ -308,6 +304,44 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             throw new InputException(
                 $"--batch {options.Batch}: the layer-wise engine computes the loss on batch / R samples per rank, so R = {workers} must divide it; try --batch {(options.Batch / workers + 1) * workers}");
         }
+    }
+
+    /// <summary>
+    /// <c>--plan auto</c>: rank 0 runs the search of <c>mpipipe plan</c> (layer times measured once per shard and kept in
+    /// <see cref="MeasuredLayerTimes.DefaultPath"/>, this machine's shared-memory alpha-beta figures) while the others
+    /// wait for the plan in a broadcast: one measurement, not one per rank competing for the cores, and the same plan
+    /// everywhere.
+    /// </summary>
+    private LayerwisePlan SearchedPlan(TrainOptions options, IReadOnlyList<LayerSpec> specs, int[] sampleShape)
+    {
+        byte[] json = [];
+        if (world.Rank == 0)
+        {
+            var times = new MeasuredLayerTimes(MeasuredLayerTimes.DefaultPath, MeasuredLayerTimes.Environment(Math.Max(1, TorchRuntime.Threads)));
+            var model = new LayerwiseCostModel(LayerNode.Of(specs, sampleShape), options.Batch, world.Size, times, LayerwiseNetwork.SharedMemory);
+            var searched = model.Evaluate(model.Search());
+            times.Save();
+            json = Encoding.UTF8.GetBytes(new LayerwisePlan(options.Model, world.Size, searched.Configs, searched.Step).ToJson());
+        }
+
+        var length = world.Size > 1 ? Broadcast(json.Length) : json.Length;
+        if (world.Rank != 0)
+        {
+            json = new byte[length];
+        }
+
+        world.Bcast<byte>(json, 0);
+        var plan = LayerwisePlan.FromJson(Encoding.UTF8.GetString(json), "--plan auto");
+        notes.Add(string.Create(CultureInfo.InvariantCulture,
+            $"--plan auto: searched on rank 0 ({string.Join(' ', plan.Layers)}), predicted step {1000 * plan.PredictedStepSeconds:F1} ms on shared memory; layer times cached in {MeasuredLayerTimes.DefaultPath}"));
+        return plan;
+    }
+
+    private int Broadcast(int value)
+    {
+        Span<int> one = [value];
+        world.Bcast(one, 0);
+        return one[0];
     }
 
     /// <summary>The plan --plan names: data, model, or a plan file for this model and this many ranks.</summary>
