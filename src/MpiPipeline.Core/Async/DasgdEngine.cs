@@ -126,6 +126,15 @@ internal sealed partial class DasgdEngine : ITrainingEngine
         idle = context.Node.PipelineWait;
         stage = Stage.Create(ModelZoo.Build(options.Model, context.Train.Geometry), context.Train.SampleShape, options.Device, options.Seed);
         length = checked((int)stage.ParameterCount);
+        if (stage.BufferLength > 0)
+        {
+            // The master evaluates its x with its own running statistics, which only the workers' batches would
+            // update: without a protocol that carries them, evaluation would use the initial statistics, silently.
+            stage.Dispose();
+            throw new InputException($"--algo dasgd does not carry BatchNorm running statistics from the workers to the master: " +
+                $"--model {options.Model} has BatchNorm layers; use a model without BatchNorm, or psgd / local-sgd, which average them");
+        }
+
         minServedFrom = MinServedFrom(delay, context.TotalSteps);
         var peak = PeakSnapshots(minServedFrom);
         if (peak * length * (long)sizeof(float) > HistoryBudgetBytes)
