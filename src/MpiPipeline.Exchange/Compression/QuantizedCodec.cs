@@ -35,21 +35,24 @@ public static class QuantizedCodec
 
             var start = b * bucketSize;
             var bucket = levels.Slice(start, Math.Min(bucketSize, levels.Length - start));
-            // Most levels are 0: the vectorized search for the next non-zero one skips a run a vector at a time.
-            var run = bucket.IndexOfAnyExcept(0);
-            while (run >= 0)
+            var run = 0;
+            foreach (var level in bucket)
             {
-                var level = bucket[run];
+                if (level == 0)
+                {
+                    run++;
+                    continue;
+                }
+
                 writer.WriteGamma((ulong)run + 1);
                 writer.WriteGamma((ulong)Math.Abs(level));
                 writer.WriteBits(level < 0 ? 1UL : 0UL, 1);
                 perCoordinateBits += run + BitWriter.GammaBits((ulong)Math.Abs(level) + 1) + 1;
-                bucket = bucket[(run + 1)..];
-                run = bucket.IndexOfAnyExcept(0);
+                run = 0;
             }
 
-            writer.WriteGamma((ulong)bucket.Length + 1);
-            perCoordinateBits += bucket.Length;
+            writer.WriteGamma((ulong)run + 1);
+            perCoordinateBits += run;
         }
 
         return writer.Payload;
