@@ -19,6 +19,7 @@ internal static class BenchVerb
         var command = new Command(BenchMpiFlags.Verb, "Benchmarks, each comparable with its C/C++ baseline under bench/ (make bench).");
         command.Subcommands.Add(CreateMpi());
         command.Subcommands.Add(BenchBridgeVerb.Create());
+        command.Subcommands.Add(BenchCodecVerb.Create());
         return command;
     }
 

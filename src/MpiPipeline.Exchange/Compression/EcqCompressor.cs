@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace MpiPipeline.Exchange.Compression;
 
 /// <summary>
@@ -57,7 +59,6 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
     private float[] scales = [];
     private int[] levels = [];
     private float[] compensated = [];
-    private float[] quantized = [];
     private float[] error = [];
 
     public EcqCompressor(BucketQuantizer quantizer, float alpha, float beta, CompressorContext context)
@@ -97,18 +98,9 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
             Allocate(n);                                // h_p^(0) = 0
         }
 
-        for (var i = 0; i < n; i++)
-        {
-            compensated[i] = gradient[i] + (Alpha * error[i]);                 // u = g + alpha h
-        }
-
+        Compensate(gradient, Alpha, error, compensated);                                                          // u = g + alpha h
         Quantizer.Quantize(compensated, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);   // g~ = Q_s(u)
-        Quantizer.Dequantize(scales, levels, quantized);
-        for (var i = 0; i < n; i++)
-        {
-            error[i] = (Beta * error[i]) + (gradient[i] - quantized[i]);       // h <- beta h + (g - g~)
-        }
-
+        Quantizer.AccumulateError(scales, levels, gradient, Beta, error);                                          // h <- beta h + (g - g~)
         var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
         PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
         return payload;
@@ -116,11 +108,30 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum) => QuantizedCodec.DecodeAdd(payload, Quantizer, sum);
 
+    /// <summary>u = g + alpha h; per element alpha h then the sum, each rounded to float: the vector lanes give the scalar form's bits.</summary>
+    private static void Compensate(ReadOnlySpan<float> gradient, float alpha, ReadOnlySpan<float> error, Span<float> compensated)
+    {
+        var width = Vector<float>.Count;
+        var alphaVector = new Vector<float>(alpha);
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i + width <= gradient.Length; i += width)
+            {
+                (new Vector<float>(gradient.Slice(i, width)) + (alphaVector * new Vector<float>(error.Slice(i, width)))).CopyTo(compensated.Slice(i, width));
+            }
+        }
+
+        for (; i < gradient.Length; i++)
+        {
+            compensated[i] = gradient[i] + (alpha * error[i]);
+        }
+    }
+
     private void Allocate(int n)
     {
         error = new float[n];
         compensated = new float[n];
-        quantized = new float[n];
         levels = new int[n];
         scales = new float[Quantizer.BucketCount(n)];
     }
