@@ -1,8 +1,9 @@
 # Layer-wise parallelism (issue 18): `mpipipe plan` for cnn and cnn-wide on 2 and 4 ranks, shared memory and the
-# emulated 1 Gbit network (predicted step times of the searched, data parallel and model parallel plans), then the
-# runs of `train --algo layerwise --plan FILE` once the engine is in the build (bench/layerwise/run.sh says "engine
-# not available" until then). Not in BENCH_TARGETS yet: it measures nothing before the engine lands.
+# emulated 1 Gbit network (predicted step times of the searched, data parallel and model parallel plans), each plan
+# run by `train --algo layerwise --plan FILE` (measured step), and PSGD vs the searched plan over 2 epochs (accuracy);
+# bench/layerwise/report.py writes bench/results/layerwise.md. PART=steps or PART=accuracy runs one half.
 .PHONY: bench-layerwise
+BENCH_TARGETS += bench-layerwise
 
 bench-layerwise: build
 	MPIPIPE=$(MPIPIPE) bash bench/layerwise/run.sh

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# `make bench-layerwise` (issue 18; not yet part of `make bench`): layer-wise parallelism (OptCNN) for cnn and cnn-wide
-# on R = 2 and 4 ranks, on shared memory and on the emulated 1 Gbit network. For each case `mpipipe plan` searches a
-# plan and prints the predicted step time of the searched plan, pure data parallel and pure model parallel; the plan
-# files go to $OUT/plans/. Then each plan would be run by `mpipipe train --algo layerwise --plan FILE` for the measured
-# column; until this build has that engine (branch lweng), the script says "engine not available" and stops there.
-#   MODELS, RANKS_LIST, NETWORKS  what to cover (default: cnn cnn-wide; 2 4; shm 1gbit)
+# `make bench-layerwise` (issue 18): layer-wise parallelism (OptCNN) for cnn and cnn-wide on R = 2 and 4 ranks, on
+# shared memory and on the emulated 1 Gbit network. For each case `mpipipe plan` searches a plan and prints the
+# predicted step time of the searched plan, pure data parallel and pure model parallel (the plan files, with their
+# predictedStepSeconds, go to $OUT/plans/); then each of the three plans runs through `mpipipe train --algo layerwise
+# --plan FILE` for the measured column ($OUT/runs/*.json, the loss curve at every step). PART=accuracy trains PSGD and
+# the searched plan for 2 epochs each (same model, global batch, seed) for the accuracy goal. bench/layerwise/report.py
+# writes $REPORT (bench/results/layerwise.md) from all of it.
+#   PART         steps | accuracy | all (default all)
+#   MODELS, RANKS_LIST, NETWORKS  what the step part covers (default: cnn cnn-wide; 2 4; shm 1gbit)
 #   BATCH        the global batch (default 128, train's)
-#   STEPS        training steps per measured run (default 40; the first 5 are not timed by the engine's report)
+#   STEPS        training steps per measured run (default 40); WARMUP (default 5) of them are left out of the mean
+#   ACC_MODELS, ACC_RANKS, EPOCHS, SEED  the accuracy part (default: cnn-wide cnn; 4; 2; 1), on shared memory
+#   ACC_ARGS     extra train arguments for the accuracy part only (e.g. "--train-samples 512" for a smoke run)
 #   MPI          mpich | openmpi (default openmpi: the emulated network's TCP path is verified with it)
 set -euo pipefail
 : "${MPIPIPE:?path of mpipipe}"
@@ -16,11 +21,29 @@ RANKS=${RANKS_LIST:-"2 4"}
 NETWORKS=${NETWORKS:-"shm 1gbit"}
 BATCH=${BATCH:-128}
 STEPS=${STEPS:-40}
+WARMUP=${WARMUP:-5}
+PART=${PART:-all}
+ACC_MODELS=${ACC_MODELS:-"cnn-wide cnn"}
+ACC_RANKS=${ACC_RANKS:-4}
+EPOCHS=${EPOCHS:-2}
+SEED=${SEED:-1}
+ACC_ARGS=${ACC_ARGS:-}
+REPORT=${REPORT:-bench/results/layerwise.md}
 MPI=${MPI:-openmpi}
+COMMAND="$0${*:+ $*} (PART=$PART MODELS='$MODELS' RANKS_LIST='$RANKS' NETWORKS='$NETWORKS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP ACC_MODELS='$ACC_MODELS' ACC_RANKS=$ACC_RANKS EPOCHS=$EPOCHS SEED=$SEED${ACC_ARGS:+ ACC_ARGS='$ACC_ARGS'} MPI=$MPI)"
+case "$PART" in steps | accuracy | all) ;; *) echo "PART must be steps, accuracy or all, not '$PART'" >&2; exit 64 ;; esac
 PLANS=$OUT/plans
 RUNS=$OUT/runs
 mkdir -p "$PLANS" "$RUNS"
 
+case "$MPI" in
+    mpich) MPIEXEC=(env HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich) ;;
+    openmpi) MPIEXEC=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun.openmpi --oversubscribe) ;;
+    *) echo "MPI must be mpich or openmpi, not '$MPI'" >&2; exit 64 ;;
+esac
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+if [ "$PART" != accuracy ]; then
 echo "# layer-wise plans ($(date -u '+%Y-%m-%d %H:%M UTC'); load $(cut -d' ' -f1-3 /proc/loadavg): layer times measured under this load)"
 echo
 echo "| model | ranks | network | searched ms | data parallel ms | model parallel ms | searched plan |"
@@ -45,18 +68,6 @@ for model in $MODELS; do
 done
 echo
 
-# The engine: `train --algo layerwise --plan FILE` (issue 18, item 2). Probe it instead of assuming it.
-if ! "$MPIPIPE" train --help 2>/dev/null | grep -q -- '--plan'; then
-    echo "engine not available: this mpipipe has no 'train --algo layerwise --plan FILE' (branch lweng); predicted times only"
-    exit 0
-fi
-
-case "$MPI" in
-    mpich) MPIEXEC=(env HYDRA_IFACE=lo mpiexec.mpich -f hostfiles/localhost.mpich) ;;
-    openmpi) MPIEXEC=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun.openmpi --oversubscribe) ;;
-    *) echo "MPI must be mpich or openmpi, not '$MPI'" >&2; exit 64 ;;
-esac
-
 for model in $MODELS; do
     for ranks in $RANKS; do
         for net in $NETWORKS; do
@@ -66,10 +77,35 @@ for model in $MODELS; do
                 wrap=()
                 [ "$net" = shm ] || wrap=(bench/network/emulate.sh --rate "$net" --quiet --)
                 name=$model-$ranks-$net-$which
-                echo "== $name (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+                load >"$RUNS/$name.load"
+                echo "== $name (load: $(cat "$RUNS/$name.load"))"
+                # --curve-every 1: the report takes the mean step from the loss curve's wall clock after WARMUP steps.
                 "${wrap[@]}" "${MPIEXEC[@]}" -n "$ranks" "$MPIPIPE" train --algo layerwise --plan "$plan" --model "$model" \
-                    --batch "$BATCH" --max-steps "$STEPS" --threads 1 --output "$RUNS/$name.json" | tail -n 3
+                    --batch "$BATCH" --max-steps "$STEPS" --curve-every 1 --test-samples 256 --threads 1 --output "$RUNS/$name.json" | tail -n 3
             done
         done
     done
 done
+fi
+
+if [ "$PART" != steps ]; then
+    ACC=$OUT/accuracy
+    mkdir -p "$ACC"
+    for model in $ACC_MODELS; do
+        plan=$PLANS/$model-$ACC_RANKS-shm.json
+        [ -f "$plan" ] || "$MPIPIPE" plan --model "$model" --ranks "$ACC_RANKS" --batch "$BATCH" --output "$plan" >/dev/null
+        for algo in psgd layerwise; do
+            name=$model-$ACC_RANKS-$algo
+            args=(--algo "$algo")
+            [ "$algo" = psgd ] || args=(--algo layerwise --plan "$plan")
+            load >"$ACC/$name.load"
+            echo "== accuracy $name (load: $(cat "$ACC/$name.load"))"
+            "${MPIEXEC[@]}" -n "$ACC_RANKS" "$MPIPIPE" train "${args[@]}" --model "$model" --batch "$BATCH" --epochs "$EPOCHS" \
+                --seed "$SEED" --threads 1 $ACC_ARGS --output "$ACC/$name.json" | tail -n 2
+        done
+    done
+fi
+
+python3 bench/layerwise/report.py --work "$OUT" --out "$REPORT" --command "$COMMAND" --models "$MODELS" --ranks "$RANKS" \
+    --networks "$NETWORKS" --acc-models "$ACC_MODELS" --acc-ranks "$ACC_RANKS" --epochs "$EPOCHS" --warmup "$WARMUP" --part "$PART"
+echo "report: $REPORT"

@@ -36,12 +36,15 @@ internal static class LayerGeometry
         (rank / (config.Channel * config.Height), rank / config.Height % config.Channel, rank % config.Height);
 
     /// <summary>The block of the layer's output that <paramref name="rank"/> holds, for a batch of <paramref name="batch"/>.</summary>
-    public static ActivationBlock OutputBlock(PlannedLayer layer, int batch, int rank)
+    public static ActivationBlock OutputBlock(PlannedLayer layer, int batch, int rank) => Block(layer.Output, layer.Config, batch, rank);
+
+    /// <summary>The block of an activation of <paramref name="shape"/> that <paramref name="rank"/> holds when it is laid out as <paramref name="config"/>.</summary>
+    public static ActivationBlock Block(ActivationShape shape, LayerConfig config, int batch, int rank)
     {
-        var (s, c, h) = Coordinates(layer.Config, rank);
-        var (s0, s1) = ActivationBlock.Part(batch, layer.Config.Sample, s);
-        var (c0, c1) = ActivationBlock.Part(layer.Output.Channels, layer.Config.Channel, c);
-        var (r0, r1) = ActivationBlock.Part(layer.Output.Rows, layer.Config.Height, h);
+        var (s, c, h) = Coordinates(config, rank);
+        var (s0, s1) = ActivationBlock.Part(batch, config.Sample, s);
+        var (c0, c1) = ActivationBlock.Part(shape.Channels, config.Channel, c);
+        var (r0, r1) = ActivationBlock.Part(shape.Rows, config.Height, h);
         return new(s0, s1, c0, c1, r0, r1);
     }
 

@@ -23,9 +23,9 @@ internal sealed record PlanCost(IReadOnlyList<LayerCost> Layers, Transfer ToLoss
 /// t(plan) = sum over layers t_compute(layer, config) + sum over edges t_transfer(config_i, config_j) + sum over layers t_sync(layer, config).
 /// <list type="bullet">
 /// <item>t_compute: the shard's forward + backward from <see cref="ILayerTimes"/> (measured on this machine and cached).</item>
-/// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way
-/// (<see cref="Redistribution"/>), priced by <see cref="LayerwiseNetwork.Seconds"/>; the input is read by each rank from
-/// the data set (free), and the last layer's output goes to a layout with whole class scores for the loss.</item>
+/// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way, exactly the bytes the
+/// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>; the input is read by each rank from
+/// the data set (free), and the last layer's output goes to the loss's layout (1/R of the samples per rank, every class score).</item>
 /// <item>t_sync: the Allreduce of the gradients of parameters replicated over Sample x Height ranks (<see cref="LayerwiseNetwork.Sync"/>).</item>
 /// </list>
 /// Not in the model: the optimizer step and the loop's own overhead (the same for every plan up to the parameter
@@ -84,7 +84,7 @@ internal sealed class LayerwiseCostModel
         return times.Seconds(shard.Layer, shard.InputShape, shard.Batch);
     }
 
-    public double Sync(int layer, LayerConfig config) => Network.Sync(Layers[layer].Parameters * Activation.BytesPerValue, config);
+    public double Sync(int layer, LayerConfig config) => Network.Sync(Layers[layer].Parameters * TransferCosts.BytesPerElement, config);
 
     /// <summary>Layer <paramref name="layer"/>'s input from layer - 1 laid out as <paramref name="from"/>.</summary>
     public Transfer Edge(int layer, LayerConfig from, LayerConfig to) => Redistribution.Between(from, Layers[layer], to, Batch);

@@ -50,13 +50,19 @@ internal static class TransferCosts
 {
     public const int BytesPerElement = sizeof(float);
 
-    /// <summary>The transfer from held blocks to needed blocks (one each per rank) of an activation with <paramref name="columns"/> columns.</summary>
-    public static TransferCost Cost(IReadOnlyList<ActivationBlock> held, IReadOnlyList<ActivationBlock> needed, int columns)
+    /// <summary>
+    /// The traffic from held blocks to needed blocks (one each per rank) of an activation with <paramref name="columns"/>
+    /// columns: per rank the bytes it sends and receives forward, its peers, and the pattern. The engine
+    /// (<see cref="BlockTransfer"/>) and the cost model (<see cref="Redistribution"/>) both read this one function.
+    /// </summary>
+    public static Transfer Traffic(IReadOnlyList<ActivationBlock> held, IReadOnlyList<ActivationBlock> needed, int columns)
     {
         var ranks = held.Count;
         var rows = held.Max(block => block.R1);
         var sent = new long[ranks];
         var received = new long[ranks];
+        var sendPeers = new int[ranks];
+        var receivePeers = new int[ranks];
         bool any = false, wholeBlocks = true, rowSlices = true;
         for (var p = 0; p < ranks; p++)
         {
@@ -69,17 +75,33 @@ internal static class TransferCosts
                 }
 
                 any = true;
-                var elements = piece.Elements(columns);
-                sent[p] += elements;
-                received[q] += elements;
+                var bytes = piece.Elements(columns) * BytesPerElement;
+                sent[p] += bytes;
+                received[q] += bytes;
+                sendPeers[p]++;
+                receivePeers[q]++;
                 wholeBlocks &= piece == held[p];
                 rowSlices &= piece.S0 == held[p].S0 && piece.S1 == held[p].S1 && piece.C0 == held[p].C0 && piece.C1 == held[p].C1
                     && needed[q].Contains(held[q]) && needed[q].Rows < rows;
             }
         }
 
-        var kind = !any ? TransferKind.None : rowSlices ? TransferKind.Halo : wholeBlocks ? TransferKind.Allgather : TransferKind.Alltoall;
-        return new TransferCost(kind, sent.Max() * BytesPerElement, received.Max() * BytesPerElement);
+        if (!any)
+        {
+            return Transfer.None;
+        }
+
+        var kind = rowSlices ? TransferKind.Halo : wholeBlocks ? TransferKind.Allgather : TransferKind.Alltoall;
+        return new Transfer(kind, sent, received, [.. sendPeers.Zip(receivePeers, Math.Max)]);
+    }
+
+    /// <summary>The busiest rank's bytes of <see cref="Traffic"/>: forward what it sends, backward what it received forward.</summary>
+    public static TransferCost Cost(IReadOnlyList<ActivationBlock> held, IReadOnlyList<ActivationBlock> needed, int columns)
+    {
+        var traffic = Traffic(held, needed, columns);
+        return traffic.Kind == TransferKind.None
+            ? new TransferCost(TransferKind.None, 0, 0)
+            : new TransferCost(traffic.Kind, traffic.Sent.Max(), traffic.Received.Max());
     }
 
     /// <summary>The transition into <paramref name="consumer"/> from <paramref name="producer"/>'s output, for a batch.</summary>

@@ -19,12 +19,13 @@ internal sealed class RedistributionTests
         Redistribution.Between(LayerConfig.Parse(from), layers[layer], LayerConfig.Parse(to), batch);
 
     // Batch 4 x 8 features. Allgather: each rank holds 4 x 4 values and needs 4 x 8: 16 values (64 B) from its peer.
-    // n2 -> n1c2: each holds 2 samples x 8 and needs all 4 x 8: 64 B from its peer, an Alltoallv.
+    // n2 -> n1c2: each holds 2 samples x 8 and needs all 4 x 8: its peer's whole block, 64 B, an Allgather too.
+    // n1c2 -> n2: each sends the other half of its samples of its features: parts of blocks, an Alltoallv.
     // n2c2 -> n1c4 on 4 ranks: each holds 2 x 4 = 8 values, needs all 32: 24 values (96 B) from 3 peers.
     [TestCase("n1c2h1", "n1c2h1", "Allgather", "Reduce-scatter", new long[] { 64, 64 }, new long[] { 64, 64 }, 1)]
-    [TestCase("n1c2h1", "n2c1h1", "Alltoallv", "Alltoallv", new long[] { 32, 32 }, new long[] { 32, 32 }, 1)]
-    [TestCase("n2c1h1", "n1c2h1", "Alltoallv", "Alltoallv", new long[] { 64, 64 }, new long[] { 64, 64 }, 1)]
-    [TestCase("n2c2h1", "n1c4h1", "Alltoallv", "Alltoallv", new long[] { 96, 96, 96, 96 }, new long[] { 96, 96, 96, 96 }, 3)]
+    [TestCase("n1c2h1", "n2c1h1", "Alltoall(v)", "Alltoall(v), added", new long[] { 32, 32 }, new long[] { 32, 32 }, 1)]
+    [TestCase("n2c1h1", "n1c2h1", "Allgather", "Reduce-scatter", new long[] { 64, 64 }, new long[] { 64, 64 }, 1)]
+    [TestCase("n2c2h1", "n1c4h1", "Allgather", "Reduce-scatter", new long[] { 96, 96, 96, 96 }, new long[] { 96, 96, 96, 96 }, 3)]
     [TestCase("n2c2h1", "n2c2h1", "Allgather", "Reduce-scatter", new long[] { 32, 32, 32, 32 }, new long[] { 32, 32, 32, 32 }, 1)]
     public void LinearInputs(string from, string to, string forward, string backward, long[] sent, long[] received, int peers)
     {
@@ -51,21 +52,21 @@ internal sealed class RedistributionTests
     {
         var layers = LayerNode.Of([new LayerSpec("relu"), new LayerSpec("conv2d", 2, 2, 3, 1, 1)], [2, 8, 5]);
         var transfer = Into(layers, 1, "n1c1h2", "n1c1h2", 2);
-        Assert.That((transfer.Forward, transfer.Backward), Is.EqualTo(("halo P2P", "halo P2P")));
+        Assert.That((transfer.Forward, transfer.Backward), Is.EqualTo(("halo exchange (point-to-point)", "halo exchange, added")));
         Assert.That(transfer.Received, Is.EqualTo(new long[] { 80, 80 }));
         Assert.That(transfer.Sent, Is.EqualTo(new long[] { 80, 80 }));
-        Assert.That(Redistribution.InputRows(layers[1], 0, 4, 8), Is.EqualTo((0L, 5L)));
-        Assert.That(Redistribution.InputRows(layers[1], 4, 8, 8), Is.EqualTo((3L, 8L)));
     }
 
     // n1c2h2 on 4 ranks: rank 0 holds channel 0, rows 0-3 (2 x 1 x 4 x 5 = 40 values) and needs both channels, rows
-    // 0-4 (100): 10 from rank 1 (channel 0, row 4), 40 from rank 2 (channel 1, rows 0-3), 10 from rank 3 (channel 1, row 4).
+    // 0-4 (100): 10 from rank 1 (channel 0, row 4), 40 from rank 2 (channel 1, rows 0-3), 10 from rank 3 (channel 1, row 4);
+    // every piece keeps its holder's samples and channels and rank 0 keeps its own block, so the engine moves it
+    // point to point as a halo exchange (the pieces from ranks 2 and 3 are their channel's rows, an Allgather's part).
     [Test]
     public void ChannelAndHeightSplitConvGathersChannelsAndHalo()
     {
         var layers = LayerNode.Of([new LayerSpec("relu"), new LayerSpec("conv2d", 2, 2, 3, 1, 1)], [2, 8, 5]);
         var transfer = Into(layers, 1, "n1c2h2", "n1c2h2", 2);
-        Assert.That(transfer.Forward, Is.EqualTo("Allgather + halo P2P"));
+        Assert.That(transfer.Forward, Is.EqualTo("halo exchange (point-to-point)"));
         Assert.That(transfer.Received, Is.EqualTo(new long[] { 240, 240, 240, 240 }));
         Assert.That(transfer.MaxPeers, Is.EqualTo(3));
     }
@@ -75,8 +76,8 @@ internal sealed class RedistributionTests
     {
         Assert.That(Redistribution.ToLoss(Linears[1], LayerConfig.Parse("n2c1h1"), 4), Is.SameAs(Transfer.None));
         var gather = Redistribution.ToLoss(Linears[1], LayerConfig.Parse("n1c2h1"), 4);
-        Assert.That(gather.Forward, Is.EqualTo("Allgather"));
-        Assert.That(gather.Received, Is.EqualTo(new long[] { 32, 32 })); // 4 samples x 2 scores of the other rank
+        Assert.That(gather.Forward, Is.EqualTo("Alltoall(v)"));
+        Assert.That(gather.Received, Is.EqualTo(new long[] { 16, 16 })); // the loss's 2 samples x the other rank's 2 scores
     }
 
     // alpha 1 us, beta 1 ns/B. The 4-rank Alltoallv above: 3 peers, 96 B per rank, 384 B in all.

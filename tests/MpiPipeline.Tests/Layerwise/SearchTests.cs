@@ -140,7 +140,7 @@ internal sealed class SearchTests
         var priced = cost.Evaluate(plan);
         Assert.That(priced.Step, Is.EqualTo(priced.Compute + priced.Transfer + priced.Sync));
         Assert.That(priced.Step, Is.EqualTo(cost.Graph().Cost(plan.Select((c, i) => cost.Configs[i].ToList().IndexOf(c)).ToArray())).Within(1e-15));
-        Assert.That(priced.Layers[1].In.Forward, Is.EqualTo("Alltoallv"));
+        Assert.That(priced.Layers[1].In.Forward, Is.EqualTo("Allgather"), "n4 -> n2c2: each rank needs its sample-half peer's whole block");
         Assert.That(priced.Layers[2].In, Is.SameAs(Transfer.None), "relu in the linear layer's layout");
         Assert.That(priced.Layers[3].In.Forward, Is.EqualTo("Allgather"));
         Assert.That(priced.Sync, Is.EqualTo(

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""bench/results/layerwise.md from the plans and runs of bench/layerwise/run.sh (issue 18).
+
+Predicted step: the plan file's predictedStepSeconds (`mpipipe plan --output`, the cost model's compute + transfer +
+sync). Measured step: rank 0's wall clock over the timed steps, from the run's loss curve (train --curve-every 1):
+(wallSeconds at the last step - wallSeconds at step WARMUP) / (steps - WARMUP), so the warm-up steps (first calls
+into libtorch, allocations) are left out; it includes what the cost model leaves out (the optimizer step, gathering
+the batch, the loop). The totals' stepSeconds / steps (every step, warm-up included) is shown beside it.
+"""
+import argparse, datetime, json, os
+
+ap = argparse.ArgumentParser()
+for flag in ("work", "out", "command", "models", "ranks", "networks", "acc-models", "acc-ranks", "epochs", "warmup", "part"):
+    ap.add_argument("--" + flag, required=True)
+a = ap.parse_args()
+warmup = int(a.warmup)
+cores = os.cpu_count() or 1
+PLANS = ("searched", "data", "model")
+NAMES = {"searched": "searched", "data": "data parallel", "model": "model parallel"}
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_avg(path):
+    try:
+        with open(path) as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def measured_step(run):
+    """(mean step excluding warm-up, mean step of all steps) in seconds; None where the run is missing or too short."""
+    if not run or run.get("status", "completed") != "completed":
+        return None, None
+    totals = run.get("totals") or {}
+    overall = totals["stepSeconds"] / totals["steps"] if totals.get("steps") else None
+    curve = {p["step"]: p["wallSeconds"] for p in run.get("lossCurve") or []}
+    last = max(curve, default=0)
+    if warmup not in curve or last <= warmup:
+        return None, overall
+    return (curve[last] - curve[warmup]) / (last - warmup), overall
+
+
+def ms(seconds, digits=2):
+    return "-" if seconds is None else f"{1000 * seconds:.{digits}f}"
+
+
+lines = [
+    "# Layer-wise parallelism (OptCNN): predicted vs measured step time",
+    "",
+    f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by `bench/layerwise/report.py` from",
+    f"`{a.command}`; {cores} cores (a row with more ranks than cores is oversubscribed).",
+    "",
+    "Predicted: the plan file's `predictedStepSeconds` (`mpipipe plan`: compute + transfer + sync of the cost model, layer",
+    "times measured on this machine and cached). Measured: rank 0's wall clock over the timed steps from the run's loss",
+    f"curve (`--curve-every 1`): (wallSeconds at the last step - wallSeconds at step {warmup}) / (steps - {warmup}), the first",
+    f"{warmup} steps being warm-up; it includes the optimizer step, the batch gathering and the loop, which the model leaves",
+    "out. `all steps` is the results' `totals.stepSeconds / totals.steps`, warm-up included. `load` is the 1-minute load",
+    "average when the run started: timings taken under load are not quiet-machine numbers.",
+    "",
+]
+
+rows = {}
+if a.part != "accuracy":
+    lines += ["| model | R | network | plan | predicted ms | measured ms | measured / predicted | all steps ms | oversubscribed | load | configurations |",
+              "|---|---:|---|---|---:|---:|---:|---:|---|---:|---|"]
+    for model in a.models.split():
+        for ranks in a.ranks.split():
+            for net in a.networks.split():
+                for which in PLANS:
+                    stem = f"{model}-{ranks}-{net}" + ("" if which == "searched" else f"-{which}")
+                    plan = load_json(os.path.join(a.work, "plans", stem + ".json")) or {}
+                    name = f"{model}-{ranks}-{net}-{which}"
+                    run = load_json(os.path.join(a.work, "runs", name + ".json"))
+                    predicted = plan.get("predictedStepSeconds")
+                    measured, overall = measured_step(run)
+                    ratio = measured / predicted if measured and predicted else None
+                    over = int(ranks) > cores
+                    rows[(model, ranks, net, which)] = (predicted, measured, ratio, over)
+                    lines.append(f"| {model} | {ranks} | {net} | {NAMES[which]} | {ms(predicted)} | {ms(measured) if run else 'not run'} | "
+                                 f"{'-' if ratio is None else f'{ratio:.2f}'} | {ms(overall)} | {'yes' if over else 'no'} | "
+                                 f"{load_avg(os.path.join(a.work, 'runs', name + '.load'))} | {' '.join(plan.get('layers', []))} |")
+    lines.append("")
+
+goals = ["## Goals (issue 18), read from the numbers above", ""]
+if a.part != "accuracy":
+    quiet = [(k, v) for k, v in rows.items() if not v[3] and v[2] is not None]
+    off = [(k, v) for k, v in quiet if abs(v[2] - 1) > 0.2]
+    if not quiet:
+        goals.append("- Predicted within 20% of measured on every row that is not oversubscribed: **not evaluated** (no such row was measured).")
+    else:
+        verdict = "**met**" if not off else "**not met**"
+        detail = "; ".join(f"{m} R={r} {n} {NAMES[w]} {v[2]:.2f}" for (m, r, n, w), v in off)
+        goals.append(f"- Predicted within 20% of measured on every row that is not oversubscribed: {verdict} "
+                     f"({len(quiet) - len(off)} of {len(quiet)} rows within; {'outside: ' + detail if off else 'none outside'}). "
+                     f"Oversubscribed rows are listed but not judged.")
+    if "cnn-wide" in a.models.split() and "1gbit" in a.networks.split():
+        for ranks in a.ranks.split():
+            m = {w: rows.get(("cnn-wide", ranks, "1gbit", w), (None, None))[1] for w in PLANS}
+            if None in m.values():
+                goals.append(f"- cnn-wide, R = {ranks}, 1 Gbit: searched faster than both pure plans: **not evaluated** (a run is missing).")
+            else:
+                ok = m["searched"] < m["data"] and m["searched"] < m["model"]
+                goals.append(f"- cnn-wide, R = {ranks}, 1 Gbit: searched faster than both pure plans (measured): {'**met**' if ok else '**not met**'} "
+                             f"(searched {ms(m['searched'])} ms, data parallel {ms(m['data'])} ms, model parallel {ms(m['model'])} ms"
+                             f"{', oversubscribed' if int(ranks) > cores else ''}).")
+    else:
+        goals.append("- cnn-wide on 1 Gbit, searched faster than both pure plans: **not evaluated** (not in this run's MODELS / NETWORKS).")
+
+if a.part != "steps":
+    lines += [f"## Accuracy: PSGD vs layer-wise (searched shared-memory plan), {a.epochs} epochs, R = {a.acc_ranks}", "",
+              "| model | PSGD test accuracy % | layer-wise test accuracy % | difference (points) | PSGD wall s | layer-wise wall s | loads |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for model in a.acc_models.split():
+        stem = os.path.join(a.work, "accuracy", f"{model}-{a.acc_ranks}-")
+        psgd, lw = load_json(stem + "psgd.json"), load_json(stem + "layerwise.json")
+        acc = [r.get("finalTestAccuracy") if r else None for r in (psgd, lw)]
+        wall = [f"{r['wallSeconds']:.0f}" if r else "not run" for r in (psgd, lw)]
+        diff = 100 * (acc[1] - acc[0]) if None not in acc else None
+        pct = ["-" if x is None else f"{100 * x:.2f}" for x in acc]
+        lines.append(f"| {model} | {pct[0]} | {pct[1]} | {'-' if diff is None else f'{diff:+.2f}'} | {wall[0]} | {wall[1]} | "
+                     f"{load_avg(stem + 'psgd.load')} / {load_avg(stem + 'layerwise.load')} |")
+        if diff is None:
+            goals.append(f"- {model}: the same test accuracy as PSGD after {a.epochs} epochs (within 0.5 points): **not evaluated** (a run is missing or diverged).")
+        else:
+            goals.append(f"- {model}: the same test accuracy as PSGD after {a.epochs} epochs (within 0.5 points): "
+                         f"{'**met**' if abs(diff) <= 0.5 else '**not met**'} ({pct[1]}% vs {pct[0]}%, {diff:+.2f} points).")
+    lines.append("")
+
+lines += goals + [""]
+os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+with open(a.out, "w") as f:
+    f.write("\n".join(lines))
