@@ -1,9 +1,10 @@
+using MpiPipeline.TestData;
 using MpiPipeline.Training;
 
 namespace MpiPipeline.RankTests;
 
 /// <summary>
-/// The CIFAR models and model files through real jobs: resnet20 trains with PSGD on generated 3x32x32 data, and its
+/// The CIFAR models and model files through real jobs: resnet20 trains with PSGD on generated CIFAR-10 binary files, and its
 /// BatchNorm running statistics, which each replica updates from its own batches, are averaged over the replicas
 /// before the evaluation (the checkpoint of the last step holds each worker's own, the saved buffers their mean).
 /// </summary>
@@ -17,9 +18,12 @@ public sealed class ZooTests : RankFixture
     public void ResNet20TrainsAndEvaluatesWithTheReplicasAveragedStatistics(MpiFlavor flavor)
     {
         var folder = NewStem("checkpoints");
+        var cifar = NewStem("cifar10");
+        Directory.CreateDirectory(cifar);
+        ImageSetFiles.WriteCifar10(cifar, batches: 2, perBatch: 128, testCount: 64);
         var run = Train(flavor, 2, "resnet20",
         [
-            "--model", "resnet20", "--dataset", "synthetic", "--train-samples", "256", "--test-samples", "64", "--batch", "16",
+            "--model", "resnet20", "--dataset", $"cifar10:{cifar}", "--train-samples", "256", "--test-samples", "64", "--batch", "16",
             "--epochs", "1", "--max-steps", "2", "--threads", "1", "--lr", "0.05", "--curve-every", "1", "--algo", "psgd",
             "--checkpoint", folder, "--checkpoint-every", "2",
         ]);
