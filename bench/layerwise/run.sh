@@ -4,13 +4,14 @@
 # predicted step time of the searched plan, pure data parallel and pure model parallel (the plan files, with their
 # predictedStepSeconds, go to $OUT/plans/); then each of the three plans runs through `mpipipe train --algo layerwise
 # --plan FILE` for the measured column ($OUT/runs/*.json, the loss curve at every step). PART=accuracy trains PSGD and
-# the searched plan for 2 epochs each (same model, global batch, seed) for the accuracy goal. bench/layerwise/report.py
+# the searched plan for 2 epochs each (same model, global batch, seeds) for the accuracy goal. bench/layerwise/report.py
 # writes $REPORT (bench/results/layerwise.md) from all of it.
 #   PART         steps | accuracy | all (default all)
 #   MODELS, RANKS_LIST, NETWORKS  what the step part covers (default: cnn cnn-wide; 2 4; shm 1gbit)
 #   BATCH        the global batch (default 128, train's)
 #   STEPS        training steps per measured run (default 40); WARMUP (default 5) of them are left out of the mean
-#   ACC_MODELS, ACC_RANKS, EPOCHS, SEED  the accuracy part (default: cnn-wide cnn; 4; 2; 1), on shared memory
+#   ACC_MODELS, ACC_RANKS, EPOCHS, SEEDS  the accuracy part (default: cnn-wide cnn; 4; 2; "1 2 3"), on shared memory;
+#   RESUME=1     keep the accuracy runs whose JSON exists (default: every run is made afresh)
 #   ACC_ARGS     extra train arguments for the accuracy part only (e.g. "--train-samples 512" for a smoke run)
 #   MPI          mpich | openmpi (default openmpi: the emulated network's TCP path is verified with it)
 set -euo pipefail
@@ -26,11 +27,11 @@ PART=${PART:-all}
 ACC_MODELS=${ACC_MODELS:-"cnn-wide cnn"}
 ACC_RANKS=${ACC_RANKS:-4}
 EPOCHS=${EPOCHS:-2}
-SEED=${SEED:-1}
+SEEDS=${SEEDS:-"1 2 3"}
 ACC_ARGS=${ACC_ARGS:-}
 REPORT=${REPORT:-bench/results/layerwise.md}
 MPI=${MPI:-openmpi}
-COMMAND="$0${*:+ $*} (PART=$PART MODELS='$MODELS' RANKS_LIST='$RANKS' NETWORKS='$NETWORKS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP ACC_MODELS='$ACC_MODELS' ACC_RANKS=$ACC_RANKS EPOCHS=$EPOCHS SEED=$SEED${ACC_ARGS:+ ACC_ARGS='$ACC_ARGS'} MPI=$MPI)"
+COMMAND="$0${*:+ $*} (PART=$PART MODELS='$MODELS' RANKS_LIST='$RANKS' NETWORKS='$NETWORKS' BATCH=$BATCH STEPS=$STEPS WARMUP=$WARMUP ACC_MODELS='$ACC_MODELS' ACC_RANKS=$ACC_RANKS EPOCHS=$EPOCHS SEEDS='$SEEDS'${ACC_ARGS:+ ACC_ARGS='$ACC_ARGS'} MPI=$MPI)"
 case "$PART" in steps | accuracy | all) ;; *) echo "PART must be steps, accuracy or all, not '$PART'" >&2; exit 64 ;; esac
 PLANS=$OUT/plans
 RUNS=$OUT/runs
@@ -90,22 +91,26 @@ fi
 
 if [ "$PART" != steps ]; then
     ACC=$OUT/accuracy
+    [ "${RESUME:-0}" = 1 ] || rm -rf "$ACC"
     mkdir -p "$ACC"
     for model in $ACC_MODELS; do
         plan=$PLANS/$model-$ACC_RANKS-shm.json
         [ -f "$plan" ] || "$MPIPIPE" plan --model "$model" --ranks "$ACC_RANKS" --batch "$BATCH" --output "$plan" >/dev/null
-        for algo in psgd layerwise; do
-            name=$model-$ACC_RANKS-$algo
-            args=(--algo "$algo")
-            [ "$algo" = psgd ] || args=(--algo layerwise --plan "$plan")
-            load >"$ACC/$name.load"
-            echo "== accuracy $name (load: $(cat "$ACC/$name.load"))"
-            "${MPIEXEC[@]}" -n "$ACC_RANKS" "$MPIPIPE" train "${args[@]}" --model "$model" --batch "$BATCH" --epochs "$EPOCHS" \
-                --seed "$SEED" --threads 1 $ACC_ARGS --output "$ACC/$name.json" | tail -n 2
+        for seed in $SEEDS; do
+            for algo in psgd layerwise; do
+                name=$model-$ACC_RANKS-$algo-s$seed
+                [ -s "$ACC/$name.json" ] && { echo "== accuracy $name: kept"; continue; }
+                args=(--algo "$algo")
+                [ "$algo" = psgd ] || args=(--algo layerwise --plan "$plan")
+                load >"$ACC/$name.load"
+                echo "== accuracy $name (load: $(cat "$ACC/$name.load"))"
+                "${MPIEXEC[@]}" -n "$ACC_RANKS" "$MPIPIPE" train "${args[@]}" --model "$model" --batch "$BATCH" --epochs "$EPOCHS" \
+                    --seed "$seed" --threads 1 $ACC_ARGS --output "$ACC/$name.json" | tail -n 2
+            done
         done
     done
 fi
 
 python3 bench/layerwise/report.py --work "$OUT" --out "$REPORT" --command "$COMMAND" --models "$MODELS" --ranks "$RANKS" \
-    --networks "$NETWORKS" --acc-models "$ACC_MODELS" --acc-ranks "$ACC_RANKS" --epochs "$EPOCHS" --warmup "$WARMUP" --part "$PART"
+    --networks "$NETWORKS" --acc-models "$ACC_MODELS" --acc-ranks "$ACC_RANKS" --epochs "$EPOCHS" --warmup "$WARMUP" --part "$PART" --seeds "$SEEDS"
 echo "report: $REPORT"
