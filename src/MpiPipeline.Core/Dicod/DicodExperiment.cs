@@ -137,7 +137,8 @@ internal static class DicodExperiment
         var solver = Solvers.First(s => s.Name == o.Solver);
         var before = RunQueueSample.Read();
         var run = solver.Run(world, problem, o);
-        var waitShare = RunQueueSample.WaitShare(before, RunQueueSample.Read());
+        // DICOD's own, which leaves out the phases a rank waits for messages (yielding: waiting for a core on purpose).
+        var waitShare = run.WorkingWaitShare ?? RunQueueSample.WaitShare(before, RunQueueSample.Read());
         // Every rank takes part, known or not (-1: unknown here), so that the collective is the same on all of them.
         var mostWaited = world.Allreduce(waitShare ?? -1.0, ReduceOp.Max);
         var knownEverywhere = world.Allreduce(waitShare is null ? 0 : 1, ReduceOp.Min) == 1;

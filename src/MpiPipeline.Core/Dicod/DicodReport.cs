@@ -52,7 +52,7 @@ internal static class DicodReport
             $"Segments at W = 4: {(p.Length - p.AtomLength + 1) / 4} coordinates, 2L - 1 = {(2 * p.AtomLength) - 1}: T/W >> L.");
         text.AppendLine();
         text.AppendLine($"Machine: {cores} cores. Beside each run: the load average (1, 5, 15 min) at its end, and the largest share, over its " +
-            "ranks, of the solving thread's time that it was runnable but waited for a core (Linux schedstat): the load average " +
+            "ranks, of the solving thread's time that it was runnable but waited for a core (Linux schedstat; a DICOD rank's phases without work, in which it yields or sleeps on purpose, left out): the load average " +
             "counts every runnable process, including work at a lower priority that yields its core whenever a run wants it; " +
             "the wait share says whether this run got its cores. W greater than the core count is oversubscribed: " +
             "ranks take turns on the cores (a passive rank sleeps between polls, 10 to 200 us), so wall time there measures the " +

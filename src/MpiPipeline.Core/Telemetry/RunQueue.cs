@@ -44,3 +44,45 @@ internal readonly record struct RunQueueSample(long RunNanoseconds, long WaitNan
         return run + wait <= 0 ? null : (double)wait / (run + wait);
     }
 }
+
+/// <summary>
+/// A thread's run-queue wait share over a span of work (<see cref="RunQueueSample.WaitShare"/>) that leaves out the
+/// phases in which it is idle on purpose: a worker with nothing to do that yields its core or sleeps asked to wait, and
+/// with other runnable work on the machine a yield shows up as run-queue time. <see cref="Idle"/> before such a phase,
+/// <see cref="Working"/> after it (a null check while working, so it costs nothing in a hot loop).
+/// </summary>
+internal sealed class WorkingWaitShare
+{
+    private readonly RunQueueSample? start = RunQueueSample.Read();
+    private RunQueueSample? idleSince;
+    private long idleRun;
+    private long idleWait;
+
+    public void Idle()
+    {
+        if (start is not null && idleSince is null)
+        {
+            idleSince = RunQueueSample.Read();
+        }
+    }
+
+    public void Working()
+    {
+        if (idleSince is { } since && RunQueueSample.Read() is { } now)
+        {
+            idleRun += now.RunNanoseconds - since.RunNanoseconds;
+            idleWait += now.WaitNanoseconds - since.WaitNanoseconds;
+        }
+
+        idleSince = null;
+    }
+
+    /// <summary>The share so far, idle phases left out; null where the kernel does not say.</summary>
+    public double? Share()
+    {
+        Working();
+        return start is { } s && RunQueueSample.Read() is { } now
+            ? RunQueueSample.WaitShare(s, new RunQueueSample(now.RunNanoseconds - idleRun, now.WaitNanoseconds - idleWait))
+            : null;
+    }
+}

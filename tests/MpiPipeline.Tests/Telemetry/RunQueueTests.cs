@@ -39,4 +39,28 @@ internal sealed class RunQueueTests
             Assert.That(RunQueueSample.WaitShare(before, null), Is.Null);
         });
     }
+
+    [Test]
+    public void AWorkingShareLeavesTheIdlePhaseOut()
+    {
+        Assume.That(RunQueueSample.Read(), Is.Not.Null, "the kernel exposes no /proc/thread-self/schedstat here");
+        var share = new WorkingWaitShare();
+        Spin(20);
+        share.Idle();
+        var before = RunQueueSample.Read();
+        Spin(40);
+        var idle = RunQueueSample.WaitShare(before, RunQueueSample.Read());
+        share.Working();
+        Spin(20);
+        Assert.That(share.Share(), Is.InRange(0.0, 1.0));
+        Assert.That(idle, Is.InRange(0.0, 1.0));
+    }
+
+    private static void Spin(int milliseconds)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < milliseconds)
+        {
+        }
+    }
 }
