@@ -5,14 +5,14 @@
 # the authors' dicodile does). Each run's JSON goes to $OUT/runs/; `mpipipe dicod report` writes $OUT.md (table,
 # verdicts) and $OUT-convergence.svg, $OUT-speedup.svg. The machine's load average is recorded per run: the timings
 # are only as good as the machine was quiet.
-#   PROBLEM_ARGS  the problem and tolerance (default below: K = 10, P = 1, L = 32, T = 50000)
+#   PROBLEM_ARGS  the problem and tolerance (default below: K = 10, P = 1, L = 32, T = 200000: sequential greedy CD takes seconds, so the time to build beta and start the solvers is a small part of it)
 #   FISTA_ITERATIONS  FISTA's iteration cap (its iterations cost a full convolution each)
 #   REPEAT        runs of each configuration, in rounds (the report keeps each one's fastest; FISTA runs once)
 #   RESUME=1      keep the runs already in $OUT/runs and make only the missing ones
 set -euo pipefail
 : "${MPIPIPE:?path of mpipipe}"
 OUT=${OUT:-bench/results/dicod}
-PROBLEM_ARGS=${PROBLEM_ARGS:-"--atoms 10 --channels 1 --atom-length 32 --length 50000 --density 0.001 --noise 0.1 --lambda 1 --tol 1e-6 --seed 1"}
+PROBLEM_ARGS=${PROBLEM_ARGS:-"--atoms 10 --channels 1 --atom-length 32 --length 200000 --density 0.001 --noise 0.1 --lambda 1 --tol 1e-6 --seed 1"}
 FISTA_ITERATIONS=${FISTA_ITERATIONS:-100}
 REPEAT=${REPEAT:-2}
 RANKS=${RANKS_LIST:-"1 2 4"}

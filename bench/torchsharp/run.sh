@@ -23,6 +23,10 @@ echo "torchsharp bench: one rank, $STEPS timed steps after $WARMUP"
 one=(--epochs 1 --max-steps $((STEPS + WARMUP)) --warmup "$WARMUP" --threads 1 --batch 128)
 "${MPIEXEC[@]}" -n 1 dotnet "$SAMPLE" "${one[@]}" --no-adapter > "$WORK/torchsharp-alone.log"
 "${MPIEXEC[@]}" -n 1 dotnet "$SAMPLE" "${one[@]}" > "$WORK/adapter-1.log"
+# The same two with glibc's malloc settings (MallocTuning off): what libtorch's per-step allocations cost in a .NET
+# process without it.
+"${MPIEXEC[@]}" -n 1 dotnet "$SAMPLE" "${one[@]}" --no-adapter --malloc-defaults > "$WORK/torchsharp-alone-defaults.log"
+"${MPIEXEC[@]}" -n 1 dotnet "$SAMPLE" "${one[@]}" --malloc-defaults > "$WORK/adapter-1-defaults.log"
 echo "torchsharp bench: PSGD on $RANKS ranks, $EPOCHS epochs"
 "${MPIEXEC[@]}" -n "$RANKS" dotnet "$SAMPLE" --epochs "$EPOCHS" --threads 1 --batch 128 > "$WORK/adapter-$RANKS.log"
 "${MPIEXEC[@]}" -n "$RANKS" "$MPIPIPE" train --algo psgd --model cnn --epochs "$EPOCHS" --batch 128 --threads 1 \
@@ -32,6 +36,9 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 bridge_ms=$(awk '!/^#/ && $1 == "cnn" { print $5 }' "$WORK/bridge.log")
 alone_ms=$(sed -n 's/.*, \([0-9.]*\) ms\/step.*/\1/p' "$WORK/torchsharp-alone.log")
 adapter_ms=$(sed -n 's/.*, \([0-9.]*\) ms\/step.*/\1/p' "$WORK/adapter-1.log")
+faults() { sed -n 's/.*, \([0-9]*\) minor page faults\/step.*/\1/p' "$1"; }
+alone_defaults_ms=$(sed -n 's/.*, \([0-9.]*\) ms\/step.*/\1/p' "$WORK/torchsharp-alone-defaults.log")
+adapter_defaults_ms=$(sed -n 's/.*, \([0-9.]*\) ms\/step.*/\1/p' "$WORK/adapter-1-defaults.log")
 bridge_ms=$(awk -v m="$bridge_ms" 'BEGIN { printf "%.2f", m }')
 # The adapter's own share on one rank: its time inside the exchange per round (an Allreduce over one rank).
 exchange_ms=$(sed -n 's/.* in \([0-9]*\) rounds .*, \([0-9.]*\) s in the exchange.*/\1 \2/p' "$WORK/adapter-1.log" | awk '{ printf "%.2f", 1000 * $2 / $1 }')
@@ -54,14 +61,21 @@ same=$(diff <(sed -n 's/^epoch 1: [0-9]* steps, \(train loss [0-9.]*, test accur
     echo
     echo "## One rank: mean step time over $STEPS steps after $WARMUP warm-up steps"
     echo
-    echo "| path | ms/step | vs the bridge |"
-    echo "|---|---:|---:|"
-    echo "| the bridge (\`mpipipe bench bridge --model cnn --threads 1\`) | $bridge_ms | 1 |"
-    echo "| TorchSharp alone (the sample, \`--no-adapter\`) | $alone_ms | $(awk -v a="$alone_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') |"
-    echo "| TorchSharp through DataParallel on 1 rank (the sample) | $adapter_ms | $(awk -v a="$adapter_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') |"
+    echo "| path | ms/step | vs the bridge | minor page faults per step |"
+    echo "|---|---:|---:|---:|"
+    echo "| the bridge (\`mpipipe bench bridge --model cnn --threads 1\`) | $bridge_ms | 1 | |"
+    echo "| TorchSharp alone (the sample, \`--no-adapter\`) | $alone_ms | $(awk -v a="$alone_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') | $(faults "$WORK/torchsharp-alone.log") |"
+    echo "| TorchSharp through DataParallel on 1 rank (the sample) | $adapter_ms | $(awk -v a="$adapter_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') | $(faults "$WORK/adapter-1.log") |"
+    echo "| TorchSharp alone, glibc malloc defaults (\`--no-adapter --malloc-defaults\`) | $alone_defaults_ms | $(awk -v a="$alone_defaults_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') | $(faults "$WORK/torchsharp-alone-defaults.log") |"
+    echo "| TorchSharp through DataParallel, glibc malloc defaults (\`--malloc-defaults\`) | $adapter_defaults_ms | $(awk -v a="$adapter_defaults_ms" -v b="$bridge_ms" 'BEGIN { printf "%.2f", a / b }') | $(faults "$WORK/adapter-1-defaults.log") |"
     echo
-    echo "On one rank the adapter spent $exchange_ms ms per step inside its exchange; the rest of any difference between the"
-    echo "last two rows is the machine's load. Both TorchSharp runs ended with the $same train loss and test accuracy."
+    echo "On one rank the adapter spent $exchange_ms ms per step inside its exchange; the rest of any difference between"
+    echo "rows 2 and 3 is the machine's load. Both tuned TorchSharp runs ended with the $same train loss and test accuracy."
+    echo "The malloc rows: in a .NET process glibc keeps its 128 KiB mmap threshold, so each of libtorch's per-step"
+    echo "activation and gradient tensors is a fresh mmap, faulted in page by page and unmapped after the step. The bridge"
+    echo "raises the threshold at load (64 MiB, trim 128 MiB); the adapter does the same (\`MallocTuning\`, on unless"
+    echo "\`DataParallelOptions.TuneMalloc = false\`), and the sample applies it to its TorchSharp-alone path too. The page"
+    echo "faults (the sample reads /proc/self/stat) count that churn independently of the machine's load."
     echo
     echo "## PSGD on $RANKS ranks (MPICH, $EPOCHS epochs; $(nproc) cores, so the ranks share cores and wait yielding)"
     echo
@@ -82,6 +96,8 @@ same=$(diff <(sed -n 's/^epoch 1: [0-9]* steps, \(train loss [0-9.]*, test accur
     echo "mpipipe bench bridge --model cnn --threads 1 --steps $STEPS --warmup $WARMUP --batch 128"
     echo "mpiexec -n 1 dotnet TorchSharpFashionMnist.dll ${one[*]} --no-adapter"
     echo "mpiexec -n 1 dotnet TorchSharpFashionMnist.dll ${one[*]}"
+    echo "mpiexec -n 1 dotnet TorchSharpFashionMnist.dll ${one[*]} --no-adapter --malloc-defaults"
+    echo "mpiexec -n 1 dotnet TorchSharpFashionMnist.dll ${one[*]} --malloc-defaults"
     echo "mpiexec -n $RANKS dotnet TorchSharpFashionMnist.dll --epochs $EPOCHS --threads 1 --batch 128"
     echo "mpiexec -n $RANKS mpipipe train --algo psgd --model cnn --epochs $EPOCHS --batch 128 --threads 1"
     echo '```'

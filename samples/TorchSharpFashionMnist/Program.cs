@@ -15,9 +15,9 @@ namespace TorchSharpFashionMnist;
 /// rank takes its share of the global batch (the same permutation everywhere, seeded by seed and epoch), so PSGD on n
 /// ranks is single-rank training with the same global batch.
 ///   mpiexec -n 4 dotnet TorchSharpFashionMnist.dll [--epochs 2] [--batch 128] [--lr 0.05] [--momentum 0.9]
-///       [--compress none|fp16|qsgd:S|ecq:S] [--local-sgd TAU] [--threads 1] [--max-steps N] [--warmup W] [--no-adapter] [--data DIR]
+///       [--compress none|fp16|qsgd:S|ecq:S] [--local-sgd TAU] [--threads 1] [--max-steps N] [--warmup W] [--no-adapter] [--malloc-defaults] [--data DIR]
 /// --no-adapter (one rank only): the same loop without DataParallel, TorchSharp alone. --warmup W: each epoch's first
-/// W steps are not timed.
+/// W steps are not timed. --malloc-defaults: glibc's malloc settings instead of MallocTuning's (both paths tune by default).
 /// </summary>
 public static class Program
 {
@@ -38,6 +38,9 @@ public static class Program
             throw new InputException($"--batch {o.Batch} must be divisible by the {world.Size} ranks (each takes batch / ranks)");
         }
 
+        // The adapter tunes glibc malloc for libtorch (MallocTuning); TorchSharp alone gets the same, so that the two
+        // compare like for like, unless --malloc-defaults asks for glibc's own settings.
+        var malloc = o.MallocDefaults ? "glibc defaults" : MallocTuning.Apply();
         torch.set_num_threads(o.Threads);
         var (trainX, trainY) = Load(o.Data, "train");
         var (testX, testY) = Load(o.Data, "t10k");
@@ -50,14 +53,14 @@ public static class Program
         var wait = node.Size > Environment.ProcessorCount ? IdleWait.Yield : (IdleWait?)null;
         node.Free();
         using var dp = o.NoAdapter ? null
-            : new DataParallel(model, world, new DataParallelOptions { Compress = o.Compress, Seed = o.Seed, Wait = wait });
+            : new DataParallel(model, world, new DataParallelOptions { Compress = o.Compress, Seed = o.Seed, Wait = wait, TuneMalloc = !o.MallocDefaults });
         var share = o.Batch / world.Size;
         var stepsPerEpoch = (int)(trainX.shape[0] / o.Batch);
         var rank0 = world.Rank == 0;
         if (rank0)
         {
             Console.WriteLine($"TorchSharp cnn on Fashion-MNIST: {world.Size} ranks x {share} samples, global batch {o.Batch}, " +
-                $"{(o.LocalSgd > 0 ? $"local SGD tau {o.LocalSgd}" : "PSGD")}, exchange {dp?.Describe() ?? "none (TorchSharp alone)"}, {o.Threads} thread(s)");
+                $"{(o.LocalSgd > 0 ? $"local SGD tau {o.LocalSgd}" : "PSGD")}, exchange {dp?.Describe() ?? "none (TorchSharp alone)"}, {o.Threads} thread(s), malloc: {malloc}");
         }
 
         var step = 0;
@@ -67,11 +70,13 @@ public static class Program
             var lossSum = 0.0;
             var steps = 0;
             var clock = Stopwatch.StartNew();
+            var faults = MinorFaults();
             for (var s = 0; s < stepsPerEpoch && step < o.MaxSteps; s++, step++, steps++)
             {
                 if (s == o.Warmup)
                 {
                     clock.Restart();
+                    faults = MinorFaults();
                 }
 
                 using var scope = torch.NewDisposeScope();
@@ -105,6 +110,7 @@ public static class Program
 
             var seconds = clock.Elapsed.TotalSeconds;
             var timed = Math.Max(1, steps - Math.Min(o.Warmup, steps));
+            var faultsPerStep = (MinorFaults() - faults) / (double)timed;
             if (dp is not null && o.LocalSgd > 0)
             {
                 // Evaluate the average model, as local SGD ends with one.
@@ -117,7 +123,7 @@ public static class Program
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {epoch}: {steps} steps, train loss {meanLoss:F4}, test accuracy {100 * accuracy:F2}%, " +
-                    $"{1000 * seconds / timed:F2} ms/step, {timed * (double)o.Batch / seconds:F0} samples/s") +
+                    $"{1000 * seconds / timed:F2} ms/step, {timed * (double)o.Batch / seconds:F0} samples/s, {faultsPerStep:F0} minor page faults/step") +
                     (o.Warmup > 0 ? $" (timed after {o.Warmup} warm-up steps)" : ""));
             }
         }
@@ -199,8 +205,26 @@ public static class Program
         return data.Length == size ? data : throw new InputException($"{path}: truncated ({data.Length} of {size} bytes)");
     }
 
+    /// <summary>
+    /// This process's minor page faults so far (/proc/self/stat, field 10): memory the kernel had to map in on first
+    /// touch. Unlike a step time it does not depend on what else runs on the machine.
+    /// </summary>
+    private static long MinorFaults()
+    {
+        try
+        {
+            var stat = File.ReadAllText("/proc/self/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[7], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
     private sealed record Options(int Epochs, int Batch, double LearningRate, double Momentum, string Compress, int LocalSgd,
-        int Threads, int MaxSteps, int Warmup, bool NoAdapter, string Data, long Seed)
+        int Threads, int MaxSteps, int Warmup, bool NoAdapter, string Data, long Seed, bool MallocDefaults = false)
     {
         public static Options Parse(string[] args)
         {
@@ -222,6 +246,7 @@ public static class Program
                     "--max-steps" => o with { MaxSteps = Int() },
                     "--warmup" => o with { Warmup = Int() },
                     "--no-adapter" => o with { NoAdapter = true },
+                    "--malloc-defaults" => o with { MallocDefaults = true },
                     "--data" => o with { Data = Value() },
                     "--seed" => o with { Seed = Int() },
                     _ => throw new InputException($"unknown option '{args[i]}' (see the comment at the top of Program.cs)"),

@@ -44,6 +44,11 @@ public sealed class DataParallel : IDisposable
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(communicator);
         options ??= new DataParallelOptions();
+        if (options.TuneMalloc)
+        {
+            MallocTuning.Apply();
+        }
+
         this.module = module;
         Communicator = communicator;
         parameters = [.. module.parameters()];

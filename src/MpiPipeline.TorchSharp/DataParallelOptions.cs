@@ -20,6 +20,10 @@ public sealed record DataParallelOptions
     /// computing on an oversubscribed node.</summary>
     public IdleWait? Wait { get; init; }
 
+    /// <summary>Raise glibc's mmap and trim thresholds for the process (<see cref="MallocTuning"/>), as the bridge
+    /// does: true by default; false leaves malloc as the program set it.</summary>
+    public bool TuneMalloc { get; init; } = true;
+
     /// <summary>Stage through host buffers even where the tensors are host memory: the CUDA path, testable on a CPU.</summary>
     internal bool ForceStaging { get; init; }
 }

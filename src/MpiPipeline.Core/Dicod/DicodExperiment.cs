@@ -1,5 +1,6 @@
 using MpiPipeline.Data;
 using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
 
 namespace MpiPipeline.Dicod;
 
@@ -8,7 +9,11 @@ internal sealed record DicodProblemInfo(
     int Atoms, int AtomLength, int Channels, int Length, double Lambda, double LambdaMax, double Tol, int Seed,
     string? Signal, string? Dictionary, double Density, double Noise);
 
-/// <summary>The results file of one <c>mpipipe dicod</c> run (rank 0 writes it).</summary>
+/// <summary>
+/// The results file of one <c>mpipipe dicod</c> run (rank 0 writes it). <see cref="CoreWaitShare"/>: the largest share,
+/// over the ranks, of the solving thread's time spent runnable but waiting for a core (<see cref="RunQueueSample"/>);
+/// null where the kernel does not say, or in files written before it was recorded.
+/// </summary>
 internal sealed record DicodResult(
     string Solver,
     int Ranks,
@@ -28,7 +33,8 @@ internal sealed record DicodResult(
     double BetaMaxDeviation,
     double BetaScale,
     string LoadAverage,
-    IReadOnlyList<CurvePoint> Curve);
+    IReadOnlyList<CurvePoint> Curve,
+    double? CoreWaitShare = null);
 
 /// <summary>
 /// One <c>mpipipe dicod</c> run: the problem built the same way on every rank (the generator's seed, or the files),
@@ -129,12 +135,19 @@ internal static class DicodExperiment
         }
 
         var solver = Solvers.First(s => s.Name == o.Solver);
+        var before = RunQueueSample.Read();
         var run = solver.Run(world, problem, o);
+        // DICOD's own, which leaves out the phases a rank waits for messages (yielding: waiting for a core on purpose).
+        var waitShare = run.WorkingWaitShare ?? RunQueueSample.WaitShare(before, RunQueueSample.Read());
+        // Every rank takes part, known or not (-1: unknown here), so that the collective is the same on all of them.
+        var mostWaited = world.Allreduce(waitShare ?? -1.0, ReduceOp.Max);
+        var knownEverywhere = world.Allreduce(waitShare is null ? 0 : 1, ReduceOp.Min) == 1;
         var info = new DicodProblemInfo(problem.K, problem.L, problem.P, problem.T, problem.Lambda, problem.LambdaMax(), o.Tol, o.Seed,
             o.SignalPath, o.DictionaryPath, o.SignalPath is null ? o.Density : double.NaN, o.SignalPath is null ? o.Noise : double.NaN);
         return new DicodResult(o.Solver, world.Size, info, problem.Objective(run.Run.Z), run.Run.Updates, run.Run.Seconds, run.Run.Converged,
             run.Run.Z.Count(v => v != 0), run.SubSegments, o.Solver == "dicod" ? o.Local : "", run.SegmentStarts, run.UpdatesPerRank,
-            run.MessagesPerRank, run.SecondsPerRank, run.Probes, run.BetaDeviation, run.BetaScale, LoadAverage(), run.Run.Curve);
+            run.MessagesPerRank, run.SecondsPerRank, run.Probes, run.BetaDeviation, run.BetaScale, LoadAverage(), run.Run.Curve,
+            knownEverywhere ? mostWaited : null);
     }
 
     private static DicodRun RunDicod(Communicator world, CscProblem problem, DicodOptions o)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MpiPipeline.Mpi;
+using MpiPipeline.Telemetry;
 
 namespace MpiPipeline.Dicod;
 
@@ -13,7 +14,8 @@ internal sealed record DicodRun(
     int Probes,
     int SubSegments,
     double BetaDeviation,
-    double BetaScale);
+    double BetaScale,
+    double? WorkingWaitShare = null);
 
 /// <summary>
 /// DICOD (the paper's distributed algorithm, W workers) on the ranks of a communicator: rank w owns the contiguous segment
@@ -70,6 +72,7 @@ internal static class DicodWorker
         var update = new double[3];
         var token = new long[2];
         var stopSignal = new int[1];
+        var waits = new WorkingWaitShare();
         while (!stop)
         {
             // Every message that has arrived is handled before the next step: beta stays as fresh as it can be.
@@ -104,6 +107,7 @@ internal static class DicodWorker
 
             if (!chooser.Passive && log.Count < maxUpdates)
             {
+                waits.Working();
                 idle = 0;
                 if (chooser.Step(tol) is var (k, t, dz))
                 {
@@ -132,6 +136,7 @@ internal static class DicodWorker
             }
 
             // Passive: pass the token on (Safra), or stop everyone, or wait for messages without taking a core.
+            waits.Idle();
             if (safra.WhenPassive() is { } forward)
             {
                 sends.Add(comm.Isend<long>(new long[] { forward.Count, forward.Black ? 1 : 0 }, safra.Next, TokenTag));
@@ -152,8 +157,9 @@ internal static class DicodWorker
         }
 
         var seconds = clock.Elapsed.TotalSeconds;
+        var waitShare = waits.Share();
         Request.WaitAll([.. sends]);
-        return Gather(comm, problem, bounds, segment, log, sent, seconds, safra.Probes, chooser.SubSegments, chooser.Passive);
+        return Gather(comm, problem, bounds, segment, log, sent, seconds, safra.Probes, chooser.SubSegments, chooser.Passive) with { WorkingWaitShare = waitShare };
     }
 
     /// <summary>A few yields, then sleeps from 10 us doubling to 200 us: a passive rank leaves the core to a busy one.</summary>
