@@ -4,7 +4,8 @@
 # each step family (the paper's: the default of --step-schedule for that P; const) over a grid of alpha_0, SEEDS seeds
 # each (report.py picks, per family and P, the alpha_0 with the lowest mean final test loss); then, without injected
 # delay and one worker 4x slower, DASGD against PSGD in seconds to PSGD's final accuracy (mlp), each seed's pair back
-# to back with the load average recorded beside it. Writes the runs' JSON and delay histograms to $WORK and
+# to back with the load average recorded beside it; then the same delay sweep on the cnn (non-convex: `--model cnn`,
+# CNN_UPDATES updates, its own alpha_0 grid CNN_ALPHAS). Writes the runs' JSON and delay histograms to $WORK and
 # bench/results/dasgd.md + SVG plots through bench/dasgd/report.py.
 set -euo pipefail
 : "${MPIPIPE:?path of mpipipe}" "${OUT:=bench/results/dasgd.md}" "${WORK:=build/bench/dasgd}"
@@ -17,14 +18,22 @@ C=${C:-0.5}
 UPDATES=${UPDATES:-1000}
 CONVEX=${CONVEX:-"--model linear --train-samples 12000 --test-samples 2000 --batch 32 --threads 1 --curve-every 25"}
 SLOW=${SLOW:-"--model mlp --train-samples 12000 --test-samples 2000 --threads 1 --lr 0.1 --momentum 0 --curve-every 10"}
+# The cnn's alpha_0 grid: decades around its scale (plain SGD on the cnn trains at 0.05-0.2 without delay; the paper's
+# decaying steps need ~10x that, see bench/dasgd/notes.md). 300 updates (0.8 epoch) keep the 72 runs near 20 minutes.
+CNN_ALPHAS=${CNN_ALPHAS:-"2 0.2 0.02"}
+CNN_UPDATES=${CNN_UPDATES:-300}
+CNN=${CNN:-"--model cnn --train-samples 12000 --test-samples 2000 --batch 32 --threads 1 --momentum 0 --curve-every 10"}
 SLOW_PSGD_EPOCHS=${SLOW_PSGD_EPOCHS:-3}
 SLOW_DASGD_EPOCHS=${SLOW_DASGD_EPOCHS:-9}
 COMMAND=${BENCH_COMMAND:-"make bench-dasgd"}
 mkdir -p "$WORK" "$(dirname "$OUT")"
 run() { HYDRA_IFACE=lo mpiexec.mpich -n "$1" "$MPIPIPE" train "${@:2}"; }
-PART=${PART:-all}   # convex | slow | report | all; a run whose results exist is not repeated (delete $WORK to redo)
+# PART: all, or some of convex slow cnn report (e.g. PART="cnn report"); a run whose results exist is not repeated
+# (delete $WORK to redo). report.py carries a part whose runs are not in $WORK over from the current $OUT unchanged.
+PART=${PART:-all}
+part() { [ "$PART" = all ] || [[ " $PART " == *" $1 "* ]]; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-if [ "$PART" = convex ] || [ "$PART" = all ]; then
+if part convex; then
     # Seeds outermost: an interrupted bench still has every (P, step) for the first seeds.
     for seed in $SEEDS; do
         for p in $GROWTHS; do
@@ -44,7 +53,7 @@ if [ "$PART" = convex ] || [ "$PART" = all ]; then
     done
 fi
 LOAD_MID=$(cut -d' ' -f1-3 /proc/loadavg)
-if [ "$PART" = slow ] || [ "$PART" = all ]; then
+if part slow; then
     for seed in $SEEDS; do
         [ -f "$WORK/slow-psgd-s$seed.json" ] && [ -f "$WORK/slow-dasgd-s$seed.json" ] && continue
         echo "dasgd bench: slow worker, seed $seed"
@@ -61,6 +70,28 @@ if [ "$PART" = slow ] || [ "$PART" = all ]; then
     done
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-[ "$PART" = convex ] || [ "$PART" = slow ] && exit 0
+if part cnn; then
+    # The convex part's loops on the cnn; the load average is kept beside the runs (cnn.load: before, after each seed).
+    cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) start: /" >> "$WORK/cnn.load"
+    for seed in $SEEDS; do
+        for p in $GROWTHS; do
+            for family in $FAMILIES; do
+                for lr in $CNN_ALPHAS; do
+                    name="cnn-P$p-$family-lr$lr-s$seed"
+                    [ -f "$WORK/$name.json" ] && continue
+                    echo "dasgd bench: $name"
+                    schedule=()
+                    [ "$family" = const ] && schedule=(--step-schedule const)
+                    run 3 --algo dasgd $CNN --max-steps "$CNN_UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
+                        --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
+                        || echo "  (exit $?: see $WORK/$name.log)"
+                done
+            done
+        done
+        cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) after seed $seed: /" >> "$WORK/cnn.load"
+    done
+fi
+part report || exit 0
 python3 "$(dirname "$0")/report.py" --work "$WORK" --out "$OUT" --command "$COMMAND" --growths "$GROWTHS" --seeds "$SEEDS" --families "$FAMILIES" --alphas "$ALPHAS" \
-    --c "$C" --updates "$UPDATES" --convex "$CONVEX" --slow "$SLOW" --slow-epochs "$SLOW_PSGD_EPOCHS $SLOW_DASGD_EPOCHS" --load "${LOAD:-$LOAD_BEFORE before the runs | $LOAD_MID between the two parts | $LOAD_AFTER after}"
+    --c "$C" --updates "$UPDATES" --convex "$CONVEX" \
+    --cnn "$CNN" --cnn-alphas "$CNN_ALPHAS" --cnn-updates "$CNN_UPDATES" --slow "$SLOW" --slow-epochs "$SLOW_PSGD_EPOCHS $SLOW_DASGD_EPOCHS" --load "${LOAD:-$LOAD_BEFORE before the runs | $LOAD_MID between the two parts | $LOAD_AFTER after}"

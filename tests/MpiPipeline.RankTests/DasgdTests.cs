@@ -92,6 +92,34 @@ public sealed class DasgdTests : RankFixture
     }
 
     /// <summary>
+    /// The divergence guard without a collective: with --arrival fixed, update 5 is worker 1's 3rd gradient; the tests'
+    /// hook makes its loss NaN. The master alone sees it, drops it and worker 2's gradient then in flight, and stops
+    /// both workers with the divergence: one message naming step 5 and rank 1, exit status 4, the results marked
+    /// diverged, and the accounting exact (sent = applied + dropped, checked by the engine's Totals on every rank too).
+    /// </summary>
+    [Test]
+    public void ANonFiniteGradientStopsEveryRankAsDiverged()
+    {
+        var stem = NewStem("diverged");
+        var result = MpiLauncher.Launch(MpiFlavor.Mpich, 3, MpiLauncher.Mpipipe,
+            ["train", .. Common, "--max-steps", Updates.ToString(), "--arrival", "fixed", "--output", stem + ".json"], Limit,
+            [(Training.NonFiniteGuard.PoisonVariable, "1:5")]);
+
+        Assert.That(result.ExitCode, Is.EqualTo(Training.Divergence.ExitCode), result.ToString());
+        Assert.That(MpiLauncher.Count(result.Output, "training diverged at step 5: the loss is NaN on rank 1"), Is.EqualTo(1), result.ToString());
+        Assert.That(result.Output, Does.Not.Contain("final test accuracy"), result.ToString());
+        using var json = JsonDocument.Parse(File.ReadAllText(stem + ".json"));
+        var root = json.RootElement;
+        Assert.That(root.GetProperty("status").GetString(), Is.EqualTo("diverged"));
+        Assert.That(root.GetProperty("divergence").GetProperty("step").GetInt64(), Is.EqualTo(5));
+        Assert.That(root.GetProperty("divergence").GetProperty("rank").GetInt32(), Is.EqualTo(1));
+        var options = root.GetProperty("options");
+        Assert.That(options.GetProperty("updatesApplied").GetString(), Is.EqualTo("4"));
+        Assert.That(options.GetProperty("gradientsSent").GetString(), Is.EqualTo("3,3"));
+        Assert.That(options.GetProperty("gradientsDropped").GetString(), Is.EqualTo("2"));
+    }
+
+    /// <summary>
     /// The deterministic mode's update sequence, written from the paper's update rule over the bridge: x_0 from the
     /// seed, workers 1 and 2 in turn, worker k's j-th gradient on slice k - 1 of round j of the shuffled samples, at
     /// the version it was served. Returns the final x and every update's delay d_n = (n - 1) - s(n).

@@ -22,7 +22,7 @@ internal static class TrainOptionTable
         t.Add(TrainFlags.Algorithm, string.Join(" | ", AlgorithmRegistry.Names), o => o.Algorithm, (o, v) => o with { Algorithm = v }).AcceptOnlyFromAmong([.. AlgorithmRegistry.Names]);
         t.Add(TrainFlags.Model, string.Join(" | ", MpiPipeline.Torch.ModelZoo.Names), o => o.Model, (o, v) => o with { Model = v });
         t.Add(TrainFlags.Epochs, "Passes over the training set.", o => o.Epochs, (o, v) => o with { Epochs = v });
-        t.Add(TrainFlags.Batch, "Global mini-batch, summed over workers (each takes batch / workers).", o => o.Batch, (o, v) => o with { Batch = v });
+        t.Add(TrainFlags.Batch, "Mini-batch: synchronous algorithms sum it over the workers (each takes batch / workers); dasgd: each worker computes every gradient (one update) on a whole batch of its own.", o => o.Batch, (o, v) => o with { Batch = v });
         t.Add(TrainFlags.LearningRate, "Learning rate eta.", o => o.LearningRate, (o, v) => o with { LearningRate = v });
         t.Choice(TrainFlags.Optimizer, "sgd | adam", [("sgd", OptimizerKind.Sgd), ("adam", OptimizerKind.Adam)], o => o.Optimizer, (o, v) => o with { Optimizer = v });
         t.Add(TrainFlags.Momentum, "SGD momentum.", o => o.Momentum, (o, v) => o with { Momentum = v });

@@ -22,6 +22,11 @@ namespace MpiPipeline.Async;
 /// step in lockstep: the loop's step t is the master's update t + 1; a worker does all its work in its first step and
 /// returns when the master stops it. The master stops each worker once the requested updates are all handed out, so
 /// the updates applied equal the gradients sent, and every worker ends.
+/// The divergence guard runs on the master alone (the ranks never meet in a collective): it checks each gradient's
+/// loss and norm before applying it; a non-finite x shows in the next gradient computed at it. At a divergence the
+/// master receives the gradients still in flight (dropped, counted), and its stop message carries the divergence to
+/// every worker, so that each ends the run as diverged (exit status 4). Stops go out only at the end (the last update
+/// or a divergence), for that reason: a worker stopped earlier could not learn of a divergence after it.
 /// </summary>
 internal sealed partial class DasgdEngine : ITrainingEngine
 {
@@ -71,6 +76,10 @@ internal sealed partial class DasgdEngine : ITrainingEngine
     /// <summary>A model message: its version, then the parameters.</summary>
     private const int ModelHeader = 1;
 
+    /// <summary>A stop message: diverged (0 or 1), then the divergence: step, rank, has a loss, loss, gradient norm,
+    /// steps skipped before (ints as their float bits).</summary>
+    private const int StopLength = 7;
+
     /// <summary>The snapshots the injected delays need may take at most this much of the master's memory.</summary>
     private const long HistoryBudgetBytes = 4L << 30;
 
@@ -101,9 +110,10 @@ internal sealed partial class DasgdEngine : ITrainingEngine
     private readonly int[] peers = [];
     private readonly long[] received = [];
     private readonly SortedDictionary<long, long> delays = [];
-    private readonly float[] stopMessage = [0f];
+    private readonly float[] stopMessage = new float[StopLength];
     private long assigned;
     private long applied;
+    private long dropped;
     private double waitSeconds;
 
     // ---- worker ----
@@ -210,9 +220,13 @@ internal sealed partial class DasgdEngine : ITrainingEngine
             }
             else
             {
-                receives[k] = Request.Inactive();
-                Stop(k);
+                receives[k] = Request.Inactive();    // more workers than updates: stopped with the others at the end
             }
+        }
+
+        if (context.TotalSteps == 0)
+        {
+            StopAll(null);
         }
 
         return 0;
@@ -272,9 +286,9 @@ internal sealed partial class DasgdEngine : ITrainingEngine
                 }
             }
 
-            if (counts[1..].Sum() != applied)
+            if (counts[1..].Sum() != applied + dropped)
             {
-                throw new InvalidOperationException($"dasgd accounting: the workers sent {counts[1..].Sum()} gradients, the master applied {applied} updates");
+                throw new InvalidOperationException($"dasgd accounting: the workers sent {counts[1..].Sum()} gradients, the master applied {applied} updates and dropped {dropped}");
             }
         }
 
@@ -294,6 +308,11 @@ internal sealed partial class DasgdEngine : ITrainingEngine
         options["slowWorkers"] = context.Options.SlowWorkers ?? "";
         options["updatesApplied"] = AppliedUpdates.ToString();
         options["gradientsSent"] = string.Join(",", SentPerWorker);
+        if (world.Rank == 0 && dropped > 0)
+        {
+            options["gradientsDropped"] = dropped.ToString();
+        }
+
         if (world.Rank == 0)
         {
             var count = delays.Values.Sum();
@@ -382,15 +401,25 @@ internal sealed partial class DasgdEngine : ITrainingEngine
         var n = t + 1;
         var d = t - s;                                                   // d_n = (n - 1) - s(n): versions applied since x_s
         delays[d] = delays.GetValueOrDefault(d) + 1;
-        var alpha = (float)(context.Options.LearningRate * steps.Factor(n));
         var g = message.AsSpan(GradientHeader);
-        for (var i = 0; i < x.Length; i++)
+        received[k]++;
+        if (context.Guard.CheckAlone(t, k + 1, result, g))
         {
-            x[i] -= alpha * g[i];                                        // x_n = x_{n-1} - alpha_n g(x_{s(n)})
+            var alpha = (float)(context.Options.LearningRate * steps.Factor(n));
+            for (var i = 0; i < x.Length; i++)
+            {
+                x[i] -= alpha * g[i];                                    // x_n = x_{n-1} - alpha_n g(x_{s(n)})
+            }
+        }
+        else if (context.Guard.Diverged is { } diverged)
+        {
+            dropped++;
+            DrainAndStop(diverged);
+            return result;
         }
 
+        // (A step the guard skipped leaves x_n = x_{n-1}: the update is counted, as the loop counts the step.)
         applied = n;
-        received[k]++;
         Remember(n);
         if (assigned < context.TotalSteps)
         {
@@ -398,14 +427,10 @@ internal sealed partial class DasgdEngine : ITrainingEngine
             Serve(k, n);
             assigned++;
         }
-        else
-        {
-            Stop(k);
-        }
 
         if (n == context.TotalSteps)
         {
-            Request.WaitAll([.. sends.OfType<Request>()]);
+            StopAll(null);
         }
 
         stats += new StepCounters { Steps = 1, ComputeSeconds = clock.Elapsed.TotalSeconds };
@@ -425,11 +450,51 @@ internal sealed partial class DasgdEngine : ITrainingEngine
         stats += new StepCounters { PointToPointBytes = buffer.Length * sizeof(float) };
     }
 
-    private void Stop(int k)
+    /// <summary>The end of the run on the master: every worker is told to stop, and whether the run diverged.</summary>
+    private void StopAll(Divergence? diverged)
     {
-        sends[k]?.Wait();
-        sends[k] = world.Isend<float>(stopMessage, k + 1, StopTag);
+        if (diverged is { } d)
+        {
+            var seen = d.Seen;
+            stopMessage[0] = 1;
+            stopMessage[1] = BitConverter.Int32BitsToSingle(checked((int)d.Step));
+            stopMessage[2] = BitConverter.Int32BitsToSingle(seen.Rank);
+            stopMessage[3] = seen.Loss is null ? 0 : 1;
+            stopMessage[4] = (float)(seen.Loss ?? 0);
+            stopMessage[5] = (float)seen.GradientNorm;
+            stopMessage[6] = BitConverter.Int32BitsToSingle(d.SkippedSteps);
+        }
+
+        for (var k = 0; k < workers; k++)
+        {
+            sends[k]?.Wait();
+            sends[k] = world.Isend<float>(stopMessage, k + 1, StopTag);
+        }
+
+        Request.WaitAll([.. sends.OfType<Request>()]);
     }
+
+    /// <summary>After a divergence: the gradients still in flight are received (the workers' sends complete, none is
+    /// lost from the accounting) and dropped; then every worker is stopped with the divergence.</summary>
+    private void DrainAndStop(Divergence diverged)
+    {
+        while (receives.Any(r => !r.IsCompleted))
+        {
+            var (j, _) = Request.WaitAnyPolling(receives, peers, lastHeard, world, idle, "MPI_Testany (polling wait: the gradients in flight at a divergence)");
+            lastHeard[j] = Environment.TickCount64;
+            received[j]++;
+            dropped++;
+        }
+
+        StopAll(diverged);
+    }
+
+    /// <summary>The divergence a worker's stop message carries, or null when the run did not diverge.</summary>
+    private static Divergence? DivergenceIn(ReadOnlySpan<float> stop) =>
+        stop.Length < StopLength || stop[0] == 0 ? null : new Divergence(
+            BitConverter.SingleToInt32Bits(stop[1]),
+            new NonFiniteValue(BitConverter.SingleToInt32Bits(stop[2]), stop[3] != 0 ? stop[4] : null, stop[5]),
+            BitConverter.SingleToInt32Bits(stop[6]));
 
     /// <summary>Keeps a copy of x_n if a later answer serves it; drops the copies no answer from update n on serves.</summary>
     private void Remember(long n)
@@ -470,6 +535,11 @@ internal sealed partial class DasgdEngine : ITrainingEngine
             stats += new StepCounters { CommunicationSeconds = clock.Elapsed.TotalSeconds };
             if (status.Tag == StopTag)
             {
+                if (DivergenceIn(model.AsSpan(0, status.Count<float>())) is { } diverged)
+                {
+                    context.Guard.Adopt(diverged);
+                }
+
                 break;
             }
 

@@ -146,12 +146,7 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
     /// </summary>
     public bool Check(long t, Communicator group, int worldRank, LossResult loss, ReadOnlySpan<float> gradients, IdleWait? wait = null)
     {
-        var local = NonFiniteValue.Of(worldRank, loss, gradients);
-        if (poisoned?.Contains((worldRank, t + 1)) == true)
-        {
-            local = new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(NonFiniteValue.SquaredNorm(gradients)));
-        }
-
+        var local = Seen(t, worldRank, loss, gradients);
         if (group.Size == 1)
         {
             return Decide(t, local);
@@ -183,6 +178,23 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
         group.Bcast(seen, root);
         return Decide(t, new NonFiniteValue((int)seen[0], seen[1] != 0 ? seen[2] : null, seen[3]));
     }
+
+    /// <summary>
+    /// Step t (from 0) decided by one rank alone, with no collective: the loss and gradient that world rank
+    /// <paramref name="worldRank"/> computed (dasgd's master checks each gradient it applies; its workers learn the
+    /// outcome from it, <see cref="Adopt"/>). True when the update applies.
+    /// </summary>
+    public bool CheckAlone(long t, int worldRank, LossResult loss, ReadOnlySpan<float> gradients) => Decide(t, Seen(t, worldRank, loss, gradients));
+
+    /// <summary>A rank that checked nothing itself takes the divergence the deciding rank found (sent to it), so that
+    /// it ends the run as diverged too.</summary>
+    public void Adopt(Divergence divergence) => Diverged ??= divergence;
+
+    /// <summary>What this rank saw at step t (from 0), the tests' hook included: null when every value is finite.</summary>
+    private NonFiniteValue? Seen(long t, int worldRank, LossResult loss, ReadOnlySpan<float> gradients) =>
+        poisoned?.Contains((worldRank, t + 1)) == true
+            ? new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(NonFiniteValue.SquaredNorm(gradients)))
+            : NonFiniteValue.Of(worldRank, loss, gradients);
 
     /// <summary>The decision for step t (from 0) given what the ranks agreed on (null: every value finite).</summary>
     public bool Decide(long t, NonFiniteValue? seen)

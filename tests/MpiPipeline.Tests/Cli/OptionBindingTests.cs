@@ -253,6 +253,17 @@ internal sealed class OptionBindingTests
         Assert.That(flags.Where(f => !covered.Contains(f)), Is.Empty, $"a {verb} flag without a binding case");
     }
 
+    /// <summary>--batch means two things: a synchronous step's global batch, cut over the workers, and dasgd's batch of
+    /// each gradient (its header prints the same: ConsoleTrainingReporter.BatchText, asserted by the dasgd rank test).</summary>
+    [Test]
+    public void BatchHelpSaysWhatDasgdDoesWithIt()
+    {
+        var command = new Command("train");
+        TrainOptionTable.Create().AddTo(command);
+        var help = command.Options.Single(o => o.Name == "--batch").Description;
+        Assert.That(help, Does.Contain("(each takes batch / workers)").And.Contain("dasgd: each worker computes every gradient (one update) on a whole batch"));
+    }
+
     /// <summary>compare sets the algorithm and the options algorithms own per run and writes its own files: it takes the rest.</summary>
     [Test]
     public void CompareTakesTheCommonTrainingOptions()
