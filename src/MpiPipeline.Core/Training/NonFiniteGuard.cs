@@ -31,10 +31,13 @@ internal readonly record struct NonFiniteValue(int Rank, double? Loss, double Gr
     public bool LossIsBad => Loss is double loss && !double.IsFinite(loss);
 
     /// <summary>What one rank saw: null when its loss and gradient norm are finite.</summary>
-    public static NonFiniteValue? Of(int rank, LossResult loss, ReadOnlySpan<float> gradients)
+    public static NonFiniteValue? Of(int rank, LossResult loss, ReadOnlySpan<float> gradients) => Of(rank, loss, SquaredNorm(gradients));
+
+    /// <summary>What one rank saw, from its gradient's squared norm (a sum over buffers: no copy into one span).</summary>
+    public static NonFiniteValue? Of(int rank, LossResult loss, double gradientSquaredNorm)
     {
         double? batchLoss = loss.Count > 0 ? loss.Loss : null;
-        var norm = Math.Sqrt(SquaredNorm(gradients));
+        var norm = Math.Sqrt(gradientSquaredNorm);
         return (batchLoss is double l && !double.IsFinite(l)) || !double.IsFinite(norm) ? new NonFiniteValue(rank, batchLoss, norm) : null;
     }
 
@@ -144,12 +147,17 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
     /// of this rank) and returns true when the update applies. Every rank of <paramref name="group"/> calls it at the
     /// same step.
     /// </summary>
-    public bool Check(long t, Communicator group, int worldRank, LossResult loss, ReadOnlySpan<float> gradients, IdleWait? wait = null)
+    public bool Check(long t, Communicator group, int worldRank, LossResult loss, ReadOnlySpan<float> gradients, IdleWait? wait = null) =>
+        Check(t, group, worldRank, loss, NonFiniteValue.SquaredNorm(gradients), wait);
+
+    /// <summary><see cref="Check(long, Communicator, int, LossResult, ReadOnlySpan{float}, IdleWait?)"/> from the squared
+    /// norm of this rank's gradients (an engine whose gradients lie in several buffers sums their squared norms).</summary>
+    public bool Check(long t, Communicator group, int worldRank, LossResult loss, double gradientSquaredNorm, IdleWait? wait = null)
     {
-        var local = NonFiniteValue.Of(worldRank, loss, gradients);
+        var local = NonFiniteValue.Of(worldRank, loss, gradientSquaredNorm);
         if (poisoned?.Contains((worldRank, t + 1)) == true)
         {
-            local = new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(NonFiniteValue.SquaredNorm(gradients)));
+            local = new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(gradientSquaredNorm));
         }
 
         if (group.Size == 1)
