@@ -50,6 +50,10 @@ public sealed class ExchangeCounters
         InFlightSeconds += inFlightSeconds;
     }
 
+    /// <summary>A round whose bytes and time the caller counts elsewhere (the layer-wise engine's redistributions, whose
+    /// Alltoallv and halo messages are point-to-point bytes of its own counters).</summary>
+    internal void AddRound() => Rounds++;
+
     /// <summary>Adds one training round of <paramref name="payloadBytes"/> over <paramref name="ranks"/> ranks.</summary>
     internal void AddRound(long payloadBytes, int ranks, double seconds)
     {

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace MpiPipeline.RankTests;
 
 /// <summary>
@@ -54,8 +56,25 @@ public sealed class LayerwiseTests : RankFixture
             Assert.That(expected.Max(Math.Abs), Is.GreaterThan(1e-3), $"{what}: a comparison of real gradients");
             AssertClose(Floats(run + ".grad"), expected, 1e-5, $"{what}: gradient of the first mini-batch");
             AssertClose(Floats(run + ".bin"), Floats(reference + ".bin"), 1e-5, $"{what}: parameters after 5 steps");
+            if (ExpectedRounds(plans[k], ranks) is { } rounds)
+            {
+                Assert.That(File.ReadAllText(run + ".rounds"), Is.EqualTo(rounds.ToString(CultureInfo.InvariantCulture)), $"{what}: communication rounds");
+            }
         }
     }
+
+    /// <summary>
+    /// The rounds of 5 steps where they are known by hand: mlp data parallel Allreduces its two linear layers' gradients
+    /// per step and moves no activation (every transfer the identity); mlp model parallel syncs nothing (no replicas) and
+    /// calls MPI for three transfers each way per step (flatten to linear and relu to linear: Allgather, forward /
+    /// Reduce-scatter, backward; the channel-split logits to the loss's sample split: Alltoall(v)).
+    /// </summary>
+    private static int? ExpectedRounds((string Model, string Plan) run, int ranks) => (run.Model, run.Plan, ranks) switch
+    {
+        ("mlp", "data", _) => 5 * 2,
+        ("mlp", "model", 2) => 5 * 3 * 2,
+        _ => null,
+    };
 
     public static IEnumerable<TestCaseData> BadInputs()
     {

@@ -689,6 +689,13 @@ internal static class LayerwiseRuns
         LearningRate = 0.1, Momentum = 0.5, MaxSteps = 5,
     };
 
-    private static void Train(Communicator world, Training.TrainOptions options, string stem) =>
-        Algorithms.AlgorithmRegistry.Train(world, options with { FirstGradientsPath = stem + ".grad", ParametersPath = stem + ".bin" }, null);
+    /// <summary>Rank 0 also writes the run's communication rounds (DIR/run-K.rounds).</summary>
+    private static void Train(Communicator world, Training.TrainOptions options, string stem)
+    {
+        var result = Algorithms.AlgorithmRegistry.Train(world, options with { FirstGradientsPath = stem + ".grad", ParametersPath = stem + ".bin" }, null);
+        if (world.Rank == 0 && result is not null)
+        {
+            File.WriteAllText(stem + ".rounds", result.Totals.CommunicationRounds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
 }

@@ -16,10 +16,8 @@ internal sealed class BlockTransfer
     private readonly int columns;
     private readonly ActivationBlock held;
     private readonly ActivationBlock needed;
-    private readonly ActivationBlock[] outgoing;   // held[rank] ∩ needed[q]
-    private readonly ActivationBlock[] incoming;   // held[q] ∩ needed[rank]
-    private readonly int[] outgoingCounts, outgoingDisplacements, incomingCounts, incomingDisplacements;
-    private readonly float[] outgoingBuffer, incomingBuffer;
+    private readonly Pieces outgoing;   // held[rank] ∩ needed[q]: sent forward, received backward
+    private readonly Pieces incoming;   // held[q] ∩ needed[rank]: received forward, sent backward
     private readonly bool silent;
     private readonly bool pointToPoint;
 
@@ -29,16 +27,12 @@ internal sealed class BlockTransfer
         this.columns = columns;
         held = heldBlocks[rank];
         needed = neededBlocks[rank];
-        outgoing = [.. neededBlocks.Select(block => held.Intersect(block))];
-        incoming = [.. heldBlocks.Select(block => block.Intersect(needed))];
-        (outgoingCounts, outgoingDisplacements) = Counts(outgoing, rank, columns);
-        (incomingCounts, incomingDisplacements) = Counts(incoming, rank, columns);
-        outgoingBuffer = new float[outgoingCounts.Sum()];
-        incomingBuffer = new float[incomingCounts.Sum()];
+        outgoing = Pieces.Of([.. neededBlocks.Select(block => held.Intersect(block))], rank, columns);
+        incoming = Pieces.Of([.. heldBlocks.Select(block => block.Intersect(needed))], rank, columns);
         var kind = TransferCosts.Cost(heldBlocks, neededBlocks, columns).Kind;
         silent = kind == TransferKind.None;
         pointToPoint = kind == TransferKind.Halo;
-        if (!needed.IsEmpty && incoming.Sum(piece => piece.Elements(columns)) != needed.Elements(columns))
+        if (!needed.IsEmpty && incoming.Blocks.Sum(piece => piece.Elements(columns)) != needed.Elements(columns))
         {
             throw new InvalidOperationException($"internal: rank {rank} needs {needed}, which the held blocks do not cover exactly");
         }
@@ -46,61 +40,57 @@ internal sealed class BlockTransfer
     }
 
     /// <summary>Bytes this rank sends forward (and receives backward) per call.</summary>
-    public long ForwardBytes => outgoingBuffer.LongLength * TransferCosts.BytesPerElement;
+    public long ForwardBytes => outgoing.Buffer.LongLength * TransferCosts.BytesPerElement;
 
     /// <summary>Bytes this rank sends backward.</summary>
-    public long BackwardBytes => incomingBuffer.LongLength * TransferCosts.BytesPerElement;
+    public long BackwardBytes => incoming.Buffer.LongLength * TransferCosts.BytesPerElement;
+
+    /// <summary>Whether a call reaches MPI (an Alltoallv or a halo exchange): false when every rank holds what it needs.</summary>
+    public bool CallsMpi => !silent;
+
+    /// <summary>
+    /// No rank moves anything and this rank needs exactly the block it holds: the consumer can read the producer's
+    /// buffer itself (and write its input gradient into the producer's output gradient), with no copy either way.
+    /// </summary>
+    public bool IsIdentity => silent && needed == held;
 
     /// <summary>From this rank's held block's values to the block it needs.</summary>
-    public void Forward(ReadOnlySpan<float> heldValues, Span<float> neededValues, Communicator world)
-    {
-        ActivationBlock.Copy(heldValues, held, neededValues, needed, outgoing[rank], columns);
-        if (silent)
-        {
-            return;
-        }
-
-        for (var q = 0; q < outgoing.Length; q++)
-        {
-            if (q != rank)
-            {
-                ActivationBlock.Copy(heldValues, held, outgoingBuffer.AsSpan(outgoingDisplacements[q]), outgoing[q], outgoing[q], columns);
-            }
-        }
-
-        Exchange(world, outgoingBuffer, outgoingCounts, outgoingDisplacements, incomingBuffer, incomingCounts, incomingDisplacements);
-        for (var q = 0; q < incoming.Length; q++)
-        {
-            if (q != rank)
-            {
-                ActivationBlock.Copy(incomingBuffer.AsSpan(incomingDisplacements[q]), incoming[q], neededValues, needed, incoming[q], columns);
-            }
-        }
-    }
+    public void Forward(ReadOnlySpan<float> heldValues, Span<float> neededValues, Communicator world) =>
+        Move(heldValues, held, neededValues, needed, outgoing, incoming, add: false, world);
 
     /// <summary>Adds the gradient of the needed block into the held block's gradient (which the caller zeroed) of every rank.</summary>
-    public void Backward(ReadOnlySpan<float> neededGradient, Span<float> heldGradient, Communicator world)
+    public void Backward(ReadOnlySpan<float> neededGradient, Span<float> heldGradient, Communicator world) =>
+        Move(neededGradient, needed, heldGradient, held, incoming, outgoing, add: true, world);
+
+    /// <summary>
+    /// One direction: the pieces <paramref name="sent"/> of <paramref name="from"/> go to their ranks and the pieces
+    /// <paramref name="received"/> arrive into <paramref name="to"/>; this rank's own piece (the same box in both) is
+    /// copied locally. Forward sends the held block's pieces and writes; backward is the same exchange with the sides
+    /// swapped, and adds (where the gradients of replicated pieces meet).
+    /// </summary>
+    private void Move(ReadOnlySpan<float> source, ActivationBlock from, Span<float> target, ActivationBlock to, Pieces sent, Pieces received,
+        bool add, Communicator world)
     {
-        ActivationBlock.Copy(neededGradient, needed, heldGradient, held, outgoing[rank], columns, add: true);
+        ActivationBlock.Copy(source, from, target, to, sent.Blocks[rank], columns, add);
         if (silent)
         {
             return;
         }
 
-        for (var q = 0; q < incoming.Length; q++)
+        for (var q = 0; q < sent.Blocks.Length; q++)
         {
             if (q != rank)
             {
-                ActivationBlock.Copy(neededGradient, needed, incomingBuffer.AsSpan(incomingDisplacements[q]), incoming[q], incoming[q], columns);
+                ActivationBlock.Copy(source, from, sent.Buffer.AsSpan(sent.Displacements[q]), sent.Blocks[q], sent.Blocks[q], columns);
             }
         }
 
-        Exchange(world, incomingBuffer, incomingCounts, incomingDisplacements, outgoingBuffer, outgoingCounts, outgoingDisplacements);
-        for (var q = 0; q < outgoing.Length; q++)
+        Exchange(world, sent.Buffer, sent.Counts, sent.Displacements, received.Buffer, received.Counts, received.Displacements);
+        for (var q = 0; q < received.Blocks.Length; q++)
         {
             if (q != rank)
             {
-                ActivationBlock.Copy(outgoingBuffer.AsSpan(outgoingDisplacements[q]), outgoing[q], heldGradient, held, outgoing[q], columns, add: true);
+                ActivationBlock.Copy(received.Buffer.AsSpan(received.Displacements[q]), received.Blocks[q], target, to, received.Blocks[q], columns, add);
             }
         }
     }
@@ -139,19 +129,25 @@ internal sealed class BlockTransfer
         Request.WaitAll([.. requests]);
     }
 
-    /// <summary>Element counts and displacements of the pieces for the other ranks (this rank's own piece is copied, not sent).</summary>
-    private static (int[] Counts, int[] Displacements) Counts(ActivationBlock[] pieces, int rank, int columns)
+    /// <summary>
+    /// One side of the exchange: the piece for (or from) each rank, their element counts and displacements in one
+    /// message buffer (this rank's own piece is copied, not sent: count 0).
+    /// </summary>
+    private sealed record Pieces(ActivationBlock[] Blocks, float[] Buffer, int[] Counts, int[] Displacements)
     {
-        var counts = new int[pieces.Length];
-        var displacements = new int[pieces.Length];
-        var at = 0;
-        for (var q = 0; q < pieces.Length; q++)
+        public static Pieces Of(ActivationBlock[] blocks, int rank, int columns)
         {
-            counts[q] = q == rank ? 0 : checked((int)pieces[q].Elements(columns));
-            displacements[q] = at;
-            at = checked(at + counts[q]);
-        }
+            var counts = new int[blocks.Length];
+            var displacements = new int[blocks.Length];
+            var at = 0;
+            for (var q = 0; q < blocks.Length; q++)
+            {
+                counts[q] = q == rank ? 0 : checked((int)blocks[q].Elements(columns));
+                displacements[q] = at;
+                at = checked(at + counts[q]);
+            }
 
-        return (counts, displacements);
+            return new Pieces(blocks, new float[at], counts, displacements);
+        }
     }
 }

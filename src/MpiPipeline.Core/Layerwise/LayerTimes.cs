@@ -6,7 +6,8 @@ using MpiPipeline.Torch;
 
 namespace MpiPipeline.Layerwise;
 
-/// <summary>The compute time of one layer's shard: one forward and one backward of <c>batch</c> samples.</summary>
+/// <summary>The compute time of one layer's shard per training step: one forward and one backward of <c>batch</c>
+/// samples, and for a shard with parameters the zeroing of its gradients and its optimizer step.</summary>
 internal interface ILayerTimes
 {
     double Seconds(LayerSpec layer, int[] sampleInputShape, int batch);
@@ -50,7 +51,9 @@ internal sealed record ComputeShard(LayerSpec Layer, int[] InputShape, int Batch
 
 /// <summary>
 /// Layer times measured on this machine through the bridge: a one-layer <see cref="Stage"/>, one warm-up, then the
-/// median of <see cref="Runs"/> forward + backward passes; cached in a JSON file keyed by the shard (layer, input
+/// median of <see cref="Runs"/> training steps of it as the layer-wise engine runs them (zero the gradients, forward,
+/// backward, an SGD step with train's default momentum: the per-parameter work is a real part of a step, and it differs
+/// between plans, a channel split updating 1/c of the parameters); cached in a JSON file keyed by the shard (layer, input
 /// shape, batch), libtorch's threads, the bridge ABI and the libtorch version, so a plan on the same machine measures
 /// each shard once. <see cref="Save"/> writes the new entries (AtomicFile).
 /// </summary>
@@ -95,7 +98,10 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 
     /// <summary>The part of the key that is this process's: libtorch threads, bridge ABI, libtorch version.</summary>
     public static string Environment(int threads) =>
-        string.Create(CultureInfo.InvariantCulture, $"threads {threads}|bridge {TorchRuntime.BridgeVersion}|libtorch {TorchRuntime.LibtorchVersion}");
+        string.Create(CultureInfo.InvariantCulture, $"threads {threads}|bridge {TorchRuntime.BridgeVersion}|libtorch {TorchRuntime.LibtorchVersion}|{What}");
+
+    /// <summary>What a measurement times (in the key: times of an older measurement, without the update, are not reused).</summary>
+    private const string What = "step with sgd update";
 
     public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch)
     {
@@ -120,10 +126,12 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         }
     }
 
-    /// <summary>Times one forward + backward (input gradient included: an inner layer passes it on) on the CPU.</summary>
+    /// <summary>Times one step of the layer on the CPU: zeroed gradients, forward, backward (input gradient included: an
+    /// inner layer passes it on), the optimizer's update of its parameters (SGD with momentum, train's default).</summary>
     public static double Measure(LayerSpec layer, int[] sampleInputShape, int batch)
     {
         using var stage = Stage.Create([layer], sampleInputShape);
+        using var optimizer = stage.ParameterCount > 0 ? Optimizer.Sgd(stage, 1e-6, TrainDefaultMomentum) : null;
         var input = new float[batch * stage.SampleInputSize];
         Array.Fill(input, 0.5f);
         var output = new float[batch * stage.SampleOutputSize];
@@ -134,8 +142,10 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         for (var run = -1; run < Runs; run++)
         {
             var start = Stopwatch.GetTimestamp();
+            stage.ZeroGradients();
             stage.Forward(0, input, batch, output, requireInputGradient: true);
             stage.Backward(0, outputGradient, inputGradient);
+            optimizer?.Step();
             if (run >= 0)
             {
                 times[run] = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -145,6 +155,9 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         Array.Sort(times);
         return times[Runs / 2];
     }
+
+    /// <summary>train's default --momentum (the optimizer step's cost: one buffer more than plain SGD).</summary>
+    private const double TrainDefaultMomentum = 0.9;
 
     private static SortedDictionary<string, double> Load(string path)
     {

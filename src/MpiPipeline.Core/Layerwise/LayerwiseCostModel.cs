@@ -22,14 +22,15 @@ internal sealed record PlanCost(IReadOnlyList<LayerCost> Layers, Transfer ToLoss
 /// OptCNN's cost model for one model, global batch and rank count:
 /// t(plan) = sum over layers t_compute(layer, config) + sum over edges t_transfer(config_i, config_j) + sum over layers t_sync(layer, config).
 /// <list type="bullet">
-/// <item>t_compute: the shard's forward + backward from <see cref="ILayerTimes"/> (measured on this machine and cached).</item>
+/// <item>t_compute: the shard's forward + backward and, for its parameters, the zeroing of their gradients and the
+/// optimizer's update, from <see cref="ILayerTimes"/> (measured on this machine and cached).</item>
 /// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way, exactly the bytes the
 /// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>; the input is read by each rank from
 /// the data set (free), and the last layer's output goes to the loss's layout (1/R of the samples per rank, every class score).</item>
 /// <item>t_sync: the Allreduce of the gradients of parameters replicated over Sample x Height ranks (<see cref="LayerwiseNetwork.Sync"/>).</item>
 /// </list>
-/// Not in the model: the optimizer step and the loop's own overhead (the same for every plan up to the parameter
-/// split), and overlap of communication with compute (none: the engine's transfers block).
+/// Not in the model: the loop's own overhead (the data, the guard's norm), and overlap of communication with compute
+/// (none: the engine's transfers block).
 /// </summary>
 internal sealed class LayerwiseCostModel
 {

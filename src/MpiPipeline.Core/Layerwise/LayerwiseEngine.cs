@@ -62,10 +62,12 @@ internal sealed class LayerwiseEngine : ITrainingEngine
     private readonly float[] images;
     private readonly int[] labels;
     private readonly Dictionary<int, BatchLayout> layouts = [];
-    private readonly ExchangeCounters noExchange = new();
+    /// <summary>Rounds: the sync's Allreduces (their payload, ring bytes and time) and the redistributions that call MPI.</summary>
+    private readonly ExchangeCounters exchange = new();
     private readonly List<string> notes = [];
     private readonly LayerwisePlan plan;
-    private float[] gradientScratch = [];
+    private readonly LayerwiseProfile? profile = LayerwiseProfile.FromEnvironment();
+    private readonly string[] forwardParts, backwardParts, intoParts, backParts, syncParts;
     private StepCounters stats;
 
     public LayerwiseEngine(TrainingContext context)
@@ -131,6 +133,11 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             }
         }
 
+        forwardParts = [.. layers.Select(l => $"forward {l.Index} {l.Spec} {l.Config}")];
+        backwardParts = [.. layers.Select(l => $"backward {l.Index} {l.Spec} {l.Config}")];
+        intoParts = [.. layers.Select(l => $"transfer into {l.Index}")];
+        backParts = [.. layers.Select(l => $"transfer back from {l.Index}")];
+        syncParts = [.. layers.Select(l => $"sync {l.Index}")];
         sampler = new ShuffleSampler(train.Count, options.Seed, options.Batch, 0, 1);
         indices = new int[sampler.Batch];
         images = new float[sampler.Batch * train.SampleSize];
@@ -152,7 +159,7 @@ internal sealed class LayerwiseEngine : ITrainingEngine
     /// <summary>Each rank computes the loss of its 1/R of the samples: rank 0 sees a share.</summary>
     public bool RootSeesBatchLoss => false;
 
-    public long CommunicationRounds => 0;
+    public long CommunicationRounds => exchange.Rounds;
 
     public double Start()
     {
@@ -169,40 +176,49 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         train.CopyBatch(indices, images, labels);
         stats += new StepCounters { DataSeconds = clock.Elapsed.TotalSeconds };
         TorchRuntime.ManualSeed(Shuffle.SeedFor(options.Seed, world.Rank, t));
+        var mark = LayerwiseProfile.Now();
         foreach (var stage in stages)
         {
             stage.ZeroGradients();
         }
 
+        profile?.Add("zero gradients", mark);
         var layout = Layout(options.Batch);
         var result = Forward(layout, images, labels, training: true);
         Backward(layout);
 
-        var sync = Stopwatch.StartNew();
         for (var l = 0; l < layers.Length; l++)
         {
             // The host mirrors (a no-op on CPU) are what the guard, the first-gradients file and MPI read.
+            mark = LayerwiseProfile.Now();
             stages[l].PullGradients();
             if (replicaGroups[l] is { } group)
             {
+                var sync = Stopwatch.StartNew();
                 group.Allreduce(stages[l].Gradients, ReduceOp.Sum);   // g_i: the shard's replicas' sum
                 stages[l].PushGradients();
+                exchange.AddRound(stages[l].Gradients.Length * (long)sizeof(float), group.Size, sync.Elapsed.TotalSeconds);
+                profile?.Add(syncParts[l], mark);
             }
         }
-
-        stats += new StepCounters { CommunicationSeconds = sync.Elapsed.TotalSeconds };
         if (t == 0 && options.FirstGradientsPath is { } path && Gather(stage => stage.Gradients) is { } gradients)
         {
             TrainingLoop.WriteParameters(path, gradients);
         }
 
         var update = Stopwatch.StartNew();
-        if (context.Guard.Check(t, world, world.Rank, result, OwnGradients(), context.Node.AllreduceWait))
+        mark = LayerwiseProfile.Now();
+        var healthy = context.Guard.Check(t, world, world.Rank, result, OwnGradientsSquaredNorm(), context.Node.AllreduceWait);
+        profile?.Add("guard", mark);
+        if (healthy)
         {
+            mark = LayerwiseProfile.Now();
             foreach (var optimizer in optimizers)
             {
                 optimizer?.Step();
             }
+
+            profile?.Add("optimizer", mark);
         }
 
         stats += new StepCounters
@@ -227,7 +243,7 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         return tally.Means();
     }
 
-    public EpochCounters EpochCounters() => stats.Epoch(noExchange, world);
+    public EpochCounters EpochCounters() => stats.Epoch(exchange, world);
 
     public (double Compute, double Communication) OwnSeconds() => (stats.ComputeSeconds, stats.CommunicationSeconds);
 
@@ -246,7 +262,7 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         return world.Allreduce(spread, ReduceOp.Max);
     }
 
-    public RunTotals Totals() => stats.ReduceTotals(world, noExchange);
+    public RunTotals Totals() => stats.ReduceTotals(world, exchange);
 
     public void DescribeOptions(IDictionary<string, string> options) =>
         options["plan"] = string.Join(",", plan.Layers.Select(layer => layer.ToString()));
@@ -272,6 +288,11 @@ internal sealed class LayerwiseEngine : ITrainingEngine
 
     public void Finish()
     {
+        if (profile is not null && stats.Steps > 0)
+        {
+            Console.Error.WriteLine($"rank {world.Rank}: {profile.Describe(stats.Steps)}");
+        }
+
         foreach (var group in ownedGroups)
         {
             group.Free();
@@ -409,6 +430,7 @@ internal sealed class LayerwiseEngine : ITrainingEngine
     {
         var compute = 0.0;
         var bytes = 0L;
+        var rounds = 0;
         var communication = Stopwatch.StartNew();
         var first = layout.Layers[0];
         ActivationBlock.Copy(batchImages, layout.Whole, first.Input, first.Need, first.Need, layers[0].Input.Columns);
@@ -416,14 +438,18 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         for (var l = 0; l < layers.Length; l++)
         {
             var buffers = layout.Layers[l];
-            if (l > 0)
+            var mark = LayerwiseProfile.Now();
+            if (l > 0 && !layout.Into[l].IsIdentity)
             {
                 communication.Start();
                 layout.Into[l].Forward(layout.Layers[l - 1].Output, buffers.Input, world);
                 communication.Stop();
                 bytes += layout.Into[l].ForwardBytes;
+                rounds += layout.Into[l].CallsMpi ? 1 : 0;
+                Profile(intoParts[l], mark);
             }
 
+            mark = LayerwiseProfile.Now();
             var clock = Stopwatch.StartNew();
             if (buffers.Need.Samples > 0)
             {
@@ -443,12 +469,19 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             }
 
             compute += clock.Elapsed.TotalSeconds;
+            Profile(forwardParts[l], mark);
         }
 
-        communication.Start();
-        layout.ToLoss.Forward(layout.Layers[^1].Output, layout.Logits, world);
-        communication.Stop();
-        bytes += layout.ToLoss.ForwardBytes;
+        var lossMark = LayerwiseProfile.Now();
+        if (!layout.LossInPlace)
+        {
+            communication.Start();
+            layout.ToLoss.Forward(layout.Layers[^1].Output, layout.Logits, world);
+            communication.Stop();
+            bytes += layout.ToLoss.ForwardBytes;
+            rounds += layout.ToLoss.CallsMpi ? 1 : 0;
+        }
+
         var loss = layout.LossBlock;
         LossResult result = default;
         if (loss.Samples > 0)
@@ -457,6 +490,8 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             result = CrossEntropy.LossAndGradient(layout.Logits, loss.Samples, batchLabels[loss.S0..loss.S1], 1f / world.Size, layout.LogitGradient);
         }
 
+        Profile("loss (transfer and cross-entropy)", lossMark);
+
         if (training)
         {
             // Evaluation's forwards count as evaluation time (Evaluate), not as training compute and communication.
@@ -464,23 +499,42 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             {
                 ComputeSeconds = compute, ForwardSeconds = compute, CommunicationSeconds = communication.Elapsed.TotalSeconds, PointToPointBytes = bytes,
             };
+            CountRounds(rounds);
         }
 
         return result;
+
+        void Profile(string part, (long, double) since)
+        {
+            if (training)
+            {
+                profile?.Add(part, since);
+            }
+        }
     }
 
     /// <summary>The gradients back from the loss through every layer, each transfer reversed (pieces added where they meet).</summary>
     private void Backward(BatchLayout layout)
     {
         var compute = 0.0;
-        var bytes = layout.ToLoss.BackwardBytes;
+        var bytes = 0L;
+        var rounds = 0;
+        var mark = LayerwiseProfile.Now();
         var communication = Stopwatch.StartNew();
-        Array.Clear(layout.Layers[^1].OutputGradient);
-        layout.ToLoss.Backward(layout.LogitGradient, layout.Layers[^1].OutputGradient, world);
+        if (!layout.LossInPlace)
+        {
+            Array.Clear(layout.Layers[^1].OutputGradient);
+            layout.ToLoss.Backward(layout.LogitGradient, layout.Layers[^1].OutputGradient, world);
+            bytes += layout.ToLoss.BackwardBytes;
+            rounds += layout.ToLoss.CallsMpi ? 1 : 0;
+        }
+
         communication.Stop();
+        profile?.Add("loss gradient back", mark);
         for (var l = layers.Length - 1; l >= 0; l--)
         {
             var buffers = layout.Layers[l];
+            mark = LayerwiseProfile.Now();
             var clock = Stopwatch.StartNew();
             if (!ReferenceEquals(buffers.StageOutputGradient, buffers.OutputGradient))
             {
@@ -495,20 +549,34 @@ internal sealed class LayerwiseEngine : ITrainingEngine
             }
 
             compute += clock.Elapsed.TotalSeconds;
-            if (l > 0)
+            profile?.Add(backwardParts[l], mark);
+            if (l > 0 && !layout.Into[l].IsIdentity)
             {
+                mark = LayerwiseProfile.Now();
                 communication.Start();
                 Array.Clear(layout.Layers[l - 1].OutputGradient);
                 layout.Into[l].Backward(buffers.InputGradient, layout.Layers[l - 1].OutputGradient, world);
                 communication.Stop();
                 bytes += layout.Into[l].BackwardBytes;
+                rounds += layout.Into[l].CallsMpi ? 1 : 0;
+                profile?.Add(backParts[l], mark);
             }
         }
+
+        CountRounds(rounds);
 
         stats += new StepCounters
         {
             ComputeSeconds = compute, BackwardSeconds = compute, CommunicationSeconds = communication.Elapsed.TotalSeconds, PointToPointBytes = bytes,
         };
+    }
+
+    private void CountRounds(int rounds)
+    {
+        for (var k = 0; k < rounds; k++)
+        {
+            exchange.AddRound();
+        }
     }
 
     /// <summary>
@@ -574,23 +642,17 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         return world.Rank == 0 ? whole : null;
     }
 
-    /// <summary>This rank's shards' gradients in one buffer, for the divergence guard.</summary>
-    private ReadOnlySpan<float> OwnGradients()
+    /// <summary>The squared norm of this rank's shards' gradients, for the divergence guard: summed over the stages'
+    /// buffers where they lie (a copy into one buffer cost a pass over every parameter per step).</summary>
+    private double OwnGradientsSquaredNorm()
     {
-        var length = stages.Sum(stage => stage.Gradients.Length);
-        if (gradientScratch.Length != length)
-        {
-            gradientScratch = new float[length];
-        }
-
-        var at = 0;
+        var sum = 0.0;
         foreach (var stage in stages)
         {
-            stage.Gradients.CopyTo(gradientScratch.AsSpan(at));
-            at += stage.Gradients.Length;
+            sum += NonFiniteValue.SquaredNorm(stage.Gradients);
         }
 
-        return gradientScratch;
+        return sum;
     }
 
     private BatchLayout Layout(int batch)
@@ -607,14 +669,22 @@ internal sealed class LayerwiseEngine : ITrainingEngine
     /// <summary>One layer's blocks and buffers on this rank for one batch size.</summary>
     private sealed class LayerBuffers
     {
-        public LayerBuffers(PlannedLayer layer, int batch, int rank)
+        /// <param name="producer">The previous layer's buffers when the transfer between is the identity
+        /// (<see cref="BlockTransfer.IsIdentity"/>): this layer reads its output and writes its output gradient in place.</param>
+        public LayerBuffers(PlannedLayer layer, int batch, int rank, LayerBuffers? producer)
         {
             Need = LayerGeometry.InputBlock(layer, batch, rank);
             Own = LayerGeometry.OutputBlock(layer, batch, rank);
             var (rows, offset) = LayerGeometry.StageRows(layer, batch, rank);
             StageBlock = Own with { R0 = Own.R0 - offset, R1 = Own.R0 - offset + rows };
-            Input = new float[Need.Elements(layer.Input.Columns)];
-            InputGradient = new float[Input.Length];
+            var length = Need.Elements(layer.Input.Columns);
+            if (producer is not null && producer.Output.LongLength != length)
+            {
+                throw new InvalidOperationException($"internal: {layer} needs {length} values, the identity transfer into it holds {producer.Output.Length}");
+            }
+
+            Input = producer?.Output ?? new float[length];
+            InputGradient = producer?.OutputGradient ?? new float[length];
             Output = new float[Own.Elements(layer.Output.Columns)];
             OutputGradient = new float[Output.Length];
             var cropped = StageBlock != Own;
@@ -649,15 +719,21 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         {
             var image = ActivationShape.Of(sampleShape);
             Whole = new ActivationBlock(0, batch, 0, image.Channels, 0, image.Rows);
-            Layers = [.. layers.Select(layer => new LayerBuffers(layer, batch, rank))];
+            Layers = new LayerBuffers[layers.Length];
             Into = new BlockTransfer[layers.Length];
-            for (var l = 1; l < layers.Length; l++)
+            for (var l = 0; l < layers.Length; l++)
             {
-                var (producer, consumer) = (layers[l - 1], layers[l]);
-                Into[l] = new BlockTransfer(
-                    [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.OutputBlock(producer, batch, r))],
-                    [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.InputBlock(consumer, batch, r))],
-                    rank, producer.Output.Columns);
+                if (l > 0)
+                {
+                    var (producer, consumer) = (layers[l - 1], layers[l]);
+                    Into[l] = new BlockTransfer(
+                        [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.OutputBlock(producer, batch, r))],
+                        [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.InputBlock(consumer, batch, r))],
+                        rank, producer.Output.Columns);
+                }
+
+                // Same layout on both sides (e.g. every layer of data parallelism): one buffer, no copies.
+                Layers[l] = new LayerBuffers(layers[l], batch, rank, l > 0 && Into[l].IsIdentity ? Layers[l - 1] : null);
             }
 
             var last = layers[^1];
@@ -667,8 +743,10 @@ internal sealed class LayerwiseEngine : ITrainingEngine
                 [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.OutputBlock(last, batch, r))],
                 [.. Enumerable.Range(0, ranks).Select(r => LayerGeometry.LossBlock(batch, classes, ranks, r))],
                 rank, 1);
-            Logits = new float[LossBlock.Elements(1)];
-            LogitGradient = new float[Logits.Length];
+            var logits = LossBlock.Elements(1);
+            LossInPlace = ToLoss.IsIdentity && Layers[^1].Output.LongLength == logits;
+            Logits = LossInPlace ? Layers[^1].Output : new float[logits];
+            LogitGradient = LossInPlace ? Layers[^1].OutputGradient : new float[logits];
         }
 
         /// <summary>The whole batch of input images, as a block.</summary>
@@ -680,6 +758,9 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         public BlockTransfer[] Into { get; }
 
         public BlockTransfer ToLoss { get; }
+
+        /// <summary>The loss reads the last layer's output buffer and writes its gradient there (<see cref="ToLoss"/> is the identity).</summary>
+        public bool LossInPlace { get; }
 
         public ActivationBlock LossBlock { get; }
 

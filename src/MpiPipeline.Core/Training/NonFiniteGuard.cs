@@ -31,10 +31,13 @@ internal readonly record struct NonFiniteValue(int Rank, double? Loss, double Gr
     public bool LossIsBad => Loss is double loss && !double.IsFinite(loss);
 
     /// <summary>What one rank saw: null when its loss and gradient norm are finite.</summary>
-    public static NonFiniteValue? Of(int rank, LossResult loss, ReadOnlySpan<float> gradients)
+    public static NonFiniteValue? Of(int rank, LossResult loss, ReadOnlySpan<float> gradients) => Of(rank, loss, SquaredNorm(gradients));
+
+    /// <summary>What one rank saw, from its gradient's squared norm (a sum over buffers: no copy into one span).</summary>
+    public static NonFiniteValue? Of(int rank, LossResult loss, double gradientSquaredNorm)
     {
         double? batchLoss = loss.Count > 0 ? loss.Loss : null;
-        var norm = Math.Sqrt(SquaredNorm(gradients));
+        var norm = Math.Sqrt(gradientSquaredNorm);
         return (batchLoss is double l && !double.IsFinite(l)) || !double.IsFinite(norm) ? new NonFiniteValue(rank, batchLoss, norm) : null;
     }
 
@@ -144,9 +147,14 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
     /// of this rank) and returns true when the update applies. Every rank of <paramref name="group"/> calls it at the
     /// same step.
     /// </summary>
-    public bool Check(long t, Communicator group, int worldRank, LossResult loss, ReadOnlySpan<float> gradients, IdleWait? wait = null)
+    public bool Check(long t, Communicator group, int worldRank, LossResult loss, ReadOnlySpan<float> gradients, IdleWait? wait = null) =>
+        Check(t, group, worldRank, loss, NonFiniteValue.SquaredNorm(gradients), wait);
+
+    /// <summary><see cref="Check(long, Communicator, int, LossResult, ReadOnlySpan{float}, IdleWait?)"/> from the squared
+    /// norm of this rank's gradients (an engine whose gradients lie in several buffers sums their squared norms).</summary>
+    public bool Check(long t, Communicator group, int worldRank, LossResult loss, double gradientSquaredNorm, IdleWait? wait = null)
     {
-        var local = Seen(t, worldRank, loss, gradients);
+        var local = Seen(t, worldRank, loss, gradientSquaredNorm);
         if (group.Size == 1)
         {
             return Decide(t, local);
@@ -184,17 +192,18 @@ internal sealed class NonFiniteGuard(NonFinitePolicy policy, int maxSkippedSteps
     /// <paramref name="worldRank"/> computed (dasgd's master checks each gradient it applies; its workers learn the
     /// outcome from it, <see cref="Adopt"/>). True when the update applies.
     /// </summary>
-    public bool CheckAlone(long t, int worldRank, LossResult loss, ReadOnlySpan<float> gradients) => Decide(t, Seen(t, worldRank, loss, gradients));
+    public bool CheckAlone(long t, int worldRank, LossResult loss, ReadOnlySpan<float> gradients) =>
+        Decide(t, Seen(t, worldRank, loss, NonFiniteValue.SquaredNorm(gradients)));
 
     /// <summary>A rank that checked nothing itself takes the divergence the deciding rank found (sent to it), so that
     /// it ends the run as diverged too.</summary>
     public void Adopt(Divergence divergence) => Diverged ??= divergence;
 
     /// <summary>What this rank saw at step t (from 0), the tests' hook included: null when every value is finite.</summary>
-    private NonFiniteValue? Seen(long t, int worldRank, LossResult loss, ReadOnlySpan<float> gradients) =>
+    private NonFiniteValue? Seen(long t, int worldRank, LossResult loss, double gradientSquaredNorm) =>
         poisoned?.Contains((worldRank, t + 1)) == true
-            ? new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(NonFiniteValue.SquaredNorm(gradients)))
-            : NonFiniteValue.Of(worldRank, loss, gradients);
+            ? new NonFiniteValue(worldRank, double.NaN, Math.Sqrt(gradientSquaredNorm))
+            : NonFiniteValue.Of(worldRank, loss, gradientSquaredNorm);
 
     /// <summary>The decision for step t (from 0) given what the ranks agreed on (null: every value finite).</summary>
     public bool Decide(long t, NonFiniteValue? seen)
