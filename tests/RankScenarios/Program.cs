@@ -367,6 +367,48 @@ internal static class Collectives
             Program.Expect(varied[displs[r] + counts[r]], Program.Of<T>(99), $"Allgatherv<{name}> gap after block {r}");
         }
 
+        // The same gathers polled (MPI_Iallgather[v] + MPI_Test with the idle wait), the last rank arriving late so
+        // that the others really poll.
+        foreach (var idle in new[] { IdleWait.Yield, IdleWait.Sleep })
+        {
+            if (rank == n - 1)
+            {
+                Thread.Sleep(20);
+            }
+
+            var polledAll = new T[len * n];
+            world.Allgather<T>(mine, polledAll, idle);
+            Program.ExpectAll<T>(polledAll, k => Program.Of<T>(Value(k / len, k % len)), $"Allgather<{name}> polled ({idle})");
+            var polledVaried = Enumerable.Repeat(Program.Of<T>(99), offset).ToArray();
+            world.Allgatherv<T>(contribution, polledVaried, counts, displs, idle);
+            ExpectVaried(polledVaried, $"Allgatherv<{name}> polled ({idle})");
+        }
+
+        // Nonblocking: an Iallgather and an Iallgatherv in flight together, started in the same order on every rank and
+        // completed in the other order (MPI_Test on the second first), their buffers untouched until then.
+        var started = new T[len * n];
+        var startedVaried = Enumerable.Repeat(Program.Of<T>(99), offset).ToArray();
+        var first = world.Iallgather<T>(mine, started);
+        var second = world.Iallgatherv<T>(contribution, startedVaried, counts, displs);
+        second.WaitPolling(IdleWait.Yield, "MPI_Iallgatherv (scenario)");
+        first.WaitPolling(IdleWait.Yield, "MPI_Iallgather (scenario)");
+        Program.Expect(first.IsCompleted && second.IsCompleted, true, $"Iallgather[v]<{name}> completed");
+        Program.ExpectAll<T>(started, k => Program.Of<T>(Value(k / len, k % len)), $"Iallgather<{name}>");
+        ExpectVaried(startedVaried, $"Iallgatherv<{name}>");
+
+        void ExpectVaried(T[] gathered, string what)
+        {
+            for (var r = 0; r < n; r++)
+            {
+                for (var i = 0; i < counts[r]; i++)
+                {
+                    Program.Expect(gathered[displs[r] + i], Program.Of<T>(Value(r, i)), $"{what} block {r}[{i}]");
+                }
+
+                Program.Expect(gathered[displs[r] + counts[r]], Program.Of<T>(99), $"{what} gap after block {r}");
+            }
+        }
+
         // Scatter from 0: block r of [Value(0..)] goes to rank r.
         var toScatter = rank == 0 ? Enumerable.Range(0, len * n).Select(k => Program.Of<T>(k % 100)).ToArray() : [];
         var piece = new T[len];
