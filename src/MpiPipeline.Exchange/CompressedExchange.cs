@@ -13,7 +13,7 @@ namespace MpiPipeline.Exchange;
 /// gradient / n. Whole buffer, after backward (no overlapped buckets yet). Models (and evaluation's average) stay
 /// exact: a dense fp32 Allreduce.
 /// </summary>
-public sealed class CompressedExchange : IGradientExchange
+public sealed class CompressedExchange : IGradientExchange, ICompressingExchange
 {
     public const string ExchangeName = "compressed";
 
