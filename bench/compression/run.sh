@@ -27,6 +27,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK" "$OUT"
 load_before=$(uptime | sed 's/.*load average: //')
 
+# True when the 1-minute average of an uptime load triple ("1.20, 0.80, 0.50") exceeds the core count: other jobs
+# then shared the machine, and the wall times are provisional.
+busy() {
+    awk -v load="${1%%,*}" -v cores="$(nproc)" 'BEGIN { exit !(load + 0 > cores + 0) }'
+}
+
 # The network rows first (short), into a fragment; the sweep rewrites compression.md after every seed, so a sweep
 # cut short (APPEND_ONLY=1 then appends the fragment) still leaves a report; REUSE_NETWORK=1 keeps the fragment there.
 network=$WORK/network-fragment.md
@@ -81,9 +87,14 @@ atomic_temp report "$OUT/compression.md"
     cat "$OUT/compression.md"
     cat "$network"
     echo
-    echo "Machine load after the seeds: $load_after. $(nproc) cores. **Other jobs shared the machine while this ran**:"
-    echo "wall times (the wall s, communication s, step and epoch columns) are provisional; accuracies, bytes and ratios do"
-    echo "not depend on load."
+    if busy "$load_before" || busy "$load_after"; then
+        echo "Machine load before the sweep: $load_before; after the seeds: $load_after. $(nproc) cores. **Other jobs shared"
+        echo "the machine while this ran** (a 1-minute load above the core count): wall times (the wall s, communication s,"
+        echo "step and epoch columns) are provisional; accuracies, bytes and ratios do not depend on load."
+    else
+        echo "Machine load before the sweep: $load_before; after the seeds: $load_after. $(nproc) cores: a quiet machine"
+        echo "(the 1-minute load at or below the core count before and after)."
+    fi
     echo
     echo "Raw results JSON and logs: \`$WORK/\` (not committed)."
 } > "$report"

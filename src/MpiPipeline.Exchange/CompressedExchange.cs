@@ -13,7 +13,7 @@ namespace MpiPipeline.Exchange;
 /// gradient / n. Whole buffer, after backward (no overlapped buckets yet). Models (and evaluation's average) stay
 /// exact: a dense fp32 Allreduce.
 /// </summary>
-public sealed class CompressedExchange : IGradientExchange
+public sealed class CompressedExchange : IGradientExchange, ICompressingExchange
 {
     public const string ExchangeName = "compressed";
 
@@ -39,6 +39,10 @@ public sealed class CompressedExchange : IGradientExchange
     /// </summary>
     public long Round { get; set; }
 
+    /// <summary>How the gathers wait: null, MPI's own blocking calls; otherwise MPI_Iallgather(v) polled with this
+    /// (an oversubscribed node), so that a rank waiting for a large payload does not busy-poll the core its sender needs.</summary>
+    public IdleWait? Wait => dense.Wait;
+
     public Communicator Group
     {
         get => dense.Group;
@@ -55,7 +59,15 @@ public sealed class CompressedExchange : IGradientExchange
         var payload = Compressor.Encode(gradients, Round++);
         Buffers.Fit(ref sizes, n);
         Buffers.Fit(ref displacements, n);
-        Group.Allgather([payload.Length], sizes);
+        if (Wait is { } idle)
+        {
+            Group.Allgather([payload.Length], sizes, idle);
+        }
+        else
+        {
+            Group.Allgather([payload.Length], sizes);
+        }
+
         var total = 0L;
         for (var p = 0; p < n; p++)
         {
@@ -68,7 +80,15 @@ public sealed class CompressedExchange : IGradientExchange
             received = new byte[checked((int)total)];
         }
 
-        Group.Allgatherv(payload, received, sizes, displacements);
+        if (Wait is { } wait)
+        {
+            Group.Allgatherv(payload, received, sizes, displacements, wait);
+        }
+        else
+        {
+            Group.Allgatherv(payload, received, sizes, displacements);
+        }
+
         gradients.Clear();
         for (var p = 0; p < n; p++)
         {

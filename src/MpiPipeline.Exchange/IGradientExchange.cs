@@ -28,3 +28,16 @@ public interface IGradientExchange
     /// <summary>The same mean, not counted as a training round (the average model for evaluation).</summary>
     void AverageUncounted(Span<float> buffer);
 }
+
+/// <summary>
+/// An exchange whose gradient rounds may go through a compressor (<c>--compress</c>): the engines checkpoint the
+/// compressor's residual and, on resume, set <see cref="Round"/> to the steps done.
+/// </summary>
+public interface ICompressingExchange
+{
+    /// <summary>The compressor; null: this exchange sends dense fp32.</summary>
+    Exchange.Compression.IGradientCompressor? Compressor { get; }
+
+    /// <summary>The round the next gradient averaging is: the compressor's draws are a function of (seed, rank, round).</summary>
+    long Round { get; set; }
+}

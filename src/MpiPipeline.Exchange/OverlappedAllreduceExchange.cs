@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using MpiPipeline.Exchange.Compression;
 using MpiPipeline.Mpi;
 
 namespace MpiPipeline.Exchange;
@@ -19,10 +20,16 @@ public readonly record struct BucketTiming(int Bucket, long StartTimestamp, long
 /// <see cref="AverageGradients"/> then starts the buckets not started yet (parameters without a gradient, a backward
 /// without the hook), waits for all (polled with the node's wait, under the stall watchdog) and scales by 1/n.
 /// Models are averaged as one whole-buffer Allreduce, like <see cref="AllreduceExchange"/>.
+/// <para>With a compressor (<c>--compress</c>) the buckets go through it instead of an Allreduce
+/// (<see cref="CompressedBuckets"/>): a bucket is encoded by the hook as soon as its gradients are final, its payload
+/// size goes round with an MPI_Iallgather and its payload with an MPI_Iallgatherv, progressed the same way, and
+/// <see cref="AverageGradients"/> decodes them all in rank order.</para>
 /// </summary>
-public sealed class OverlappedAllreduceExchange : IGradientExchange
+public sealed class OverlappedAllreduceExchange : IGradientExchange, ICompressingExchange
 {
     private readonly AllreduceExchange whole;
+    private readonly CompressedBuckets? compressed;
+    private int nextToEncode;
     private readonly IReadOnlyList<GradientBucket> buckets;
     private readonly int[] bucketOf;
     private readonly int[] missing;
@@ -46,7 +53,9 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     /// <param name="parameterLengths">The parameters' element counts in layer order (the flat buffer's layout).</param>
     /// <param name="progressThread">Test the requests from a thread of its own while backward runs (needs
     /// MPI_THREAD_MULTIPLE); false: only from backward's callbacks.</param>
-    public OverlappedAllreduceExchange(Communicator group, IdleWait? wait, IReadOnlyList<int> parameterLengths, long bucketBytes, bool progressThread = false)
+    /// <param name="compressor">Null: each bucket is one in-place MPI_Iallreduce; otherwise encoded by it and gathered.</param>
+    public OverlappedAllreduceExchange(Communicator group, IdleWait? wait, IReadOnlyList<int> parameterLengths, long bucketBytes,
+        bool progressThread = false, IGradientCompressor? compressor = null)
     {
         ArgumentNullException.ThrowIfNull(parameterLengths);
         whole = new AllreduceExchange(group, wait);
@@ -67,6 +76,7 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         started = new long[buckets.Count];
         completed = new long[buckets.Count];
         Length = parameterLengths.Sum();
+        compressed = compressor is null ? null : new CompressedBuckets(compressor, buckets, Length);
         Reset();
         if (progressThread)
         {
@@ -78,7 +88,24 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     /// <summary>True when a thread of its own tests the buckets in flight (else only backward's callbacks do).</summary>
     public bool ProgressThread { get; }
 
-    public string Name => AllreduceExchange.ExchangeName;
+    public string Name => compressed is null ? AllreduceExchange.ExchangeName : CompressedExchange.ExchangeName;
+
+    /// <summary>The compressor the buckets go through; null: dense Allreduces.</summary>
+    public IGradientCompressor? Compressor => compressed?.Compressor;
+
+    /// <summary>The round the next <see cref="AverageGradients"/> is, as <see cref="CompressedExchange.Round"/> (every bucket
+    /// of a round draws with it); meaningless without a compressor.</summary>
+    public long Round
+    {
+        get => compressed?.Round ?? 0;
+        set
+        {
+            if (compressed is not null)
+            {
+                compressed.Round = value;
+            }
+        }
+    }
 
     public Communicator Group
     {
@@ -135,6 +162,9 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         }
 
         missing[b]--;
+        // Encoding is this rank's own work on buckets not started yet: outside the lock, so the progress thread keeps
+        // testing the buckets in flight meanwhile.
+        EncodeReady(gradients);
         lock (gate)
         {
             while (nextToStart < buckets.Count && missing[nextToStart] == 0)
@@ -157,6 +187,12 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     {
         RequireLength(gradients);
         var clock = Stopwatch.StartNew();
+        for (var b = 0; b < buckets.Count; b++)
+        {
+            missing[b] = 0;             // what backward did not report is final now
+        }
+
+        EncodeReady(gradients);
         lock (gate)
         {
             // The progress thread stops here: from now on this thread waits (and tests) alone.
@@ -175,16 +211,26 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
         }
 
         var idle = whole.Wait ?? IdleWait.Yield;
-        for (var b = 0; b < buckets.Count; b++)
+        long compressedBytes = 0;
+        if (compressed is not null)
         {
-            if (requests[b] is { } request)
+            compressed.WaitAll(Group, idle, Completed);
+            compressedBytes = compressed.Finish(gradients, Group.Size);
+        }
+        else
+        {
+            for (var b = 0; b < buckets.Count; b++)
             {
-                request.WaitPolling(idle, $"MPI_Iallreduce (gradient bucket {b} of {buckets.Count})");
-                Completed(b);
+                if (requests[b] is { } request)
+                {
+                    request.WaitPolling(idle, $"MPI_Iallreduce (gradient bucket {b} of {buckets.Count})");
+                    Completed(b);
+                }
             }
+
+            AllreduceExchange.Scale(gradients, 1f / Group.Size);
         }
 
-        AllreduceExchange.Scale(gradients, 1f / Group.Size);
         var exposed = clock.Elapsed.TotalSeconds;
         var timings = new BucketTiming[buckets.Count];
         for (var b = 0; b < buckets.Count; b++)
@@ -194,7 +240,15 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
 
         LastRound = timings;
         var inFlight = buckets.Count == 0 ? 0 : Stopwatch.GetElapsedTime(started.Min(), completed.Max()).TotalSeconds;
-        Counters.AddRound((long)gradients.Length * sizeof(float), Group.Size, exposed);
+        if (compressed is not null)
+        {
+            Counters.AddCompressedRound(compressedBytes, gradients.Length, Group.Size, exposed);
+        }
+        else
+        {
+            Counters.AddRound((long)gradients.Length * sizeof(float), Group.Size, exposed);
+        }
+
         Counters.AddOverlap(exposed, inFlight);
         // A later call without BeginStep (no hook armed) then starts every bucket itself.
         Reset();
@@ -209,7 +263,23 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     {
         var bucket = buckets[b];
         started[b] = Stopwatch.GetTimestamp();
-        requests[b] = Group.IallreduceInPlace(gradients.Slice(bucket.Offset, bucket.Length), ReduceOp.Sum);
+        if (compressed is not null)
+        {
+            compressed.Start(b, Group);
+        }
+        else
+        {
+            requests[b] = Group.IallreduceInPlace(gradients.Slice(bucket.Offset, bucket.Length), ReduceOp.Sum);
+        }
+    }
+
+    /// <summary>With a compressor: encodes the buckets now complete, in order (the hook's thread, or the main one).</summary>
+    private void EncodeReady(Span<float> gradients)
+    {
+        while (compressed is not null && nextToEncode < buckets.Count && missing[nextToEncode] == 0)
+        {
+            compressed.Encode(nextToEncode++, gradients);
+        }
     }
 
     private void ProgressLoop()
@@ -248,9 +318,10 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     /// <summary>One MPI_Test per bucket in flight (caller holds the lock): MPI moves a nonblocking collective forward only inside its calls.</summary>
     private void Progress()
     {
+        compressed?.Progress(Group);
         for (var b = 0; b < nextToStart; b++)
         {
-            if (requests[b] is { } request && completed[b] == 0 && request.Test(out _))
+            if (completed[b] == 0 && (compressed is not null ? compressed.Arrived(b) : requests[b] is { } request && request.Test(out _)))
             {
                 Completed(b);
             }
@@ -268,6 +339,8 @@ public sealed class OverlappedAllreduceExchange : IGradientExchange
     private void Reset()
     {
         nextToStart = 0;
+        nextToEncode = 0;
+        compressed?.Reset();
         for (var b = 0; b < buckets.Count; b++)
         {
             missing[b] = buckets[b].ParameterCount;

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace MpiPipeline.Mpi;
 
 /// <summary>
@@ -280,20 +282,44 @@ public sealed unsafe class Communicator
         }
     }
 
+    /// <summary>
+    /// Allgather that waits like <see cref="Request.WaitPolling"/>: MPI_Iallgather polled with MPI_Test and
+    /// <paramref name="idle"/> between the polls, so a rank that arrives early leaves its core to the ranks still
+    /// computing (more ranks than cores). Blocks until complete, like the plain Allgather.
+    /// </summary>
+    public void Allgather<T>(ReadOnlySpan<T> send, Span<T> receive, IdleWait idle) where T : unmanaged
+    {
+        RequireLength(receive.Length, send.Length * Size, nameof(receive));
+        var type = Datatype.Of<T>();
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        {
+            nint request = 0;
+            MpiException.Check(NativeMethods.MPI_Iallgather(s, send.Length, type, r, send.Length, type, Handle, &request));
+            // The wait stays inside `fixed`: the buffers must not move while MPI owns them.
+            new Request(request, default, isReceive: false, this).WaitPolling(idle, "MPI_Iallgather (polling wait)");
+        }
+    }
+
+    /// <summary>
+    /// Starts an MPI_Iallgather; the request pins both buffers until it completes, and neither may be touched before.
+    /// Every rank of the group must start its nonblocking collectives in the same order.
+    /// </summary>
+    public Request Iallgather<T>(ReadOnlyMemory<T> send, Memory<T> receive) where T : unmanaged
+    {
+        RequireLength(receive.Length, send.Length * Size, nameof(receive));
+        var type = Datatype.Of<T>();
+        MemoryHandle[] pins = [send.Pin(), receive.Pin()];
+        nint request = 0;
+        var code = NativeMethods.MPI_Iallgather(pins[0].Pointer, send.Length, type, pins[1].Pointer, send.Length, type, Handle, &request);
+        return Started(code, request, pins);
+    }
+
     /// <summary>Gathers blocks of different lengths on every rank: block i (counts[i] elements) lands at displacements[i].</summary>
     public void Allgatherv<T>(ReadOnlySpan<T> send, Span<T> receive, ReadOnlySpan<int> counts, ReadOnlySpan<int> displacements)
         where T : unmanaged
     {
-        RequireLength(counts.Length, Size, nameof(counts));
-        RequireLength(displacements.Length, Size, nameof(displacements));
-        for (var i = 0; i < Size; i++)
-        {
-            if (counts[i] < 0 || displacements[i] < 0 || (long)displacements[i] + counts[i] > receive.Length)
-            {
-                throw new ArgumentException($"block {i} ({counts[i]} elements at {displacements[i]}) does not fit a receive buffer of {receive.Length}");
-            }
-        }
-
+        CheckGathered(receive.Length, counts, displacements);
         var type = Datatype.Of<T>();
         fixed (T* s = send)
         fixed (T* r = receive)
@@ -305,6 +331,43 @@ public sealed unsafe class Communicator
                 MpiException.Check(NativeMethods.MPI_Allgatherv(s, send.Length, type, r, c, d, type, Handle));
             }
         }
+    }
+
+    /// <summary>
+    /// Allgatherv that waits like <see cref="Request.WaitPolling"/> (MPI_Iallgatherv polled with <paramref name="idle"/>):
+    /// a large payload goes by rendezvous, and MPI's own blocking wait would busy-poll a core a peer still needs.
+    /// </summary>
+    public void Allgatherv<T>(ReadOnlySpan<T> send, Span<T> receive, ReadOnlySpan<int> counts, ReadOnlySpan<int> displacements, IdleWait idle)
+        where T : unmanaged
+    {
+        CheckGathered(receive.Length, counts, displacements);
+        var type = Datatype.Of<T>();
+        fixed (T* s = send)
+        fixed (T* r = receive)
+        fixed (int* c = counts)
+        fixed (int* d = displacements)
+        {
+            nint request = 0;
+            MpiException.Check(NativeMethods.MPI_Iallgatherv(s, send.Length, type, r, c, d, type, Handle, &request));
+            new Request(request, default, isReceive: false, this).WaitPolling(idle, "MPI_Iallgatherv (polling wait)");
+        }
+    }
+
+    /// <summary>
+    /// Starts an MPI_Iallgatherv; the request pins the buffers and the count and displacement arrays (MPI reads them
+    /// until completion), none of which may be touched before it completes. Every rank of the group must start its
+    /// nonblocking collectives in the same order.
+    /// </summary>
+    public Request Iallgatherv<T>(ReadOnlyMemory<T> send, Memory<T> receive, ReadOnlyMemory<int> counts, ReadOnlyMemory<int> displacements)
+        where T : unmanaged
+    {
+        CheckGathered(receive.Length, counts.Span, displacements.Span);
+        var type = Datatype.Of<T>();
+        MemoryHandle[] pins = [send.Pin(), receive.Pin(), counts.Pin(), displacements.Pin()];
+        nint request = 0;
+        var code = NativeMethods.MPI_Iallgatherv(pins[0].Pointer, send.Length, type, pins[1].Pointer, (int*)pins[2].Pointer,
+            (int*)pins[3].Pointer, type, Handle, &request);
+        return Started(code, request, pins);
     }
 
     /// <summary>Scatters equal blocks from root: send holds Size * receive.Length elements there (ignored elsewhere).</summary>
@@ -439,6 +502,35 @@ public sealed unsafe class Communicator
         var h = handle;
         MpiException.Check(NativeMethods.MPI_Comm_free(&h));
         handle = MpiLibrary.Table.CommNull;
+    }
+
+    /// <summary>The request of a collective that MPI started (code success); otherwise the pins go and the error is thrown.</summary>
+    private Request Started(int code, nint request, MemoryHandle[] pins)
+    {
+        if (code != AbiTable.Success)
+        {
+            foreach (var pin in pins)
+            {
+                pin.Dispose();
+            }
+        }
+
+        MpiException.Check(code);
+        return new Request(request, pins, this);
+    }
+
+    /// <summary>Allgatherv's blocks: one count and displacement per rank, each block inside the receive buffer.</summary>
+    private void CheckGathered(int receiveLength, ReadOnlySpan<int> counts, ReadOnlySpan<int> displacements)
+    {
+        RequireLength(counts.Length, Size, nameof(counts));
+        RequireLength(displacements.Length, Size, nameof(displacements));
+        for (var i = 0; i < Size; i++)
+        {
+            if (counts[i] < 0 || displacements[i] < 0 || (long)displacements[i] + counts[i] > receiveLength)
+            {
+                throw new ArgumentException($"block {i} ({counts[i]} elements at {displacements[i]}) does not fit a receive buffer of {receiveLength}");
+            }
+        }
     }
 
     private void CheckBlocks(ReadOnlySpan<int> counts, ReadOnlySpan<int> displacements, int length, string name)

@@ -58,6 +58,10 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)]
     public static partial int MPI_Allgatherv(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int* recvcounts, int* displs, nint recvtype, nint comm);
     [LibraryImport(Lib)]
+    public static partial int MPI_Iallgather(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int recvcount, nint recvtype, nint comm, nint* request);
+    [LibraryImport(Lib)]
+    public static partial int MPI_Iallgatherv(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int* recvcounts, int* displs, nint recvtype, nint comm, nint* request);
+    [LibraryImport(Lib)]
     public static partial int MPI_Scatter(void* sendbuf, int sendcount, nint sendtype, void* recvbuf, int recvcount, nint recvtype, int root, nint comm);
     [LibraryImport(Lib)]
     public static partial int MPI_Reduce_scatter_block(void* sendbuf, void* recvbuf, int recvcount, nint datatype, nint op, nint comm);

@@ -16,13 +16,15 @@ public enum IdleWait
 }
 
 /// <summary>
-/// A nonblocking operation in flight. It owns the pin of its buffer: the memory stays fixed until the
-/// request completes (Wait, a successful Test, or WaitAll), then the pin is released.
+/// A nonblocking operation in flight. It owns the pins of its buffers (a collective's count and displacement arrays
+/// too): the memory stays fixed until the request completes (Wait, a successful Test, or WaitAll), then the pins are
+/// released.
 /// </summary>
 public sealed class Request
 {
     private nint handle;
     private MemoryHandle pin;
+    private MemoryHandle[]? morePins;
     private readonly bool isReceive;
     private Status? completed;
 
@@ -40,6 +42,13 @@ public sealed class Request
         this.communicator = communicator;
         this.from = from;
         this.to = to;
+    }
+
+    /// <summary>A collective's request over several buffers, each pinned by one of <paramref name="pins"/>.</summary>
+    internal Request(nint handle, MemoryHandle[] pins, Communicator communicator)
+        : this(handle, default, isReceive: false, communicator)
+    {
+        morePins = pins;
     }
 
     public bool IsCompleted => completed is not null;
@@ -266,6 +275,15 @@ public sealed class Request
         handle = MpiLibrary.Table.RequestNull;
         pin.Dispose();
         pin = default;
+        if (morePins is { } pins)
+        {
+            foreach (var p in pins)
+            {
+                p.Dispose();
+            }
+
+            morePins = null;
+        }
         return status;
     }
 }

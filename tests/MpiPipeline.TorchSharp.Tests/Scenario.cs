@@ -215,9 +215,9 @@ internal static class Scenario
 
         public string Spec => inner.Spec;
 
-        public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+        public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step)
         {
-            var payload = inner.Encode(gradient, step);
+            var payload = inner.Encode(bucket, offset, length, step);
             BytesSent += payload.Length + sizeof(int);
             return payload;
         }

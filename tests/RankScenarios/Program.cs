@@ -367,6 +367,48 @@ internal static class Collectives
             Program.Expect(varied[displs[r] + counts[r]], Program.Of<T>(99), $"Allgatherv<{name}> gap after block {r}");
         }
 
+        // The same gathers polled (MPI_Iallgather[v] + MPI_Test with the idle wait), the last rank arriving late so
+        // that the others really poll.
+        foreach (var idle in new[] { IdleWait.Yield, IdleWait.Sleep })
+        {
+            if (rank == n - 1)
+            {
+                Thread.Sleep(20);
+            }
+
+            var polledAll = new T[len * n];
+            world.Allgather<T>(mine, polledAll, idle);
+            Program.ExpectAll<T>(polledAll, k => Program.Of<T>(Value(k / len, k % len)), $"Allgather<{name}> polled ({idle})");
+            var polledVaried = Enumerable.Repeat(Program.Of<T>(99), offset).ToArray();
+            world.Allgatherv<T>(contribution, polledVaried, counts, displs, idle);
+            ExpectVaried(polledVaried, $"Allgatherv<{name}> polled ({idle})");
+        }
+
+        // Nonblocking: an Iallgather and an Iallgatherv in flight together, started in the same order on every rank and
+        // completed in the other order (MPI_Test on the second first), their buffers untouched until then.
+        var started = new T[len * n];
+        var startedVaried = Enumerable.Repeat(Program.Of<T>(99), offset).ToArray();
+        var first = world.Iallgather<T>(mine, started);
+        var second = world.Iallgatherv<T>(contribution, startedVaried, counts, displs);
+        second.WaitPolling(IdleWait.Yield, "MPI_Iallgatherv (scenario)");
+        first.WaitPolling(IdleWait.Yield, "MPI_Iallgather (scenario)");
+        Program.Expect(first.IsCompleted && second.IsCompleted, true, $"Iallgather[v]<{name}> completed");
+        Program.ExpectAll<T>(started, k => Program.Of<T>(Value(k / len, k % len)), $"Iallgather<{name}>");
+        ExpectVaried(startedVaried, $"Iallgatherv<{name}>");
+
+        void ExpectVaried(T[] gathered, string what)
+        {
+            for (var r = 0; r < n; r++)
+            {
+                for (var i = 0; i < counts[r]; i++)
+                {
+                    Program.Expect(gathered[displs[r] + i], Program.Of<T>(Value(r, i)), $"{what} block {r}[{i}]");
+                }
+
+                Program.Expect(gathered[displs[r] + counts[r]], Program.Of<T>(99), $"{what} gap after block {r}");
+            }
+        }
+
         // Scatter from 0: block r of [Value(0..)] goes to rank r.
         var toScatter = rank == 0 ? Enumerable.Range(0, len * n).Select(k => Program.Of<T>(k % 100)).ToArray() : [];
         var piece = new T[len];
@@ -654,6 +696,112 @@ internal static class OverlappedExchange
         {
             NativeMemory.Free(memory);
         }
+
+        Compressed(world);
+    }
+
+    /// <summary>
+    /// The overlapped exchange with a compressor against the whole-buffer <see cref="CompressedExchange"/>, three rounds of
+    /// rank-dependent gradients (error feedback carried between them): with one bucket bit for bit the same; with several
+    /// buckets the same on every rank, and where the decoded values are known exactly (fp16's halves, topk:1's every
+    /// coordinate) equal to their sum in rank order times 1/n. With gradient buckets on the quantizer's d-grid (and a zero
+    /// quantizer bucket just before a boundary) QSGD and ECQ draw per coordinate, so several buckets give the whole-buffer bits.
+    /// </summary>
+    private static void Compressed(Communicator world)
+    {
+        // Buckets at 700 floats: [300, 64], [1100], [37, 600, 5]: offsets off any d-grid.
+        int[] lengths = [37, 600, 5, 1100, 64, 300];
+        foreach (var spec in new[] { "fp16", "topk:1", "topk:0.1", "qsgd:4,64", "ecq:4,64" })
+        {
+            var several = Run(world, spec, lengths, 700 * sizeof(float), zeroFrom: -1, out var buckets, out var counters, out var wholeBits);
+            Program.Expect(buckets, 3, $"{spec}: three buckets");
+            Run(world, spec, lengths, 1 << 20, zeroFrom: -1, out _, out _, out var oneBits);
+            Program.Expect(oneBits, true, $"{spec}: one bucket gives the whole-buffer exchange's bits, every round");
+            var total = lengths.Sum();
+            if (spec is "fp16" or "topk:1")
+            {
+                for (var i = 0; i < total; i++)
+                {
+                    var sum = 0f;
+                    for (var r = 0; r < world.Size; r++)
+                    {
+                        var g = Gradient(r, 2, i);
+                        sum += spec == "fp16" ? (float)(Half)g : g;
+                    }
+
+                    Program.Expect(several[i], sum * (1f / world.Size), $"{spec}, 3 buckets: element {i} of round 2");
+                }
+
+                var perRound = (spec == "fp16" ? 2L * total : 8L * total) + (3 * sizeof(int));
+                Program.Expect(counters.PayloadBytes, 3 * perRound, $"{spec}: every bucket's payload and size word, per round");
+                Program.Expect(counters.Coordinates, 3L * total, $"{spec}: coordinates");
+                Program.Expect(wholeBits, true, $"{spec}: coordinate by coordinate, so three buckets give the whole-buffer bits");
+            }
+
+            var digest = Digest(several);
+            Program.Expect(world.Allreduce(digest, ReduceOp.Max) == digest && world.Allreduce(digest, ReduceOp.Min) == digest, true,
+                $"{spec}, 3 buckets: every rank decodes the same average");
+        }
+
+        // On the d = 64 grid: buckets at 200 floats: [64], [192], [64, 128]; the quantizer bucket [128, 192) is zero.
+        int[] aligned = [64, 128, 192, 64];
+        foreach (var spec in new[] { "qsgd:4,64", "ecq:4,64" })
+        {
+            Run(world, spec, aligned, 200 * sizeof(float), zeroFrom: 128, out var buckets, out _, out var same);
+            Program.Expect(buckets, 3, $"{spec} on the grid: three buckets");
+            Program.Expect(same, true, $"{spec}: buckets on the quantizer's grid draw per coordinate: the whole-buffer bits");
+        }
+    }
+
+    /// <summary>Three rounds through the overlapped exchange (buckets of <paramref name="bucketBytes"/>) and a whole-buffer
+    /// one side by side; returns the last round's average and whether every round matched bit for bit.</summary>
+    private static float[] Run(Communicator world, string spec, int[] lengths, long bucketBytes, int zeroFrom, out int buckets,
+        out ExchangeCounters counters, out bool sameAsWhole)
+    {
+        var context = new Exchange.Compression.CompressorContext(7, world.Rank);
+        var whole = new CompressedExchange(world, IdleWait.Yield, Exchange.Compression.CompressorRegistry.Create(spec, context)!);
+        var overlapped = new OverlappedAllreduceExchange(world, IdleWait.Yield, lengths, bucketBytes, MpiEnvironment.ThreadMultiple,
+            Exchange.Compression.CompressorRegistry.Create(spec, context));
+        var total = lengths.Sum();
+        var a = new float[total];
+        var b = new float[total];
+        sameAsWhole = true;
+        for (var round = 0; round < 3; round++)
+        {
+            for (var i = 0; i < total; i++)
+            {
+                a[i] = b[i] = zeroFrom >= 0 && i >= zeroFrom && i < zeroFrom + 64 ? 0 : Gradient(world.Rank, round, i);
+            }
+
+            whole.AverageGradients(a);
+            overlapped.BeginStep();
+            for (var parameter = lengths.Length - 1; parameter >= 0; parameter--)
+            {
+                overlapped.GradientReady(parameter, b);     // backward's order: the last layer first
+            }
+
+            overlapped.AverageGradients(b);
+            sameAsWhole &= a.AsSpan().SequenceEqual(b);
+        }
+
+        Program.Expect(overlapped.Round, 3L, $"{spec}: three rounds");
+        Program.Expect(overlapped.Name, CompressedExchange.ExchangeName, $"{spec}: its name");
+        buckets = overlapped.Buckets.Count;
+        counters = overlapped.Counters;
+        return b;
+    }
+
+    private static float Gradient(int rank, int round, int i) => (float)Math.Sin((0.37 * i) + (1.3 * rank) + round) * (1 + (i % 7));
+
+    private static long Digest(ReadOnlySpan<float> values)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var v in values)
+        {
+            hash = (hash ^ BitConverter.SingleToUInt32Bits(v)) * 1099511628211UL;
+        }
+
+        return (long)hash;
     }
 }
 

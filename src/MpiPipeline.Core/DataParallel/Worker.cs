@@ -49,7 +49,7 @@ internal sealed class Worker : IDisposable
         Optimizer = TrainingLoop.CreateOptimizer(options, Stage);
         if (averagesGradients && GradientOverlap.Applies(options, Stage, world))
         {
-            Overlapped = GradientOverlap.Attach(options, Stage, world, wait);
+            Overlapped = GradientOverlap.Attach(options, Stage, world, wait, Id);
             Exchange = Overlapped;
         }
         else if (averagesGradients && GradientStaging.Applies(options, Stage, world))

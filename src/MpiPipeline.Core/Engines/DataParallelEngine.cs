@@ -328,7 +328,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
             Compressor!.RestoreResidual(checkpoint.Get($"worker {world.Rank}/residual"));
         }
 
-        if (worker.Exchange is CompressedExchange compressed)
+        if (worker.Exchange is ICompressingExchange compressed)
         {
             compressed.Round = header.Step;
         }
@@ -377,7 +377,7 @@ internal sealed class DataParallelEngine : ITrainingEngine
         stage.SetBuffers(values);
     }
 
-    private IGradientCompressor? Compressor => (worker.Exchange as CompressedExchange)?.Compressor;
+    private IGradientCompressor? Compressor => (worker.Exchange as ICompressingExchange)?.Compressor;
 
     /// <summary>The model's layers and their parameter counts: the checkpoint's fingerprint.</summary>
     private IReadOnlyList<CheckpointLayer> ModelLayers() =>

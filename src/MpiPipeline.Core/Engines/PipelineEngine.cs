@@ -132,7 +132,7 @@ internal sealed class PipelineEngine : ITrainingEngine
         executor = new PipelineExecutor(stage, schedule, grid.Stage, grid.Pipeline, microBatchSize, trace, context.Node.PipelineWait);
         if (GradientOverlap.Applies(options, stage, grid.Replicas))
         {
-            overlapped = GradientOverlap.Attach(options, stage, grid.Replicas, context.Node.AllreduceWait);
+            overlapped = GradientOverlap.Attach(options, stage, grid.Replicas, context.Node.AllreduceWait, world.Rank);
             exchange = overlapped;
         }
         else if (CompressorRegistry.Create(options.Compress, new CompressorContext(options.Seed, world.Rank)) is { } compressor)
@@ -382,7 +382,7 @@ internal sealed class PipelineEngine : ITrainingEngine
     /// </summary>
     private float[]? GatherResiduals()
     {
-        ReadOnlySpan<float> residual = exchange is CompressedExchange compressed ? compressed.Compressor.Residual : [];
+        ReadOnlySpan<float> residual = exchange is ICompressingExchange { Compressor: { } compressor } ? compressor.Residual : [];
         if (context.World.Allreduce(residual.Length, ReduceOp.Max) == 0)
         {
             return null;
@@ -436,10 +436,10 @@ internal sealed class PipelineEngine : ITrainingEngine
         optimizer.ImportState(new OptimizerState(header.OptimizerTensors, header.OptimizerStepCount, state));
         if (residuals)
         {
-            (exchange as CompressedExchange)?.Compressor.RestoreResidual(checkpoint.GetLayers(ResidualName(grid.Replica), range.Start, range.Count));
+            (exchange as ICompressingExchange)?.Compressor?.RestoreResidual(checkpoint.GetLayers(ResidualName(grid.Replica), range.Start, range.Count));
         }
 
-        if (exchange is CompressedExchange compressed)
+        if (exchange is ICompressingExchange compressed)
         {
             compressed.Round = header.Step;
         }

@@ -11,13 +11,14 @@ namespace MpiPipeline.Training;
 /// the pipeline's replicas) unless <c>--no-overlap</c>. CPU stages only: libtorch runs a CUDA backward on its own
 /// device threads, where the hook could not start MPI calls in order with the main thread's, so a CUDA stage's gradients
 /// are averaged after backward (<see cref="GradientStaging"/>: bucket copies overlapped with the buckets' Allreduces).
+/// With <c>--compress</c> the buckets go through the compressor (encoded as backward finishes them, gathered by
+/// MPI_Iallgather(v)); <c>--no-overlap</c> keeps the whole-buffer <see cref="CompressedExchange"/> after backward.
 /// </summary>
 internal static class GradientOverlap
 {
     /// <summary>Owned by the algorithms that average gradients.</summary>
     public static bool Applies(TrainOptions options, Stage stage, Communicator group) =>
-        !options.NoOverlap && group.Size > 1 && !stage.SeparateHostMirrors && options.Exchange == AllreduceExchange.ExchangeName
-        && CompressorRegistry.IsNone(options.Compress);
+        !options.NoOverlap && group.Size > 1 && !stage.SeparateHostMirrors && options.Exchange == AllreduceExchange.ExchangeName;
 
     /// <summary><c>MPIPIPE_OVERLAP_PROGRESS=callbacks</c> turns the progress thread off (to measure what it brings).</summary>
     public const string ProgressVariable = "MPIPIPE_OVERLAP_PROGRESS";
@@ -31,12 +32,14 @@ internal static class GradientOverlap
         _ => throw new InputException($"{ProgressVariable} must be 'thread' or 'callbacks' (got '{setting}')"),
     };
 
-    /// <summary>The exchange, with the stage's gradient-ready hook reporting into it.</summary>
-    public static OverlappedAllreduceExchange Attach(TrainOptions options, Stage stage, Communicator group, IdleWait? wait)
+    /// <summary>The exchange, with the stage's gradient-ready hook reporting into it; <paramref name="worldRank"/> seeds
+    /// the compressor's draws, if any (with the run's seed).</summary>
+    public static OverlappedAllreduceExchange Attach(TrainOptions options, Stage stage, Communicator group, IdleWait? wait, int worldRank)
     {
         var exchange = new OverlappedAllreduceExchange(group, wait, [.. stage.Layout.Select(p => p.Length)],
             BucketPlan.CapacityBytes(options.EffectiveBucketMegabytes, TrainFlags.BucketMegabytes),
-            UseProgressThread(Environment.GetEnvironmentVariable(ProgressVariable)));
+            UseProgressThread(Environment.GetEnvironmentVariable(ProgressVariable)),
+            CompressorRegistry.Create(options.Compress, new CompressorContext(options.Seed, worldRank)));
         stage.SetGradientHook(parameter => exchange.GradientReady(parameter, stage.Gradients));
         return exchange;
     }
@@ -67,7 +70,7 @@ internal static class GradientOverlap
 
         var c = exchange.Counters;
         return [string.Create(CultureInfo.InvariantCulture,
-            $"gradient Allreduce in {exchange.Buckets.Count} bucket(s) of <= {options.EffectiveBucketMegabytes} MB overlapped with backward: " +
+            $"gradient {(exchange.Compressor is null ? "Allreduce" : "exchange")} in {exchange.Buckets.Count} bucket(s) of <= {options.EffectiveBucketMegabytes} MB overlapped with backward: " +
             $"{c.InFlightSeconds:F3} s in flight, {c.ExposedSeconds:F3} s waited after backward ({c.HiddenFraction:P0} hidden, this rank; ") +
             (exchange.ProgressThread ? "progress thread)" : "progress from backward's callbacks only)")];
     }

@@ -12,7 +12,10 @@ namespace MpiPipeline.Exchange.Compression;
 /// <see cref="QuantizedCodec"/> gets well under a bit per coordinate, where l-infinity (ratios near 1 for the bucket's
 /// largest entries and O(1/3) typical) would leave most coordinates non-zero. The price is variance: QSGD bounds
 /// E||Q(u) - u||^2 by min(d/s^2, sqrt(d)/s) ||u||^2 per bucket, which the error compensation of ECQ feeds back.</para>
-/// <para>Rounding draws come from one SplitMix64 stream seeded by (seed, rank, step): a run repeats exactly.</para>
+/// <para>Rounding draws come from one SplitMix64 stream seeded by (seed, rank, step), draw k rounding coordinate k of
+/// the whole gradient (a zero bucket skips its draws, and a gradient bucket of the overlapped exchange starts at its
+/// first coordinate's draw): each draw is a function of (seed, rank, step, coordinate) alone, and a run repeats
+/// exactly.</para>
 /// </summary>
 public sealed class BucketQuantizer
 {
@@ -40,9 +43,11 @@ public sealed class BucketQuantizer
     /// Q_s(u): bucket b's norm into <paramref name="scales"/>[b], coordinate i's signed level (in [-s, s]) into
     /// <paramref name="levels"/>[i]; the value it stands for is <see cref="Value"/>(scale, level).
     /// </summary>
-    public void Quantize(ReadOnlySpan<float> u, ulong seed, Span<float> scales, Span<int> levels)
+    /// <param name="firstCoordinate">u's first coordinate in the whole gradient: its draws start there.</param>
+    public void Quantize(ReadOnlySpan<float> u, ulong seed, Span<float> scales, Span<int> levels, long firstCoordinate = 0)
     {
         var random = new SplitMix64(seed);
+        random.Skip(firstCoordinate);
         for (var b = 0; b < scales.Length; b++)
         {
             var start = b * BucketSize;
@@ -54,6 +59,7 @@ public sealed class BucketQuantizer
             {
                 // A zero bucket has nothing to round; a non-finite one is the divergence guard's to see, as NaN levels can't be coded.
                 out_.Clear();
+                random.Skip(bucket.Length);
                 continue;
             }
 
@@ -152,6 +158,9 @@ internal struct SplitMix64(ulong state)
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
     }
+
+    /// <summary>Moves past <paramref name="count"/> outputs at once: the state only ever adds the golden gamma.</summary>
+    public void Skip(long count) => state += unchecked((ulong)count * 0x9E3779B97F4A7C15UL);
 
     public ulong Next()
     {

@@ -90,19 +90,25 @@ public sealed class EcqCompressor : IGradientCompressor, ILevelCodeComparison
         residual.CopyTo(error);
     }
 
-    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step) => Encode(gradient, 0, gradient.Length, step);
+
+    /// <summary>The recursion on one bucket g = g_p[offset ..]: it reads and updates only that bucket's slice of h_p.</summary>
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step)
     {
-        var n = gradient.Length;
-        if (error.Length != n)
+        if (error.Length != length)
         {
-            Allocate(n);                                // h_p^(0) = 0
+            Allocate(length);                           // h_p^(0) = 0
         }
 
-        Compensate(gradient, Alpha, error, compensated);                                                          // u = g + alpha h
-        Quantizer.Quantize(compensated, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);   // g~ = Q_s(u)
-        Quantizer.AccumulateError(scales, levels, gradient, Beta, error);                                          // h <- beta h + (g - g~)
-        var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
-        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
+        var h = error.AsSpan(offset, bucket.Length);
+        var u = compensated.AsSpan(offset, bucket.Length);
+        var bucketLevels = levels.AsSpan(offset, bucket.Length);
+        var bucketScales = scales.AsSpan(0, Quantizer.BucketCount(bucket.Length));
+        Compensate(bucket, Alpha, h, u);                                                                                  // u = g + alpha h
+        Quantizer.Quantize(u, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), bucketScales, bucketLevels, offset); // g~ = Q_s(u)
+        Quantizer.AccumulateError(bucketScales, bucketLevels, bucket, Beta, h);                                           // h <- beta h + (g - g~)
+        var payload = QuantizedCodec.Encode(bucketScales, bucketLevels, Quantizer.BucketSize, writer, out var perCoordinateBits);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(bucketScales.Length) + ((perCoordinateBits + 7) / 8);
         return payload;
     }
 

@@ -12,19 +12,21 @@ public sealed class Fp16Compressor : IGradientCompressor
 
     public string Spec => "fp16";
 
-    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step) => Encode(gradient, 0, gradient.Length, step);
+
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step)
     {
-        if (buffer.Length != gradient.Length)
+        if (buffer.Length < bucket.Length)
         {
-            buffer = new Half[gradient.Length];
+            buffer = new Half[bucket.Length];
         }
 
-        for (var i = 0; i < gradient.Length; i++)
+        for (var i = 0; i < bucket.Length; i++)
         {
-            buffer[i] = (Half)gradient[i];
+            buffer[i] = (Half)bucket[i];
         }
 
-        return MemoryMarshal.AsBytes(buffer.AsSpan());
+        return MemoryMarshal.AsBytes(buffer.AsSpan(0, bucket.Length));
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum)

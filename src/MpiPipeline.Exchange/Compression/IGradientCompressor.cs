@@ -5,18 +5,28 @@ public readonly record struct CompressorContext(long Seed, int Rank);
 
 /// <summary>
 /// One rank's gradient compressor: it turns this rank's gradient of one step into bytes for the wire, and adds any
-/// rank's bytes, decoded, into a sum. A compressor with error feedback (ECQ, top-k) keeps its residual inside and
-/// updates it in <see cref="Encode"/>; decoding is stateless, so every rank decodes every payload the same way.
+/// rank's bytes, decoded, into a sum. It works on the whole gradient or on one bucket of it (a contiguous range, the
+/// overlapped exchange's), each bucket on its own: a quantizer's buckets and top-k's k are cut within it. A compressor
+/// with error feedback (ECQ, top-k) keeps its residual inside, one value per coordinate of the whole gradient, and a
+/// bucket's encode updates that bucket's slice of it; decoding is stateless, so every rank decodes every payload the
+/// same way.
 /// </summary>
 public interface IGradientCompressor
 {
     /// <summary>Its spelling for <c>--compress</c>, with every parameter made explicit (e.g. <c>ecq:4,512,1,1</c>).</summary>
     string Spec { get; }
 
-    /// <summary>This rank's encoded <paramref name="gradient"/> of <paramref name="step"/>; valid until the next call.</summary>
-    ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step);
+    /// <summary>This rank's encoded <paramref name="gradient"/> (the whole of it) of <paramref name="step"/>; valid until the next call.</summary>
+    ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step) => Encode(gradient, 0, gradient.Length, step);
 
-    /// <summary>sum += decode(payload): <paramref name="sum"/> has the gradient's length.</summary>
+    /// <summary>
+    /// This rank's encoded <paramref name="bucket"/> of <paramref name="step"/>: coordinates [offset, offset +
+    /// bucket.Length) of a gradient of <paramref name="length"/> coordinates (the residual's length); valid until the
+    /// next call. The whole gradient is the bucket at offset 0 of its own length.
+    /// </summary>
+    ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step);
+
+    /// <summary>sum += decode(payload): <paramref name="sum"/> has the length of what was encoded (the gradient or the bucket).</summary>
     void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum);
 
     /// <summary>The error-feedback residual this rank carries between steps (a checkpoint saves it); empty: none.</summary>

@@ -37,13 +37,17 @@ public sealed class QsgdCompressor : IGradientCompressor, ILevelCodeComparison
 
     public string Spec => $"qsgd:{Quantizer.Levels},{Quantizer.BucketSize}";
 
-    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step) => Encode(gradient, 0, gradient.Length, step);
+
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step)
     {
-        Buffers.Fit(ref scales, Quantizer.BucketCount(gradient.Length));
-        Buffers.Fit(ref levels, gradient.Length);
-        Quantizer.Quantize(gradient, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), scales, levels);
-        var payload = QuantizedCodec.Encode(scales, levels, Quantizer.BucketSize, writer, out var perCoordinateBits);
-        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(scales.Length) + ((perCoordinateBits + 7) / 8);
+        Buffers.AtLeast(ref scales, Quantizer.BucketCount(length));
+        Buffers.AtLeast(ref levels, length);
+        var bucketScales = scales.AsSpan(0, Quantizer.BucketCount(bucket.Length));
+        var bucketLevels = levels.AsSpan(offset, bucket.Length);
+        Quantizer.Quantize(bucket, BucketQuantizer.SeedFor(context.Seed, context.Rank, step), bucketScales, bucketLevels, offset);
+        var payload = QuantizedCodec.Encode(bucketScales, bucketLevels, Quantizer.BucketSize, writer, out var perCoordinateBits);
+        PerCoordinateCodeBytes += QuantizedCodec.ScaleBytes(bucketScales.Length) + ((perCoordinateBits + 7) / 8);
         return payload;
     }
 
@@ -56,6 +60,16 @@ internal static class Buffers
     public static void Fit<T>(ref T[] array, int length)
     {
         if (array.Length != length)
+        {
+            array = new T[length];
+        }
+    }
+
+    /// <summary>Reallocates <paramref name="array"/> when it holds fewer than <paramref name="length"/> elements
+    /// (buckets of different sizes share it).</summary>
+    public static void AtLeast<T>(ref T[] array, int length)
+    {
+        if (array.Length < length)
         {
             array = new T[length];
         }

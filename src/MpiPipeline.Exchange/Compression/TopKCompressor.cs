@@ -52,28 +52,33 @@ public sealed class TopKCompressor : IGradientCompressor
     /// <summary>k for <paramref name="length"/> coordinates: ceil(R n), at least 1.</summary>
     public int Kept(int length) => length == 0 ? 0 : Math.Clamp((int)Math.Ceiling(Fraction * length), 1, length);
 
-    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step)
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> gradient, long step) => Encode(gradient, 0, gradient.Length, step);
+
+    /// <summary>Top-k of one bucket: k = ceil(R n_bucket) of its coordinates, indices relative to the bucket, over its
+    /// slice of the residual (the whole gradient is the one bucket at offset 0).</summary>
+    public ReadOnlySpan<byte> Encode(ReadOnlySpan<float> bucket, int offset, int length, long step)
     {
-        var n = gradient.Length;
-        Buffers.Fit(ref residual, n);                    // e_p^(0) = 0
-        Buffers.Fit(ref magnitudes, n);
+        var n = bucket.Length;
+        Buffers.Fit(ref residual, length);               // e_p^(0) = 0
+        Buffers.AtLeast(ref magnitudes, n);
         var k = Kept(n);
-        Buffers.Fit(ref payload, k * PairBytes);
+        Buffers.AtLeast(ref payload, k * PairBytes);
+        var e = residual.AsSpan(offset, n);
         for (var i = 0; i < n; i++)
         {
-            residual[i] += gradient[i];                  // u = g + e, held in e's buffer
-            magnitudes[i] = Math.Abs(residual[i]);
+            e[i] += bucket[i];                           // u = g + e, held in e's buffer
+            magnitudes[i] = Math.Abs(e[i]);
         }
 
         if (k == 0)
         {
-            return payload;
+            return [];
         }
 
         // The k-th largest magnitude: all above it are kept, then the first ones equal to it until k.
-        var threshold = Select(magnitudes.AsSpan(), n - k);
+        var threshold = Select(magnitudes.AsSpan(0, n), n - k);
         var above = 0;
-        foreach (var value in residual)
+        foreach (var value in e)
         {
             if (Math.Abs(value) > threshold)
             {
@@ -85,17 +90,17 @@ public sealed class TopKCompressor : IGradientCompressor
         var written = 0;
         for (var i = 0; i < n && written < k; i++)
         {
-            var magnitude = Math.Abs(residual[i]);
+            var magnitude = Math.Abs(e[i]);
             if (magnitude > threshold || (magnitude == threshold && ties-- > 0))
             {
                 var pair = payload.AsSpan(written++ * PairBytes, PairBytes);
                 BinaryPrimitives.WriteInt32LittleEndian(pair, i);
-                BinaryPrimitives.WriteSingleLittleEndian(pair[sizeof(int)..], residual[i]);
-                residual[i] = 0;                        // e <- u - topk(u): a sent coordinate leaves nothing behind
+                BinaryPrimitives.WriteSingleLittleEndian(pair[sizeof(int)..], e[i]);
+                e[i] = 0;                                // e <- u - topk(u): a sent coordinate leaves nothing behind
             }
         }
 
-        return payload;
+        return payload.AsSpan(0, k * PairBytes);
     }
 
     public void DecodeAdd(ReadOnlySpan<byte> payload, Span<float> sum)

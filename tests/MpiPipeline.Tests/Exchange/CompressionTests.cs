@@ -344,4 +344,76 @@ public sealed class CompressionTests
         outside[0] = 4;
         Assert.Throws<InvalidDataException>(() => c.DecodeAdd(outside, new float[4]));
     }
+
+    /// <summary>
+    /// Buckets of the overlapped exchange: an error-feedback compressor fed the gradient bucket by bucket keeps one
+    /// residual per coordinate, each bucket updating its own slice: it equals, slice for slice, what that compressor
+    /// gives when each bucket is the only thing it ever encoded (a fresh compressor per bucket, offset in a gradient of
+    /// the full length), over several steps.
+    /// </summary>
+    [TestCase("ecq:4,64")]
+    [TestCase("topk:0.1")]
+    public void BucketsKeepTheirOwnSliceOfTheResidual(string spec)
+    {
+        (int Offset, int Length)[] buckets = [(700, 100), (130, 570), (0, 130)];   // backward's order: the last first
+        const int n = 800;
+        var together = CompressorRegistry.Create(spec, new CompressorContext(3, 1))!;
+        var alone = buckets.Select(_ => CompressorRegistry.Create(spec, new CompressorContext(3, 1))!).ToArray();
+        for (var t = 0; t < 4; t++)
+        {
+            var g = Vector(n, 70 + t);
+            for (var b = 0; b < buckets.Length; b++)
+            {
+                var (offset, length) = buckets[b];
+                var slice = g.AsSpan(offset, length);
+                var payload = together.Encode(slice, offset, n, t).ToArray();
+                Assert.That(payload, Is.EqualTo(alone[b].Encode(slice, offset, n, t).ToArray()), $"step {t}, bucket {b}: the same payload");
+                var decoded = new float[length];
+                together.DecodeAdd(payload, decoded);
+                Assert.That(decoded.Any(x => x != 0), Is.True, "a real payload");
+            }
+
+            foreach (var (b, (offset, length)) in buckets.Index())
+            {
+                Assert.That(together.Residual.Slice(offset, length).ToArray(), Is.EqualTo(alone[b].Residual.Slice(offset, length).ToArray()),
+                    $"step {t}: bucket {b}'s slice of the residual is its own");
+            }
+        }
+
+        Assert.That(together.Residual.Length, Is.EqualTo(n), "one residual value per coordinate of the whole gradient");
+    }
+
+    /// <summary>The whole gradient is the bucket at offset 0 of its own length: the two spellings encode the same.</summary>
+    [TestCase("fp16")]
+    [TestCase("topk:0.05")]
+    [TestCase("qsgd:4,64")]
+    [TestCase("ecq:4,64")]
+    public void WholeGradientIsTheBucketAtOffsetZero(string spec)
+    {
+        var a = CompressorRegistry.Create(spec, new CompressorContext(5, 2))!;
+        var b = CompressorRegistry.Create(spec, new CompressorContext(5, 2))!;
+        for (var t = 0; t < 3; t++)
+        {
+            var g = Vector(1000, 90 + t, zeroBucket: 3, bucketSize: 64);
+            Assert.That(a.Encode(g, t).ToArray(), Is.EqualTo(b.Encode(g, 0, g.Length, t).ToArray()), $"step {t}");
+        }
+    }
+
+    /// <summary>Draw k rounds coordinate k: a slice quantized from its first coordinate's draw (on the d-grid) gets the
+    /// whole vector's levels there, a zero bucket before it skipping its draws; started at draw 0 it does not.</summary>
+    [Test]
+    public void DrawsAreAFunctionOfTheCoordinate()
+    {
+        var q = new BucketQuantizer(4, 64);
+        var u = Vector(640, 11, zeroBucket: 4, bucketSize: 64);       // [256, 320) is zero, just before the slice at 320
+        var seed = BucketQuantizer.SeedFor(1, 0, 9);
+        var wholeLevels = new int[u.Length];
+        q.Quantize(u, seed, new float[q.BucketCount(u.Length)], wholeLevels);
+        var slice = u.AsSpan(320);
+        var levels = new int[slice.Length];
+        q.Quantize(slice, seed, new float[q.BucketCount(slice.Length)], levels, firstCoordinate: 320);
+        Assert.That(levels, Is.EqualTo(wholeLevels[320..]));
+        q.Quantize(slice, seed, new float[q.BucketCount(slice.Length)], levels);
+        Assert.That(levels, Is.Not.EqualTo(wholeLevels[320..]), "from draw 0 the rounding differs: the offset matters");
+    }
 }
