@@ -16,7 +16,7 @@ public sealed class CheckpointTests : RankFixture
 
     private static readonly string[] Small =
     [
-        "--model", "mlp", "--train-samples", "2000", "--test-samples", "300", "--threads", "1", "--batch", "64", "--epochs", "1",
+        "--model", "mlp", .. FashionMnistPrefix.Samples(2000, 300), "--threads", "1", "--batch", "64", "--epochs", "1",
         "--lr", "0.05", "--curve-every", "1",
     ];
 

@@ -19,7 +19,7 @@ public sealed class DasgdTests : RankFixture
 
     private static readonly string[] Common =
     [
-        "--algo", "dasgd", "--model", "linear", "--train-samples", TrainSamples.ToString(), "--test-samples", "200", "--batch", Batch.ToString(),
+        "--algo", "dasgd", "--model", "linear", .. FashionMnistPrefix.Samples(TrainSamples, 200), "--batch", Batch.ToString(),
         "--threads", "1", "--lr", Lr.ToString("R"), "--seed", Seed.ToString(),
     ];
 

@@ -16,7 +16,7 @@ public sealed class DivergenceTests : RankFixture
 
     private static readonly string[] Small =
     [
-        "--model", "mlp", "--train-samples", "2000", "--test-samples", "300", "--threads", "1", "--batch", "64", "--epochs", "1",
+        "--model", "mlp", .. FashionMnistPrefix.Samples(2000, 300), "--threads", "1", "--batch", "64", "--epochs", "1",
     ];
 
     public static IEnumerable<TestCaseData> TooHigh()

@@ -145,7 +145,7 @@ public sealed class NetworkTests : RankFixture
         var output = Path.Combine(WorkDirectory, "sweep");
         var result = MpiLauncher.RunMpipipe(
             ["scaling", "--network", "1gbit", "--mpi", "openmpi", "--ranks", "1,2", "--mode", "strong", "--repetitions", "1", "--model", "mlp", "--global-batch", "64",
-             "--steps", "4", "--warmup-steps", "1", "--train-args", "--train-samples 512 --test-samples 100", "--bench-samples", "3",
+             "--steps", "4", "--warmup-steps", "1", "--train-args", $"--data {FashionMnistPrefix.Location} --train-samples 512 --test-samples 100", "--bench-samples", "3",
              "--bench-max-size", "2MiB", "--timeout", "60", "--out", output], Limit);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         Assert.That(result.Stdout, Does.Contain("mpirun.openmpi on this machine").And.Contain("inside an emulated network (1gbit, emulate.sh)").And.Contain("(one link shared by the ranks)"));

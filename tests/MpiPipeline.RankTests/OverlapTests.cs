@@ -4,8 +4,8 @@ namespace MpiPipeline.RankTests;
 
 /// <summary>
 /// The gradient Allreduce in buckets overlapped with backward (the default) against --no-overlap, under a real
-/// mpiexec: the same parameters after 20 steps for PSGD and for the pipeline's replica averaging, and a trace whose
-/// bucket Allreduces start while backward still runs.
+/// mpiexec: the same parameters after 20 steps for PSGD, and a trace whose bucket Allreduces start while backward
+/// still runs. (The pipeline's replica averaging, overlapped and not, is checked in PipelineTests' 2 x 2 grid.)
 /// </summary>
 public sealed class OverlapTests : RankFixture
 {
@@ -15,7 +15,7 @@ public sealed class OverlapTests : RankFixture
     /// </summary>
     private static readonly string[] Small =
     [
-        "--model", "mlp", "--train-samples", "1536", "--test-samples", "300", "--threads", "1", "--lr", "0.1", "--momentum", "0.9",
+        "--model", "mlp", .. FashionMnistPrefix.Samples(1536, 300), "--threads", "1", "--lr", "0.1", "--momentum", "0.9",
         "--max-steps", "20", "--bucket-mb", "0.01",
     ];
 
@@ -56,20 +56,6 @@ public sealed class OverlapTests : RankFixture
         Assert.That(overlapped.Json.GetProperty("notes").EnumerateArray().Select(n => n.GetString()),
             Has.Some.StartWith("gradient Allreduce in 3 bucket(s) of <= 0.01 MB overlapped with backward"));
         AssertBucketsStartDuringBackward(overlapped.TracePath, ranks: 2, steps: 20, buckets: 3);
-    }
-
-    [TestCaseSource(nameof(Flavors))]
-    public void PipelineReplicaAveragingOverlappedEqualsNoOverlap(MpiFlavor flavor)
-    {
-        string[] grid = [.. Small, "--algo", "pipeline", "--stages", "2", "--data-parallel", "2", "--micro-batches", "2", "--batch", "64",
-            "--partition", "parameters"];
-        var overlapped = Train(flavor, 4, "grid-overlap", grid);
-        var whole = Train(flavor, 4, "grid-whole", [.. grid, "--no-overlap"]);
-        AssertSameTraining(overlapped.Parameters, whole.Parameters);
-        Assert.That(overlapped.Json.GetProperty("options").GetProperty("overlap").GetString(), Is.EqualTo("true"));
-        Assert.That(whole.Json.GetProperty("options").GetProperty("overlap").GetString(), Is.EqualTo("false"));
-        Assert.That(overlapped.Json.GetProperty("finalReplicaSpread").GetDouble(), Is.EqualTo(0), "the replicas stay identical");
-        Assert.That(overlapped.Json.GetProperty("totals").GetProperty("communicationRounds").GetInt64(), Is.EqualTo(20));
     }
 
     /// <summary>

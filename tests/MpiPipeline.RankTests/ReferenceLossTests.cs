@@ -34,7 +34,7 @@ public sealed class ReferenceLossTests : RankFixture
         [
             "train", .. reference.GetProperty("args").EnumerateArray().Select(a => a.GetString()!),
             .. Reference.GetProperty("common").EnumerateArray().Select(a => a.GetString()!),
-            "--exchange", "allreduce", "--output", output,
+            "--exchange", "allreduce", "--data", FashionMnistPrefix.Location, "--output", output,
         ];
         var result = MpiLauncher.Launch(MpiFlavor.Mpich, ranks, MpiLauncher.Mpipipe, args, TimeSpan.FromSeconds(180));
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());

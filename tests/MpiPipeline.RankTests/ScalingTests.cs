@@ -16,7 +16,7 @@ public sealed class ScalingTests : RankFixture
     {
         var result = Scaling(
             "--ranks", "1,2,4", "--mode", "strong", "--repetitions", "1", "--model", "mlp", "--global-batch", "64",
-            "--steps", "4", "--warmup-steps", "1", "--train-args", "--train-samples 512 --test-samples 100",
+            "--steps", "4", "--warmup-steps", "1", "--train-args", $"--data {FashionMnistPrefix.Location} --train-samples 512 --test-samples 100",
             "--bench-ranks", "2", "--bench-samples", "2", "--bench-max-size", "32KiB", "--timeout", "60", "--out", WorkDirectory);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
 

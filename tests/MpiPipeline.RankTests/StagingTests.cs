@@ -11,7 +11,7 @@ public sealed class StagingTests : RankFixture
     /// <summary>The MLP (784-256-10) with 10 KB buckets: three buckets (see OverlapTests).</summary>
     private static readonly string[] Psgd =
     [
-        "--algo", "psgd", "--model", "mlp", "--batch", "64", "--train-samples", "1536", "--test-samples", "300", "--threads", "1",
+        "--algo", "psgd", "--model", "mlp", "--batch", "64", .. FashionMnistPrefix.Samples(1536, 300), "--threads", "1",
         "--lr", "0.1", "--momentum", "0.9", "--max-steps", "20", "--bucket-mb", "0.01",
     ];
 

@@ -38,7 +38,7 @@ public sealed class ThreadsTests : RankFixture
         var result = MpiLauncher.Run("dotnet",
             [
                 MpiLauncher.Mpipipe, "train", "--algo", "single", "--model", "mlp", "--max-steps", "2", "--batch", "16",
-                "--train-samples", "64", "--test-samples", "32", .. threads, "--output", output,
+                .. FashionMnistPrefix.Samples(64, 32), .. threads, "--output", output,
             ],
             Limit, ThreeThreads);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());

@@ -12,7 +12,7 @@ public sealed class TorchScriptTests : RankFixture
     /// <summary>512 samples, batch 64, 2 epochs: 16 steps; one thread per rank.</summary>
     private static readonly string[] Small =
     [
-        "--train-samples", "512", "--test-samples", "200", "--batch", "64", "--epochs", "2", "--threads", "1",
+        .. FashionMnistPrefix.Samples(512, 200), "--batch", "64", "--epochs", "2", "--threads", "1",
         "--lr", "0.05", "--momentum", "0.9",
     ];
 

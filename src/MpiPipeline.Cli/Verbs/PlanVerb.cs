@@ -16,25 +16,9 @@ namespace MpiPipeline.Cli.Verbs;
 /// </summary>
 internal static class PlanVerb
 {
-    internal static Command Create()
-    {
-        var table = Options();
-        var command = new Command("plan", "Layer-wise parallelism (OptCNN): search a configuration per layer (sample, channel, height splits) with a cost model (measured layer times, alpha-beta transfers and syncs); print it and the pure data and model parallel predictions.");
-        table.AddTo(command, o => o.Problems());
-        command.SetAction(parse =>
-        {
-            try
-            {
-                return Run(table.Read(parse), Console.Out);
-            }
-            catch (InputException ex)
-            {
-                Console.Error.WriteLine($"mpipipe plan: {ex.Message}");
-                return ex.ExitCode;
-            }
-        });
-        return command;
-    }
+    internal static Command Create() => PlainVerb.Create("plan",
+        "Layer-wise parallelism (OptCNN): search a configuration per layer (sample, channel, height splits) with a cost model (measured layer times, alpha-beta transfers and syncs); print it and the pure data and model parallel predictions.",
+        Options(), o => o.Problems(), options => Run(options, Console.Out));
 
     /// <summary>The options of <see cref="PlanOptions"/>, with its defaults.</summary>
     internal static OptionTable<PlanOptions> Options()

@@ -16,30 +16,12 @@ namespace MpiPipeline.Cli.Verbs;
 /// </summary>
 internal static class ScalingVerb
 {
-    internal static Command Create()
-    {
-        var table = Options();
-        var command = new Command("scaling", "Strong and weak scaling sweep over rank counts (one job each, srun or mpiexec), a fitted alpha-beta performance model, projections; CSV, markdown and SVG plots.");
-
-        // A value that does not convert (a list, a size, a network) is a usage error at parse time (exit 2); the
-        // sweep's own checks (ScalingOptions.Validate) come before any job (exit 1).
-        table.AddTo(command, _ => []);
-        command.SetAction(parse =>
-        {
-            var options = table.Read(parse);
-            options = options with { CommandLine = options.CommandLine ?? "mpipipe " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)) };
-            try
-            {
-                return Run(options);
-            }
-            catch (InputException ex)
-            {
-                Console.Error.WriteLine($"mpipipe scaling: {ex.Message}");
-                return ex.ExitCode;
-            }
-        });
-        return command;
-    }
+    // A value that does not convert (a list, a size, a network) is a usage error at parse time (exit 2); the sweep's
+    // own checks (ScalingOptions.Validate) come before any job (exit 1).
+    internal static Command Create() => PlainVerb.Create("scaling",
+        "Strong and weak scaling sweep over rank counts (one job each, srun or mpiexec), a fitted alpha-beta performance model, projections; CSV, markdown and SVG plots.",
+        Options(), _ => [],
+        options => Run(options with { CommandLine = options.CommandLine ?? "mpipipe " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)) }));
 
     /// <summary>The options of <see cref="ScalingOptions"/>, with its defaults.</summary>
     internal static OptionTable<ScalingOptions> Options()

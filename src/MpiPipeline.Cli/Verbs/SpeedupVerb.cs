@@ -27,20 +27,12 @@ internal static class SpeedupVerb
         command.Options.Add(target);
         command.Options.Add(output);
         command.Options.Add(commandLine);
-        command.SetAction(parse =>
+        command.SetAction(parse => PlainVerb.Run("speedup", () =>
         {
-            try
-            {
-                var runs = Read(parse.GetValue(files)!, parse.GetValue(target));
-                Write(parse.GetValue(output)!, runs, parse.GetValue(target), parse.GetValue(commandLine));
-                return 0;
-            }
-            catch (InputException ex)
-            {
-                Console.Error.WriteLine($"mpipipe speedup: {ex.Message}");
-                return ex.ExitCode;
-            }
-        });
+            var runs = Read(parse.GetValue(files)!, parse.GetValue(target));
+            Write(parse.GetValue(output)!, runs, parse.GetValue(target), parse.GetValue(commandLine));
+            return 0;
+        }));
         return command;
     }
 

@@ -15,18 +15,9 @@ namespace MpiPipeline.Tests.Fuzz;
 /// </summary>
 [TestFixture]
 [Category("Fuzz")]
-internal sealed class FormatFuzzTests
+internal sealed class FormatFuzzTests : FuzzFixture
 {
-    /// <summary>Seconds per property: 4 properties, about 12 s of `make test`.</summary>
-    private const int Seconds = 3;
-
-    private static readonly string Folder = Path.Combine(Path.GetTempPath(), $"mpipipe-format-fuzz-{Environment.ProcessId}");
-
-    [OneTimeSetUp]
-    public void CreateFolder() => Directory.CreateDirectory(Folder);
-
-    [OneTimeTearDown]
-    public void RemoveFolder() => Directory.Delete(Folder, recursive: true);
+    // 4 properties of Seconds each: about 12 s of `make test`.
 
     /// <summary>The model-file grammar's pieces: every kind, numbers at and beyond limits, braces, comments, line breaks.</summary>
     private static readonly string[] ModelTokens =
@@ -52,65 +43,21 @@ internal sealed class FormatFuzzTests
             },
             time: Seconds);
 
-    /// <summary>One mutation of a file: none, truncation, a flipped byte, or a 32-bit word of its first 64 bytes replaced.</summary>
-    private static readonly Gen<Func<byte[], byte[]>> Mutation = Gen.Select(
-        Gen.Int[0, 3], Gen.Int[0, 1 << 16], Gen.Byte, Gen.OneOf(Gen.Int[0, 64], Gen.Int, Gen.OneOf(int.MaxValue, int.MinValue, 0, -1)), Gen.Bool,
-        (kind, at, value, word, bigEndian) => (Func<byte[], byte[]>)(file =>
-        {
-            var copy = (byte[])file.Clone();
-            switch (kind)
-            {
-                case 1:
-                    copy = copy[..(at % (copy.Length + 1))];
-                    break;
-                case 2 when copy.Length > 0:
-                    copy[at % copy.Length] ^= (byte)(value | 1);
-                    break;
-                case 3 when copy.Length >= 4:
-                    var offset = at % (Math.Min(copy.Length, 64) - 3);
-                    if (bigEndian)
-                    {
-                        BinaryPrimitives.WriteInt32BigEndian(copy.AsSpan(offset), word);
-                    }
-                    else
-                    {
-                        BinaryPrimitives.WriteInt32LittleEndian(copy.AsSpan(offset), word);
-                    }
-
-                    break;
-            }
-
-            return copy;
-        }));
+    /// <summary>A data file's mutation: truncated, a byte flipped or a header word replaced (either byte order), not wrapped.</summary>
+    private static readonly Gen<Func<byte[], byte[]>> Mutation = FileMutations.Mutation(FileMutations.Words.AnyInFirst64Bytes, gzip: false);
 
     /// <summary>Loads the training and test parts of <paramref name="spec"/>; a load is consistent, a refusal names the folder.</summary>
     private static void LoadsOrNamesTheFolder(string spec, string folder)
     {
         foreach (var train in new[] { true, false })
         {
-            try
+            LoadsOrNames(folder, () =>
             {
                 var set = DataSetRegistry.Load(spec, null, train);
                 Assert.That(set.Count, Is.GreaterThan(0));
                 Assert.That(set.Classes, Is.GreaterThan(0));
-            }
-            catch (InputException e)
-            {
-                Assert.That(e.Message, Does.Contain(folder), spec);
-            }
+            }, spec);
         }
-    }
-
-    private static string FreshFolder(string name)
-    {
-        var folder = Path.Combine(Folder, name);
-        if (Directory.Exists(folder))
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-
-        Directory.CreateDirectory(folder);
-        return folder;
     }
 
     [Test]

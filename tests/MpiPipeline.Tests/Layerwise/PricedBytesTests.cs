@@ -13,7 +13,7 @@ namespace MpiPipeline.Tests.Layerwise;
 [TestFixture]
 internal sealed class PricedBytesTests
 {
-    private const int Batch = 128;
+    private const int Batch = TestCostModel.Batch;
 
     private static PlannedLayer Planned(LayerNode node, LayerConfig config) =>
         new(node.Index, node.Spec, ActivationShape.Of(node.InputShape), ActivationShape.Of(node.OutputShape), config);
@@ -26,8 +26,9 @@ internal sealed class PricedBytesTests
     [TestCase("mlp", 4)]
     public void TheCostModelsBytesAreTheEnginesForEveryPairOfConfigurations(string model, int ranks)
     {
-        var layers = LayerNode.Of(model, FashionMnistGeometry);
-        var configs = layers.Select(layer => LayerConfigs.For(layer, Batch, ranks)).ToArray();
+        // The layers and each one's configurations exactly as the search sees them.
+        var cost = TestCostModel.Of(model, ranks);
+        var (layers, configs) = (cost.Layers, cost.Configs);
         var pairs = 0;
         for (var i = 0; i < layers.Count; i++)
         {

@@ -1,33 +1,15 @@
 using MpiPipeline.Layerwise;
 using MpiPipeline.Scaling;
-using MpiPipeline.Torch;
 
 namespace MpiPipeline.Tests.Layerwise;
 
 /// <summary>
 /// The node and edge elimination search against brute force (every plan tried): random cost graphs, chains and not,
-/// and the cost model's graphs of the zoo's models with a fake layer-time table.
+/// and the cost model's graphs of the zoo's models with a fake layer-time table (<see cref="TestCostModel"/>).
 /// </summary>
 [TestFixture]
 internal sealed class SearchTests
 {
-    /// <summary>Layer times proportional to the shard's multiply-adds (and its values, for the cheap layers), plus a per-shard jitter, so equal splits are not exact ties.</summary>
-    internal sealed class FakeTimes : ILayerTimes
-    {
-        public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch)
-        {
-            var values = (double)batch * sampleInputShape.Aggregate(1L, (p, d) => p * d);
-            var work = layer.Kind switch
-            {
-                "linear" => batch * (double)layer.Args[0] * layer.Args[1],
-                "conv2d" => values * layer.Args[1] * layer.Args[2] * layer.Args[2],
-                _ => values,
-            };
-            var jitter = 1 + 0.01 * (Math.Abs(HashCode.Combine(layer.ToString(), string.Join("x", sampleInputShape), batch)) % 100) / 100;
-            return (20e-6 + work * 1e-9) * jitter;
-        }
-    }
-
     private static CostGraph RandomChain(Random random, int length, int maxConfigs)
     {
         var graph = new CostGraph();
@@ -103,7 +85,7 @@ internal sealed class SearchTests
     {
         foreach (var network in new[] { LayerwiseNetwork.SharedMemory, LayerwiseNetwork.Emulated(EmulatedNetwork.Parse("1gbit")) })
         {
-            var cost = new LayerwiseCostModel(LayerNode.Of(model, FashionMnistGeometry), 128, ranks, new FakeTimes(), network);
+            var cost = TestCostModel.Of(model, ranks, network);
             var graph = cost.Graph();
             var searched = cost.Evaluate(cost.Search());
             var best = GraphSearch.BruteForce(graph);
@@ -122,8 +104,7 @@ internal sealed class SearchTests
     [TestCase(4)]
     public void OnASlowLinkCnnWideSplitsItsLinearLayersByChannelAndItsConvsBySample(int ranks)
     {
-        var cost = new LayerwiseCostModel(LayerNode.Of("cnn-wide", FashionMnistGeometry), 128, ranks, new FakeTimes(),
-            LayerwiseNetwork.Emulated(EmulatedNetwork.Parse("1gbit")));
+        var cost = TestCostModel.Of("cnn-wide", ranks, LayerwiseNetwork.Emulated(EmulatedNetwork.Parse("1gbit")));
         var plan = cost.Search();
         Assert.That(plan[0].Sample, Is.EqualTo(ranks), $"first conv data parallel: {string.Join(" ", plan)}");
         Assert.That(plan[7].Channel, Is.GreaterThan(1), $"linear 1568-4096 channel-split: {string.Join(" ", plan)}");
@@ -135,7 +116,7 @@ internal sealed class SearchTests
     [Test]
     public void TheCostIsTheSumOfComputeTransferAndSync()
     {
-        var cost = new LayerwiseCostModel(LayerNode.Of("mlp", FashionMnistGeometry), 128, 4, new FakeTimes(), LayerwiseNetwork.SharedMemory);
+        var cost = TestCostModel.Of("mlp", 4);
         var plan = new[] { "n4c1h1", "n2c2h1", "n2c2h1", "n2c2h1" }.Select(LayerConfig.Parse).ToArray();
         var priced = cost.Evaluate(plan);
         Assert.That(priced.Step, Is.EqualTo(priced.Compute + priced.Transfer + priced.Sync));
@@ -150,10 +131,10 @@ internal sealed class SearchTests
     [Test]
     public void APlanThatIsNotAConfigurationOfItsLayerIsOneClearMessage()
     {
-        var cost = new LayerwiseCostModel(LayerNode.Of("mlp", FashionMnistGeometry), 128, 4, new FakeTimes(), LayerwiseNetwork.SharedMemory);
+        var cost = TestCostModel.Of("mlp", 4);
         Assert.That(() => cost.Evaluate([.. new[] { "n4c1h1", "n4c1h1", "n4c1h1", "n1c4h1" }.Select(LayerConfig.Parse)]),
             Throws.TypeOf<InputException>().With.Message.Contains("layer 3 (linear 256 10): n1c4h1 is not one of its configurations"));
-        Assert.That(() => new LayerwiseCostModel(LayerNode.Of("res-mlp:3:8", FashionMnistGeometry), 6, 4, new FakeTimes(), LayerwiseNetwork.SharedMemory),
+        Assert.That(() => TestCostModel.Of("res-mlp:3:8", 4, batch: 6),
             Throws.TypeOf<InputException>().With.Message.Contains("no configuration over 4 ranks with a global batch of 6").And.Message.Contains("--batch 8"));
     }
 }
