@@ -35,6 +35,8 @@ busy() {
 
 # The network rows first (short), into a fragment; the sweep rewrites compression.md after every seed, so a sweep
 # cut short (APPEND_ONLY=1 then appends the fragment) still leaves a report; REUSE_NETWORK=1 keeps the fragment there.
+# NETWORK_ONLY=1 re-makes the network rows alone and puts them in place of the committed page's network section,
+# keeping its sweep (whose header names the run that made it) and that sweep's load line.
 network=$WORK/network-fragment.md
 b=$(( BATCH ))
 if [ -z "${APPEND_ONLY:-}" ] && [ -z "${REUSE_NETWORK:-}" ]; then
@@ -71,6 +73,26 @@ if [ -z "${APPEND_ONLY:-}" ] && [ -z "${REUSE_NETWORK:-}" ]; then
         echo
         echo "Machine load (uptime's 1, 5, 15 minute averages) before the network rows: $load_before; after them: $load_network."
     } > "$network"
+fi
+
+if [ -n "${NETWORK_ONLY:-}" ]; then
+    # The page without its network section: from its heading up to the sweep's load line (or the end).
+    kept=$WORK/sweep-kept.md
+    awk '/^## Over an emulated/ { skip = 1 } /^Machine load (after the seeds|before the sweep)/ { skip = 0 } /^Raw results JSON/ { skip = 1 } !skip' \
+        "$OUT/compression.md" > "$kept"
+    atomic_temp report "$OUT/compression.md"
+    {
+        cat "$kept"
+        cat "$network"
+        echo
+        echo "The network rows above were re-made alone (\`NETWORK_ONLY=1 $COMMAND\`, $(date -u +%Y-%m-%d)); the sweep and its load line are"
+        echo "the run its header names."
+        echo
+        echo "Raw results JSON and logs: \`$WORK/\` (not committed)."
+    } > "$report"
+    atomic_commit "$report" "$OUT/compression.md"
+    echo "wrote $OUT/compression.md (network rows only)"
+    exit 0
 fi
 
 if [ -z "${APPEND_ONLY:-}" ]; then

@@ -97,7 +97,7 @@ internal static class DicodReport
         {
             text.AppendLine($"**Measured under load: inconclusive.** The 1-minute load average reached {load:F0} on {cores} cores during these runs" +
                 (results.All(r => r.CoreWaitShare is not null)
-                    ? $" and a run that fits the cores waited for a core more than {100 * WaitShareLimit:F0}% of its running time. "
+                    ? $" and a one-rank baseline waited for a core more than {100 * WaitShareLimit:F0}% of its running time. "
                     : ". ") +
                 "With more runnable processes than cores, the scheduler shares the cores among processes, so a job of W ranks gets " +
                 "about W shares where a one-rank job gets one: speedups at W > 1 are inflated by taking cores from the other work, and " +
@@ -105,11 +105,18 @@ internal static class DicodReport
                 "not evidence for or against the claim; `make bench-dicod` on a quiet machine settles them.");
             text.AppendLine();
         }
-        else if (load > cores)
+        else if (results.All(r => r.CoreWaitShare is not null))
         {
-            text.AppendLine($"The 1-minute load average reached {load:F0} on {cores} cores, but no run that fits the cores waited for a core " +
-                $"more than {100 * WaitShareLimit:F0}% of its running time (largest: {100 * results.Where(r => r.Ranks <= cores).Max(r => r.CoreWaitShare ?? 0):F1}%): " +
-                "the other work ran at a lower priority and yielded; the times are the runs' own.");
+            text.AppendLine($"No one-rank run waited for a core more than {100 * WaitShareLimit:F0}% of its running time (largest: " +
+                $"{100 * results.Where(r => r.Ranks == 1).Max(r => r.CoreWaitShare ?? 0):F1}%; 1-minute load average up to {load:F0} on {cores} cores): " +
+                "the baselines' times are their own.");
+            var waited = WaitedMultiRank(results, cores);
+            if (waited.Count > 0)
+            {
+                text.AppendLine($"{string.Join(", ", waited.Select(r => $"{Label(r)} waited {100 * r.CoreWaitShare:F1}%"))}: {waited.Max(r => r.Ranks)} ranks " +
+                    $"and the launcher's and runtime's threads on {cores} cores. Waiting only lengthened those runs, so their speedups are lower bounds.");
+            }
+
             text.AppendLine();
         }
 
@@ -221,14 +228,20 @@ internal static class DicodReport
     public const double WaitShareLimit = 0.05;
 
     /// <summary>
-    /// Whether the timings were taken under load: by the runs' own wait shares where every run has one (a run that fits
-    /// the cores waited more than <see cref="WaitShareLimit"/>), else by the load average (above the core count).
-    /// Oversubscribed runs wait by construction and are not judged.
+    /// Whether the speedups could be inflated by load: by the runs' own wait shares where every run has one, else by the
+    /// load average (above the core count). Every speedup divides a one-rank run's time by another run's: waiting
+    /// lengthens a one-rank baseline and inflates the speedups against it, so a baseline that waited more than
+    /// <see cref="WaitShareLimit"/> makes the page inconclusive; a multi-rank run that waited only got slower, so its
+    /// speedups are lower bounds (<see cref="WaitedMultiRank"/>) and stay conclusive when they meet a goal.
     /// </summary>
     public static bool Loaded(IReadOnlyList<DicodResult> results, int cores) =>
         results.All(r => r.CoreWaitShare is not null)
-            ? results.Any(r => r.Ranks <= cores && r.CoreWaitShare > WaitShareLimit)
+            ? results.Any(r => r.Ranks == 1 && r.CoreWaitShare > WaitShareLimit)
             : results.Max(r => LoadOf(r)) > cores;
+
+    /// <summary>The runs of more than one rank that fit the cores and waited more than <see cref="WaitShareLimit"/>.</summary>
+    public static IReadOnlyList<DicodResult> WaitedMultiRank(IReadOnlyList<DicodResult> results, int cores) =>
+        [.. results.Where(r => r.Ranks > 1 && r.Ranks <= cores && r.CoreWaitShare > WaitShareLimit)];
 
     /// <summary>The 1-minute load average a run recorded (0 when unknown).</summary>
     private static double LoadOf(DicodResult r) =>
