@@ -33,23 +33,30 @@ run() { HYDRA_IFACE=lo mpiexec.mpich -n "$1" "$MPIPIPE" train "${@:2}"; }
 PART=${PART:-all}
 part() { [ "$PART" = all ] || [[ " $PART " == *" $1 "* ]]; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# One seed of a delay sweep: every growth P, step family and alpha_0. PREFIX names the runs, ARGS are the model's
+# train arguments, UPDATES the master's updates, ALPHAS the alpha_0 grid.
+sweep_seed() {
+    local prefix=$1 args=$2 updates=$3 alphas=$4 seed=$5 p family lr name schedule
+    for p in $GROWTHS; do
+        for family in $FAMILIES; do
+            for lr in $alphas; do
+                name="$prefix-P$p-$family-lr$lr-s$seed"
+                [ -f "$WORK/$name.json" ] && continue
+                echo "dasgd bench: $name"
+                schedule=()
+                [ "$family" = const ] && schedule=(--step-schedule const)
+                # shellcheck disable=SC2086 # ARGS is a list of arguments
+                run 3 --algo dasgd $args --max-steps "$updates" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
+                    --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
+                    || echo "  (exit $?: see $WORK/$name.log)"
+            done
+        done
+    done
+}
 if part convex; then
     # Seeds outermost: an interrupted bench still has every (P, step) for the first seeds.
     for seed in $SEEDS; do
-        for p in $GROWTHS; do
-            for family in $FAMILIES; do
-                for lr in $ALPHAS; do
-                    name="convex-P$p-$family-lr$lr-s$seed"
-                    [ -f "$WORK/$name.json" ] && continue
-                    echo "dasgd bench: $name"
-                    schedule=()
-                    [ "$family" = const ] && schedule=(--step-schedule const)
-                    run 3 --algo dasgd $CONVEX --max-steps "$UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
-                        --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
-                        || echo "  (exit $?: see $WORK/$name.log)"
-                done
-            done
-        done
+        sweep_seed convex "$CONVEX" "$UPDATES" "$ALPHAS" "$seed"
     done
 fi
 LOAD_MID=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -71,23 +78,10 @@ if part slow; then
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 if part cnn; then
-    # The convex part's loops on the cnn; the load average is kept beside the runs (cnn.load: before, after each seed).
+    # The convex part's sweep on the cnn; the load average is kept beside the runs (cnn.load: before, after each seed).
     cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) start: /" >> "$WORK/cnn.load"
     for seed in $SEEDS; do
-        for p in $GROWTHS; do
-            for family in $FAMILIES; do
-                for lr in $CNN_ALPHAS; do
-                    name="cnn-P$p-$family-lr$lr-s$seed"
-                    [ -f "$WORK/$name.json" ] && continue
-                    echo "dasgd bench: $name"
-                    schedule=()
-                    [ "$family" = const ] && schedule=(--step-schedule const)
-                    run 3 --algo dasgd $CNN --max-steps "$CNN_UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
-                        --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
-                        || echo "  (exit $?: see $WORK/$name.log)"
-                done
-            done
-        done
+        sweep_seed cnn "$CNN" "$CNN_UPDATES" "$CNN_ALPHAS" "$seed"
         cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) after seed $seed: /" >> "$WORK/cnn.load"
     done
 fi
