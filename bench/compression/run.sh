@@ -7,7 +7,7 @@
 #     NET_COMPRESSORS as PSGD for NET_STEPS steps each; epoch time = mean step time x 60000 / global batch, and the
 #     speedup over dense fp32 PSGD (--no-overlap, as every compressed exchange runs after backward).
 # The machine's load (uptime) before and after goes into the report: wall times taken under load are provisional.
-#   SEEDS="1 2 3" EPOCHS=3 RANKS=4 MODEL=cnn COMPRESSORS="none fp16 topk:0.01 qsgd:4 ecq:4 ecq:2" NET_RATE=1gbit
+#   SEEDS="1 2 3" EPOCHS=3 RANKS=4 MODEL=cnn COMPRESSORS="none fp16 topk:0.01 qsgd:4 ecq:4 ecq:3 ecq:2" NET_RATE=1gbit
 set -euo pipefail
 : "${MPIPIPE:?path of mpipipe}"
 OUT=${OUT:-bench/results}
@@ -17,7 +17,7 @@ EPOCHS=${EPOCHS:-3}
 RANKS=${RANKS:-4}
 MODEL=${MODEL:-cnn}
 BATCH=${BATCH:-128}
-COMPRESSORS=${COMPRESSORS:-"none fp16 topk:0.01 qsgd:4 ecq:4 ecq:2"}
+COMPRESSORS=${COMPRESSORS:-"none fp16 topk:0.01 qsgd:4 ecq:4 ecq:3 ecq:2"}
 NET_RATE=${NET_RATE:-1gbit}
 NET_COMPRESSORS=${NET_COMPRESSORS:-"none ecq:4 topk:0.01"}
 NET_STEPS=${NET_STEPS:-40}
@@ -27,10 +27,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK" "$OUT"
 load_before=$(uptime | sed 's/.*load average: //')
 
-# True when the 1-minute average of an uptime load triple ("1.20, 0.80, 0.50") exceeds the core count: other jobs
-# then shared the machine, and the wall times are provisional.
+# True when the 1-minute average of an uptime load triple ("1.20, 0.80, 0.50"), less OWN runnable processes of this
+# bench (its RANKS ranks, for a load read right after they ran), exceeds the core count: other jobs then shared the
+# machine, and the wall times are provisional.
 busy() {
-    awk -v load="${1%%,*}" -v cores="$(nproc)" 'BEGIN { exit !(load + 0 > cores + 0) }'
+    awk -v load="${1%%,*}" -v own="${2:-0}" -v cores="$(nproc)" 'BEGIN { exit !(load - own > cores + 0) }'
 }
 
 # The network rows first (short), into a fragment; the sweep rewrites compression.md after every seed, so a sweep
@@ -109,13 +110,13 @@ atomic_temp report "$OUT/compression.md"
     cat "$OUT/compression.md"
     cat "$network"
     echo
-    if busy "$load_before" || busy "$load_after"; then
+    if busy "$load_before" || busy "$load_after" "$RANKS"; then
         echo "Machine load before the sweep: $load_before; after the seeds: $load_after. $(nproc) cores. **Other jobs shared"
-        echo "the machine while this ran** (a 1-minute load above the core count): wall times (the wall s, communication s,"
+        echo "the machine while this ran** (a 1-minute load above the core count, less the bench's own $RANKS ranks after it): wall times (the wall s, communication s,"
         echo "step and epoch columns) are provisional; accuracies, bytes and ratios do not depend on load."
     else
         echo "Machine load before the sweep: $load_before; after the seeds: $load_after. $(nproc) cores: a quiet machine"
-        echo "(the 1-minute load at or below the core count before and after)."
+        echo "(the 1-minute load at or below the core count before, and after less the bench's own $RANKS ranks)."
     fi
     echo
     echo "Raw results JSON and logs: \`$WORK/\` (not committed)."

@@ -191,7 +191,8 @@ internal static class CompareVerb
             .AppendLine($"Same model ({o.Model}), data (Fashion-MNIST), {ranks} ranks, {o.Epochs} epochs, global batch {o.Batch}, seed {o.Seed} for every run.")
             .AppendLine("Bytes are what a ring Allreduce sends per rank (2(n-1)/n of the payload per round); a compressed exchange's")
             .AppendLine("Allgatherv passes each rank's payload on n - 1 times. Gradient bits per coordinate: what PSGD handed to MPI")
-            .AppendLine("per gradient value (32: dense fp32), scales and headers included; compressed runs exchange after backward.")
+            .AppendLine("per gradient value (32: dense fp32), scales and headers included; compressed runs encode and send per gradient")
+            .AppendLine("bucket as backward finishes it (Iallgather of the sizes, Iallgatherv of the payloads).")
             .AppendLine($"Load average when written (1, 5, 15 min): {LoadAverage()}; the times were measured under that load, " +
                         "the accuracies, losses, rounds and bytes do not depend on it.")
             .AppendLine()

@@ -14,7 +14,9 @@ namespace MpiPipeline.Cli.Verbs;
 /// <c>mpipipe compression</c>: PSGD with each gradient compressor, over several seeds, on one model, data set, rank
 /// count and number of epochs: test accuracy (mean and spread over the seeds), bytes handed to MPI per step, the
 /// compression ratio over fp32, bits per coordinate and wall time; plots of test accuracy against steps and wall time.
-/// Every run exchanges after backward (the dense row with <c>--no-overlap</c>), so the rows differ in the compressor only.
+/// Compressed rows encode each gradient bucket as soon as backward has finished it; the dense row averages with one
+/// Allreduce after backward (<c>--no-overlap</c>). A gradient that fits one bucket (the cnn's) goes after backward in
+/// both, so on such a model the rows differ in the compressor only.
 /// </summary>
 internal static class CompressionVerb
 {
@@ -122,8 +124,10 @@ internal static class CompressionVerb
             .AppendLine()
             .AppendLine($"Made by `{command}` on {DateTime.UtcNow:yyyy-MM-dd} ({Environment.ProcessorCount} cores).")
             .AppendLine($"Model {o.Model}, data {o.DataSet}, {ranks} ranks, {o.Epochs} epochs, global batch {o.Batch}, lr {o.LearningRate.ToString(CultureInfo.InvariantCulture)}, momentum " +
-                $"{o.Momentum.ToString(CultureInfo.InvariantCulture)}; seeds {string.Join(", ", seeds)} (every row once per seed). Every run exchanges the whole gradient after backward")
-            .AppendLine("(the dense row with `--no-overlap`); compressed rows send each rank's payload with Allgatherv and every rank decodes all of them.")
+                $"{o.Momentum.ToString(CultureInfo.InvariantCulture)}; seeds {string.Join(", ", seeds)} (every row once per seed). Compressed rows encode each gradient")
+            .AppendLine("bucket when backward has finished it and send it with Iallgather (sizes) + Iallgatherv (payloads); every rank decodes all of them.")
+            .AppendLine("The dense row averages with one Allreduce after backward (`--no-overlap`); a gradient that fits one bucket (DDP's 25 MB: the cnn's)")
+            .AppendLine("is sent after backward by both.")
             .AppendLine("Bytes to MPI per step: what one rank handed to MPI per gradient exchange (payload and its size word), mean over seeds;")
             .AppendLine("ratio = fp32 bytes / those bytes; bits per coordinate = 32 / ratio.")
             .AppendLine()

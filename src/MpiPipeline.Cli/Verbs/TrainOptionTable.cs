@@ -70,7 +70,7 @@ internal static class TrainOptionTable
             o => o.CudaAwareMpi, (o, v) => o with { CudaAwareMpi = v });
         t.Add(TrainFlags.BucketMegabytes, $"{Owners(TrainFlags.BucketMegabytes)}: gradient bucket size of the overlapped Allreduce, in MB (default {BucketPlan.DefaultMegabytes}, as DDP).",
             o => o.BucketMegabytes, (o, v) => o with { BucketMegabytes = v });
-        t.Add(TrainFlags.Compress, $"{Owners(TrainFlags.Compress)}: gradients on the wire: {CompressorRegistry.Help}; whole buffer after backward (no overlap), Allgatherv of the payloads.",
+        t.Add(TrainFlags.Compress, $"{Owners(TrainFlags.Compress)}: gradients on the wire: {CompressorRegistry.Help}; each gradient bucket encoded as backward finishes it and sent with Iallgather (sizes) + Iallgatherv (payloads); with {TrainFlags.NoOverlap}, the whole buffer after backward.",
             o => o.Compress, (o, v) => o with { Compress = v })
             .Validators.Add(result =>
             {

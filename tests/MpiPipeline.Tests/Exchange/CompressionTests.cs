@@ -252,8 +252,21 @@ public sealed class CompressionTests
     {
         var c = (EcqCompressor)CompressorRegistry.Create("ecq:4", new CompressorContext(1, 0))!;
         var gamma = Math.Min(512.0 / 16, Math.Sqrt(512) / 4);
-        Assert.That(c.Alpha, Is.EqualTo(c.Beta));
-        Assert.That((c.Alpha * c.Alpha * gamma) + Math.Pow(c.Beta - c.Alpha, 2), Is.EqualTo(0.5).Within(1e-6));
+        Assert.That(c.Alpha * c.Alpha * gamma, Is.EqualTo(0.5).Within(1e-6));
+        Assert.That((c.Alpha * c.Alpha * gamma) + Math.Pow(c.Beta - c.Alpha, 2), Is.EqualTo(0.95).Within(1e-6));
+        Assert.That(c.Alpha, Is.EqualTo(0.2973).Within(1e-4));
+        Assert.That(c.Beta, Is.EqualTo(0.9681).Within(1e-4));
+    }
+
+    [TestCase("ecq:2", 0.2102, 0.8810)]          // gamma = sqrt(512)/2 = 11.3
+    [TestCase("ecq:4,1024", 0.25, 0.9208)]       // gamma = 8
+    [TestCase("ecq:64", 1.0, 1.0)]               // gamma = 0.125: plain error feedback
+    [TestCase("ecq:4,512,0.5", 0.5, 0.5)]        // alpha alone: beta = alpha
+    public void EcqDefaults(string spec, double alpha, double beta)
+    {
+        var c = (EcqCompressor)CompressorRegistry.Create(spec, new CompressorContext(1, 0))!;
+        Assert.That(c.Alpha, Is.EqualTo(alpha).Within(1e-4));
+        Assert.That(c.Beta, Is.EqualTo(beta).Within(1e-4));
     }
 
     [TestCase("ecq:0", "S (levels) must be a whole number")]
