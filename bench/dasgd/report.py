@@ -340,12 +340,37 @@ lines.append(f"- Paper's step converges at every P within the condition (P = {in
              f"**{'held' if within_ok and all(within_ok) else 'not held'}** ({paper_list}).")
 lines.append(f"- Constant step (its best alpha_0) diverges or stalls at the large P (P >= 1): **{'held' if const_bad and all(const_bad) else 'not held'}** ({const_list}).")
 cnn_verdicts = {(p, fam): cnn_rows[(p, fam, cnn_tuned[(p, fam)])]["verdict"] for (p, fam) in cnn_tuned}
-cnn_within = [cnn_verdicts.get((p, "paper")) == "converges" for p in growths if float(p) <= 1]
-cnn_const = [cnn_verdicts.get((p, "const")) in ("diverges", "stalls") for p in growths if float(p) >= 1]
-lines.append(f"- cnn (non-convex, outside the theorem), paper's step converges at every P within the condition (P = {inside}): "
-             f"**{'met' if cnn_within and all(cnn_within) else 'missed'}** ({', '.join(tuned_text(p, 'paper', cnn_rows, cnn_tuned) for p in growths)}).")
-lines.append(f"- cnn, constant step (its best alpha_0) diverges or stalls at the large P (P >= 1): **{'met' if cnn_const and all(cnn_const) else 'missed'}** "
-             f"({', '.join(tuned_text(p, 'const', cnn_rows, cnn_tuned) for p in growths)}).")
+# The longer runs (PART=cnnlong, dasgd-cnn-long.md) decide a (P, family) they cover: their tuned row (lowest mean test loss).
+long_path = os.path.join(results_dir, "dasgd-cnn-long.json")
+long_rows = load(long_path) if os.path.exists(long_path) else None
+long_best = {}
+for p, by_family in ((long_rows or {}).get("rows") or {}).items():
+    for fam, by_lr in by_family.items():
+        lr, r = min(by_lr.items(), key=lambda kv: kv[1]["testLoss"] if kv[1]["testLoss"] is not None else math.inf)
+        long_best[(p, fam)] = (lr, r)
+
+
+def cnn_goal_lines(short):
+    """The cnn's goal lines; short: {(P, family): (verdict, text)} of the 300-update sweep's tuned rows."""
+    def verdict(p, fam):
+        return long_best[(p, fam)][1]["verdict"] if (p, fam) in long_best else short.get((p, fam), (None, ""))[0]
+
+    def text(p, fam):
+        if (p, fam) not in long_best:
+            return short[(p, fam)][1] + f" ({a.cnn_updates} updates)" if (p, fam) in short else f"P = {p}: ?"
+        lr, r = long_best[(p, fam)]
+        loss = f"{r['testLoss']:.3g}" if r["testLoss"] is not None else "non-finite"
+        return f"P = {p}: {r['verdict']} (alpha_0 {lr}, test loss {loss}, {long_rows['updates']} updates, dasgd-cnn-long.md)"
+
+    within = [verdict(p, "paper") == "converges" for p in growths if float(p) <= 1]
+    const = [verdict(p, "const") in ("diverges", "stalls") for p in growths if float(p) >= 1]
+    return [f"- cnn (non-convex, outside the theorem), paper's step converges at every P within the condition (P = {inside}): "
+            f"**{'met' if within and all(within) else 'missed'}** ({', '.join(text(p, 'paper') for p in growths)}).",
+            f"- cnn, constant step (its best alpha_0) diverges or stalls at the large P (P >= 1): **{'met' if const and all(const) else 'missed'}** "
+            f"({', '.join(text(p, 'const') for p in growths)})."]
+
+
+lines += cnn_goal_lines({k: (v, tuned_text(k[0], k[1], cnn_rows, cnn_tuned)) for k, v in cnn_verdicts.items()})
 lines.append(f"- With one worker 4x slower, DASGD reaches PSGD's final accuracy in less wall time than PSGD: **{'held' if held and all(held) else ('partly held' if any(held) else 'not held')}** "
              f"({sum(held)} of {len(held)} seeds; measured under load).")
 lines.append("")
@@ -383,8 +408,31 @@ SLOW_KEY, GOALS_KEY = "No injected delay, one worker 4x slower: seconds to PSGD'
 GOAL_PREFIX = {CONVEX_KEY: ("- Paper's step converges", "- Constant step"), CNN_KEY: ("- cnn",), SLOW_KEY: ("- With one worker",)}
 present = {CONVEX_KEY: bool(rows), CNN_KEY: bool(cnn_rows), SLOW_KEY: bool(series)}
 carried = [k for k, here in present.items() if not here and k in prev]
+def parse_tuned(section):
+    """{(P, family): (verdict, text)} from a section's first table (its tuned rows) as this script writes it."""
+    out = {}
+    for l in section:
+        cells = [c.strip() for c in l.strip().strip("|").split("|")]
+        if len(cells) == 9 and cells[0].replace(".", "").isdigit():
+            fam, lr = cells[1].split(" ")[0], cells[2].split(" ")[0]
+            if (cells[0], fam) in out:
+                break
+            loss = cells[5].split(" ")[0]
+            out[(cells[0], fam)] = (cells[8], f"P = {cells[0]}: {cells[8]} (alpha_0 {lr}, test loss {loss})")
+        elif out and not l.startswith("|"):
+            break
+    return out
+
+
 for key in carried:
     new[key] = [new[key][0]] + prev[key][1:]
+    if key == CNN_KEY and long_best:
+        # The longer cnn runs are here: the cnn's goal lines are made afresh from them and the carried section's tuned rows.
+        goals = new[GOALS_KEY]
+        first = next(i for i, l in enumerate(goals) if l.startswith(GOAL_PREFIX[key]))
+        goals[:] = [l for l in goals if not l.startswith(GOAL_PREFIX[key])]
+        goals[first:first] = cnn_goal_lines(parse_tuned(prev[key]))
+        continue
     old_goals = [l for l in prev.get(GOALS_KEY, []) if l.startswith(GOAL_PREFIX[key])]
     if old_goals:
         goals = new[GOALS_KEY]
@@ -394,11 +442,20 @@ for key in carried:
 if carried:
     numbers = {k: new[k][0][3:].split(".", 1)[0] for k in present}
     made = ", ".join(numbers[k] for k in present if k not in carried)
-    kept = [l for l in prev_head if l.strip() and l != TITLE and not l.startswith("This report:")]
-    head = [TITLE, ""] + [x for l in kept for x in (l, "")] + [
-        f"This report: section {made} made by `{a.command}` on {datetime.date.today()} — {os.cpu_count()} cores, MPICH; load average (1, 5, 15 min) around the runs: "
-        f"{a.load}. {'Section ' + numbers[carried[0]] if len(carried) == 1 else 'Sections ' + ', '.join(numbers[k] for k in carried[:-1]) + ' and ' + numbers[carried[-1]]} and {'its' if len(carried) == 1 else 'their'} goal lines are carried over unchanged from the report "
-        f"described above: {'its' if len(carried) == 1 else 'their'} runs' JSON were not in `{a.work}` when this one was made. **Measured under load.**", ""]
+    regoaled = CNN_KEY in carried and bool(long_best)
+    if made:
+        kept = [l for l in prev_head if l.strip() and l != TITLE and not l.startswith("This report:")]
+        which = 'Section ' + numbers[carried[0]] if len(carried) == 1 else 'Sections ' + ', '.join(numbers[k] for k in carried[:-1]) + ' and ' + numbers[carried[-1]]
+        this = (f"This report: section {made} made by `{a.command}` on {datetime.date.today()} — {os.cpu_count()} cores, MPICH; load average (1, 5, 15 min) "
+                f"around the runs: {a.load}. {which} and {'its' if len(carried) == 1 else 'their'} goal lines are carried over unchanged from the report "
+                f"described above: {'its' if len(carried) == 1 else 'their'} runs' JSON were not in `{a.work}` when this one was made. **Measured under load.**")
+    else:
+        kept = [l for l in prev_head if l.strip() and l != TITLE and not l.startswith("This page's goal lines")]
+        this = "This page's goal lines: carried over with every section from the runs described above."
+    if regoaled:
+        this += (f" The cnn's goal lines were made afresh by `{a.command}` on {datetime.date.today()} from section 2's tuned rows and the longer "
+                 "cnn runs of [dasgd-cnn-long.md](dasgd-cnn-long.md), which decide the (P, step family) they cover.")
+    head = [TITLE, ""] + [x for l in kept for x in (l, "")] + [this, ""]
 lines = head + [l for k in new for l in new[k]]
 with open(a.out, "w") as fh:
     fh.write("\n".join(lines) + "\n")

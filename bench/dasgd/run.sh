@@ -23,12 +23,15 @@ SLOW=${SLOW:-"--model mlp --train-samples 12000 --test-samples 2000 --threads 1 
 CNN_ALPHAS=${CNN_ALPHAS:-"2 0.2 0.02"}
 CNN_UPDATES=${CNN_UPDATES:-300}
 CNN=${CNN:-"--model cnn --train-samples 12000 --test-samples 2000 --batch 32 --threads 1 --momentum 0 --curve-every 10"}
+# PART=cnnlong: the cnn runs of 300 updates left open (P = 0.5 and 1 stall there), LONG_UPDATES long, P:family:alpha_0 each.
+LONG_UPDATES=${LONG_UPDATES:-1000}
+LONG_RUNS=${LONG_RUNS:-"0.5:paper:0.5 0.5:paper:1 0.5:const:0.02 1:paper:0.02 1:paper:0.05 1:paper:0.1 1:const:0.02"}
 SLOW_PSGD_EPOCHS=${SLOW_PSGD_EPOCHS:-3}
 SLOW_DASGD_EPOCHS=${SLOW_DASGD_EPOCHS:-9}
 COMMAND=${BENCH_COMMAND:-"make bench-dasgd"}
 mkdir -p "$WORK" "$(dirname "$OUT")"
 run() { HYDRA_IFACE=lo mpiexec.mpich -n "$1" "$MPIPIPE" train "${@:2}"; }
-# PART: all, or some of convex slow cnn report (e.g. PART="cnn report"); a run whose results exist is not repeated
+# PART: all, or some of convex slow cnn cnnlong report (e.g. PART="cnn report"); a run whose results exist is not repeated
 # (delete $WORK to redo). report.py carries a part whose runs are not in $WORK over from the current $OUT unchanged.
 PART=${PART:-all}
 part() { [ "$PART" = all ] || [[ " $PART " == *" $1 "* ]]; }
@@ -84,6 +87,28 @@ if part cnn; then
         sweep_seed cnn "$CNN" "$CNN_UPDATES" "$CNN_ALPHAS" "$seed"
         cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) after seed $seed: /" >> "$WORK/cnn.load"
     done
+fi
+if part cnnlong; then
+    # Longer cnn runs where 300 updates say too little: LONG_RUNS "P:family:alpha_0 ..." for LONG_UPDATES updates each,
+    # every seed; bench/dasgd/long.py writes bench/results/dasgd-cnn-long.md (+ .json, read by report.py's goal line).
+    cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) start: /" >> "$WORK/cnnlong.load"
+    for seed in $SEEDS; do
+        for spec in $LONG_RUNS; do
+            IFS=: read -r p family lr <<< "$spec"
+            name="cnnlong-P$p-$family-lr$lr-s$seed"
+            [ -f "$WORK/$name.json" ] && continue
+            echo "dasgd bench: $name"
+            schedule=()
+            [ "$family" = const ] && schedule=(--step-schedule const)
+            # shellcheck disable=SC2086 # CNN is a list of arguments
+            run 3 --algo dasgd $CNN --max-steps "$LONG_UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
+                --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
+                || echo "  (exit $?: see $WORK/$name.log)"
+        done
+        cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) after seed $seed: /" >> "$WORK/cnnlong.load"
+    done
+    python3 "$(dirname "$0")/long.py" --work "$WORK" --out "$(dirname "$OUT")/dasgd-cnn-long.md" --runs "$LONG_RUNS" --seeds "$SEEDS" \
+        --updates "$LONG_UPDATES" --c "$C" --cnn "$CNN" --command "$COMMAND"
 fi
 part report || exit 0
 python3 "$(dirname "$0")/report.py" --work "$WORK" --out "$OUT" --command "$COMMAND" --growths "$GROWTHS" --seeds "$SEEDS" --families "$FAMILIES" --alphas "$ALPHAS" \
