@@ -82,8 +82,9 @@ q_mass = step_sum("quasilinear", updates)
 lines += [f"Why P = 1 cannot converge in any practical number of updates under its step: the quasilinear schedule's steps sum to "
           f"{q_mass:.1f} alpha_0 over {updates} updates and {step_sum('quasilinear', 10 * updates):.1f} alpha_0 over {10 * updates}: the sum grows like "
           "log log log n, which is what lets the theorem absorb delays d_n ~ C n, and it means a larger horizon buys almost nothing; "
-          "a larger alpha_0, the only other lever, takes the first steps, whose delays are small, too far (the short sweep's alpha_0 = 0.2 "
-          "already ran unstable and 2 diverged). The theorem covers variationally coherent problems (the convex part of dasgd.md, where "
+          "a larger alpha_0, the only other lever, takes the first steps, whose delays are small, too far"
+          + (f" (alpha_0 = {min(unstable, key=float)} diverges above)" if (unstable := [lr for lr, r in summary.get("1", {}).get("paper", {}).items() if r["verdict"] == "diverges"]) else "")
+          + ". The theorem covers variationally coherent problems (the convex part of dasgd.md, where "
           "P = 1 converges); the cnn is not one.", ""]
 os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
 with open(a.out, "w") as f:
