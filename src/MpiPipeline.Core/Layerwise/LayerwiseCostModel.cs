@@ -82,7 +82,7 @@ internal sealed class LayerwiseCostModel
     public double Compute(int layer, LayerConfig config)
     {
         var shard = ComputeShard.Of(Layers[layer], config, Batch);
-        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch);
+        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch, shard.InputGradient);
     }
 
     public double Sync(int layer, LayerConfig config) => Network.Sync(Layers[layer].Parameters * TransferCosts.BytesPerElement, config);

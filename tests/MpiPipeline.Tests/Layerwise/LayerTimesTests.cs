@@ -33,7 +33,7 @@ internal sealed class LayerTimesTests
     {
         var path = Path.Combine(folder, "times.json");
         var calls = 0;
-        double Fake(LayerSpec layer, int[] shape, int batch) => ++calls * 1e-3;
+        double Fake(LayerSpec layer, int[] shape, int batch, bool inputGradient) => ++calls * 1e-3;
         var times = new MeasuredLayerTimes(path, "threads 1|test", Fake);
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3));
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3), "the same shard again: no second measurement");
