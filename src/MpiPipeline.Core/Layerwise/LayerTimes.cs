@@ -13,6 +13,9 @@ internal interface ILayerTimes
     /// <param name="inputGradient">Whether the backward computes the input's gradient: every layer but the first (the
     /// engine asks none of layer 0, whose input is the data; for a conv that is a large part of its backward).</param>
     double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true);
+
+    /// <summary>Seconds per byte of the engine's block copies around a transfer (<see cref="Transfer.Local"/>).</summary>
+    double CopySecondsPerByte { get; }
 }
 
 /// <summary>
@@ -69,6 +72,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     private readonly string path;
     private readonly string environment;
     private readonly Func<LayerSpec, int[], int, bool, double> measure;
+    private readonly Func<double> measureCopy;
     private readonly SortedDictionary<string, double> entries;
     private bool changed;
 
@@ -76,8 +80,11 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     /// <param name="environment">What else the times depend on: threads, bridge ABI, libtorch (<see cref="Environment"/>).</param>
     /// <param name="measure">How a shard is timed (tests inject one; default <see cref="Measure"/> with <paramref name="concurrent"/> copies at once).</param>
     /// <param name="concurrent">How many ranks compute each shard at the same moment on this machine (<see cref="Concurrent"/>); part of <paramref name="environment"/>.</param>
-    public MeasuredLayerTimes(string path, string environment, Func<LayerSpec, int[], int, bool, double>? measure = null, int concurrent = 1)
+    /// <param name="measureCopy">How the copy rate is timed (tests inject one; default <see cref="MeasureCopy"/>).</param>
+    public MeasuredLayerTimes(string path, string environment, Func<LayerSpec, int[], int, bool, double>? measure = null, int concurrent = 1,
+        Func<double>? measureCopy = null)
     {
+        this.measureCopy = measureCopy ?? (() => MeasureCopy(concurrent));
         this.path = path;
         this.environment = environment;
         this.measure = measure ?? ((layer, shape, batch, inputGradient) => Measure(layer, shape, batch, inputGradient, concurrent));
@@ -111,8 +118,8 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     /// moment on this machine's cores: each is measured with that many copies stepping at once.</summary>
     public static int Concurrent(int ranks, int threads) => Math.Clamp(System.Environment.ProcessorCount / Math.Max(1, threads), 1, Math.Max(1, ranks));
 
-    /// <summary>What a measurement times (in the key: times of an older measurement, without the update or on constant data, are not reused).</summary>
-    private const string What = "step with sgd update|random data";
+    /// <summary>What a measurement times (in the key: times of an older measurement, without the update, on constant data or with warm caches, are not reused).</summary>
+    private const string What = "step with sgd update|random data|cold cache";
 
     public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true)
     {
@@ -127,6 +134,26 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 
         return seconds;
     }
+
+    /// <summary>Measured once per environment like a shard (<see cref="MeasureCopy"/>), cached under <see cref="CopyKey"/>.</summary>
+    public double CopySecondsPerByte
+    {
+        get
+        {
+            var key = $"{CopyKey}|{environment}";
+            if (!entries.TryGetValue(key, out var seconds))
+            {
+                seconds = measureCopy();
+                entries[key] = seconds;
+                changed = true;
+                Measured++;
+            }
+
+            return seconds;
+        }
+    }
+
+    private const string CopyKey = "block copy, seconds per byte";
 
     public void Save()
     {
@@ -151,6 +178,11 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         // the last warm-up (thread 0's): enough steps for about MeasureSeconds, so a short layer's median is over
         // many steps and one time slice lost to another process moves it little.
         concurrent = Math.Max(1, concurrent);
+        if (concurrent > 1)
+        {
+            MainArena.Use();
+        }
+
         var runs = new double[concurrent][];
         var count = Runs;
         using var start = new Barrier(concurrent);
@@ -211,10 +243,45 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         return means[count / 2];
     }
 
+    /// <summary>
+    /// Seconds per byte of copying a 4 MiB block of floats (the size of the zoo's larger activations, past the
+    /// caches as the engine's are) with <paramref name="concurrent"/> threads copying at once: the median of 21 copies.
+    /// </summary>
+    public static double MeasureCopy(int concurrent = 1)
+    {
+        const int Floats = 1 << 20, Copies = 21;
+        concurrent = Math.Max(1, concurrent);
+        var times = new double[concurrent][];
+        using var start = new Barrier(concurrent);
+        void Copy(int k)
+        {
+            var source = new float[Floats];
+            var target = new float[Floats];
+            Array.Fill(source, 1f);
+            times[k] = new double[Copies];
+            for (var run = -2; run < Copies; run++)
+            {
+                start.SignalAndWait();
+                var clock = Stopwatch.GetTimestamp();
+                source.AsSpan().CopyTo(target);
+                if (run >= 0)
+                {
+                    times[k][run] = Stopwatch.GetElapsedTime(clock).TotalSeconds;
+                }
+            }
+        }
+
+        var threads = Enumerable.Range(0, concurrent).Select(k => new Thread(() => Copy(k))).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        var means = Enumerable.Range(0, Copies).Select(run => times.Average(t => t[run])).Order().ToArray();
+        return means[Copies / 2] / (Floats * sizeof(float));
+    }
+
     /// <summary>About how long the timed steps of one shard take together (at least <see cref="Runs"/>, at most <see cref="MaxRuns"/> steps).</summary>
     private const double MeasureSeconds = 0.06;
 
-    private const int MaxRuns = 200;
+    private const int MaxRuns = 40;
 
     /// <summary>One shard's training step on its own stage, with seeded pseudo-random data (see <see cref="Measure"/>).</summary>
     private sealed class ShardStep : IDisposable
@@ -224,6 +291,11 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         private readonly float[] input, output, outputGradient, inputGradient;
         private readonly int batch;
         private readonly bool wantsInputGradient;
+        private readonly byte[] flush = new byte[FlushBytes];
+        private byte flushes;
+
+        /// <summary>Past this machine's last-level cache (an EPYC's is 16 to 32 MiB per core complex).</summary>
+        private const int FlushBytes = 32 << 20;
 
         public ShardStep(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient)
         {
@@ -274,6 +346,12 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         /// <summary>Zeroed gradients, forward, backward, the optimizer's step: seconds.</summary>
         public double Run()
         {
+            // The engine steps every layer of the model in turn, both ranks' activations, gradients and weights together
+            // far past the caches, so a layer finds its weights and saved activations in memory; a shard stepped over and
+            // over would find them in the cache (the cnn's layers measured 15% faster that way). Writing a buffer past
+            // the last-level cache before each step evicts them.
+            flush.AsSpan().Fill(++flushes);
+
             var start = Stopwatch.GetTimestamp();
             stage.ZeroGradients();
             stage.Forward(0, input, batch, output, requireInputGradient: wantsInputGradient);
@@ -311,4 +389,36 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     }
 
     private sealed record CacheFile(IDictionary<string, double> Entries);
+}
+
+/// <summary>
+/// Keeps every thread's allocations in glibc's main arena (M_ARENA_MAX 1), as a rank's single compute thread has them.
+/// A measuring thread of its own got a secondary arena, whose heaps of at most 64 MiB gave the 25 MB gradient of
+/// cnn-wide's linear layer back to the system after each step and faulted it in again: that shard measured 35 or 80 ms
+/// from one run to the next (37 ms in the engine). Process-wide and once; without glibc nothing is done.
+/// </summary>
+internal static partial class MainArena
+{
+    private const int ArenaMax = -8;   // M_ARENA_MAX, malloc.h
+    private static int done;
+
+    public static void Use()
+    {
+        if (!OperatingSystem.IsLinux() || Interlocked.Exchange(ref done, 1) == 1 || System.Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            _ = mallopt(ArenaMax, 1);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // Not glibc: its allocator is left as it is.
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int mallopt(int parameter, int value);
 }
