@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using MpiPipeline.Telemetry;
 using MpiPipeline.Torch;
+using MpiPipeline.Training;
 
 namespace MpiPipeline.Layerwise;
 
@@ -119,7 +120,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     public static int Concurrent(int ranks, int threads) => Math.Clamp(System.Environment.ProcessorCount / Math.Max(1, threads), 1, Math.Max(1, ranks));
 
     /// <summary>What a measurement times (in the key: times of an older measurement, without the update, on constant data or with warm caches, are not reused).</summary>
-    private const string What = "step with sgd update|random data|cold cache";
+    private const string What = "step with guard and sgd update|random data|cold cache";
 
     public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true)
     {
@@ -222,25 +223,19 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
             step?.Dispose();
         }
 
-        if (concurrent == 1)
-        {
-            Steps(0);
-        }
-        else
-        {
-            var threads = Enumerable.Range(0, concurrent).Select(k => new Thread(() => Steps(k))).ToList();
-            threads.ForEach(t => t.Start());
-            threads.ForEach(t => t.Join());
-        }
-
+        // The calling thread's steps are the ones timed: a rank computes on its main thread, in glibc's main arena; the
+        // other threads are the other ranks' load.
+        var others = Enumerable.Range(1, concurrent - 1).Select(k => new Thread(() => Steps(k))).ToList();
+        others.ForEach(t => t.Start());
+        Steps(0);
+        others.ForEach(t => t.Join());
         if (failure is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
 
-        // Per step the threads' mean: how far apart the ranks drift is the engine's business at its blocking calls.
-        var means = Enumerable.Range(0, count).Select(run => runs.Average(r => r[run])).Order().ToArray();
-        return means[count / 2];
+        var times = runs[0].Order().ToArray();
+        return times[count / 2];
     }
 
     /// <summary>
@@ -293,6 +288,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         private readonly bool wantsInputGradient;
         private readonly byte[] flush = new byte[FlushBytes];
         private byte flushes;
+        private double guardNorm;
 
         /// <summary>Past this machine's last-level cache (an EPYC's is 16 to 32 MiB per core complex).</summary>
         private const int FlushBytes = 32 << 20;
@@ -343,7 +339,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
             }
         }
 
-        /// <summary>Zeroed gradients, forward, backward, the optimizer's step: seconds.</summary>
+        /// <summary>Zeroed gradients, forward, backward, the guard's norm of the gradients, the optimizer's step: seconds.</summary>
         public double Run()
         {
             // The engine steps every layer of the model in turn, both ranks' activations, gradients and weights together
@@ -356,7 +352,13 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
             stage.ZeroGradients();
             stage.Forward(0, input, batch, output, requireInputGradient: wantsInputGradient);
             stage.Backward(0, outputGradient, inputGradient);
-            optimizer?.Step();
+            if (optimizer is not null)
+            {
+                // The divergence guard's pass over the shard's gradients, as the engine makes it every step.
+                guardNorm += NonFiniteValue.SquaredNorm(stage.Gradients);
+                optimizer.Step();
+            }
+
             return Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
@@ -392,10 +394,11 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 }
 
 /// <summary>
-/// Keeps every thread's allocations in glibc's main arena (M_ARENA_MAX 1), as a rank's single compute thread has them.
-/// A measuring thread of its own got a secondary arena, whose heaps of at most 64 MiB gave the 25 MB gradient of
-/// cnn-wide's linear layer back to the system after each step and faulted it in again: that shard measured 35 or 80 ms
-/// from one run to the next (37 ms in the engine). Process-wide and once; without glibc nothing is done.
+/// Keeps the measuring threads' allocations in glibc's main arena (M_ARENA_MAX 1) where that still takes, as a rank's
+/// single compute thread has them: a thread in an arena of its own, whose heaps hold at most 64 MiB, gave the 25 MB
+/// gradient of cnn-wide's linear layer back to the system after each step and faulted it in again (35 or 80 ms from
+/// one run to the next; 37 ms in the engine). Arenas the runtime's threads made before stay in use, which is why only
+/// the calling thread's steps are timed. Process-wide and once; without glibc nothing is done.
 /// </summary>
 internal static partial class MainArena
 {
