@@ -21,9 +21,10 @@ internal interface ILayerTimes
 
 /// <summary>
 /// What one rank computes of a layer under a configuration: the layer with 1/Channel of its output channels
-/// (features), on Batch/Sample samples of its input with 1/Height of the rows. A height shard is timed with the
-/// layer's own padding in place of its halo rows: the same output rows, the same work. The first layer's shard computes
-/// no input gradient, as in the engine.
+/// (features), on Batch/Sample samples of its input with 1/Height of the rows. A height-split conv is timed on the rows
+/// the engine's stage gets, its halo included (the busiest rank's), with the copies that crop its own rows out
+/// (<see cref="CropBytes"/>); other height shards with their own rows. The first layer's shard computes no input
+/// gradient, as in the engine.
 /// </summary>
 internal sealed record ComputeShard(LayerSpec Layer, int[] InputShape, int Batch, bool InputGradient = true)
 {
@@ -45,15 +46,29 @@ internal sealed record ComputeShard(LayerSpec Layer, int[] InputShape, int Batch
             input[0] /= c;
         }
 
+        var cropBytes = 0L;
         if (input.Length == 3)
         {
             input[1] = Math.Max(1, input[1] / config.Height);
+            if (spec.Kind == "conv2d" && config.Height > 1)
+            {
+                // The engine's stage runs on the rows the rank needs, its halo included, and crops its own rows out of
+                // the output (forward a copy, backward a clear and a copy): the busiest rank's (two halos in the middle).
+                var planned = new PlannedLayer(node.Index, spec, ActivationShape.Of(node.InputShape), ActivationShape.Of(node.OutputShape), config);
+                var ranks = Enumerable.Range(0, config.Ranks);
+                input[1] = ranks.Max(r => LayerGeometry.InputBlock(planned, batch, r).Rows);
+                cropBytes = ranks.Max(r => LayerGeometry.StageRows(planned, batch, r).Rows * LayerGeometry.OutputBlock(planned, batch, r).Elements(planned.Output.Columns)
+                    / Math.Max(1, LayerGeometry.OutputBlock(planned, batch, r).Rows)) * 3 * TransferCosts.BytesPerElement;
+            }
         }
 
-        return new ComputeShard(layer, input, batch / config.Sample, InputGradient: node.Index > 0);
+        return new ComputeShard(layer, input, batch / config.Sample, InputGradient: node.Index > 0) { CropBytes = cropBytes };
     }
 
     public string Key => $"{Layer}|in {SampleGeometry.Format(InputShape)}|batch {Batch}{(InputGradient ? "" : "|no input gradient")}";
+
+    /// <summary>Bytes the engine copies to crop a height-split conv's own rows out of its stage's output, forward and backward (0 otherwise).</summary>
+    public long CropBytes { get; init; }
 }
 
 /// <summary>

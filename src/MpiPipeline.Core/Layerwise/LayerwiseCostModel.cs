@@ -84,7 +84,7 @@ internal sealed class LayerwiseCostModel
     public double Compute(int layer, LayerConfig config)
     {
         var shard = ComputeShard.Of(Layers[layer], config, Batch);
-        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch, shard.InputGradient);
+        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch, shard.InputGradient) + (shard.CropBytes * times.CopySecondsPerByte);
     }
 
     public double Sync(int layer, LayerConfig config) => Network.Sync(Layers[layer].Parameters * TransferCosts.BytesPerElement, config);

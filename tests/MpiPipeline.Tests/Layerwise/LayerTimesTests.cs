@@ -18,7 +18,7 @@ internal sealed class LayerTimesTests
     public void DeleteFolder() => Directory.Delete(folder, recursive: true);
 
     [TestCase(0, "n2c2h1", "conv2d 1 8 3 1 1", "1x28x28", 64)] // a conv needs every input channel
-    [TestCase(0, "n1c1h4", "conv2d 1 16 3 1 1", "1x7x28", 128)]
+    [TestCase(0, "n1c1h4", "conv2d 1 16 3 1 1", "1x9x28", 128)] // the engine's stage: 7 own rows and a halo row each side
     [TestCase(2, "n1c2h2", "maxpool2d 2", "8x14x28", 128)] // a pool takes its own channels and rows
     [TestCase(7, "n1c4h1", "linear 1568 32", "1568", 128)]
     [TestCase(6, "n2c2h1", "flatten", "16x7x7", 64)]
@@ -26,6 +26,22 @@ internal sealed class LayerTimesTests
     {
         var shard = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[layer], LayerConfig.Parse(config), 128);
         Assert.That((shard.Layer.ToString(), SampleGeometry.Format(shard.InputShape), shard.Batch), Is.EqualTo((spec, input, batch)));
+    }
+
+    /// <summary>A height-split conv's crop: its stage's output (9 rows x 16 channels x 28 columns x 128 samples x 4 B)
+    /// copied forward, cleared and copied backward; nothing to crop for a pool or an unsplit conv.</summary>
+    [Test]
+    public void AHeightSplitConvCropsItsStageOutput()
+    {
+        var cnn = LayerNode.Of("cnn", FashionMnistGeometry);
+        Assert.That(ComputeShard.Of(cnn[0], LayerConfig.Parse("n1c1h4"), 128).CropBytes, Is.EqualTo(3L * 9 * 16 * 28 * 128 * 4));
+        Assert.That(ComputeShard.Of(cnn[2], LayerConfig.Parse("n1c1h2"), 128).CropBytes, Is.Zero);
+        Assert.That(ComputeShard.Of(cnn[0], LayerConfig.Parse("n2c1h1"), 128).CropBytes, Is.Zero);
+        var model = TestCostModel.Of("cnn", 4);
+        var times = new TestCostModel.FakeTimes();
+        var shard = ComputeShard.Of(cnn[0], LayerConfig.Parse("n1c1h4"), 128);
+        Assert.That(model.Compute(0, LayerConfig.Parse("n1c1h4")),
+            Is.EqualTo(times.Seconds(shard.Layer, shard.InputShape, shard.Batch, inputGradient: false) + (shard.CropBytes * 1e-10)).Within(1e-15));
     }
 
     [Test]
