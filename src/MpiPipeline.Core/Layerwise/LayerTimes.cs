@@ -169,7 +169,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         }
     }
 
-    private const string CopyKey = "block copy, seconds per byte";
+    private const string CopyKey = "block copy, cold, seconds per byte";
 
     public void Save()
     {
@@ -254,8 +254,10 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     }
 
     /// <summary>
-    /// Seconds per byte of copying a 4 MiB block of floats (the size of the zoo's larger activations, past the
-    /// caches as the engine's are) with <paramref name="concurrent"/> threads copying at once: the median of 21 copies.
+    /// Seconds per byte of copying a 4 MiB block of floats (the size of the zoo's larger activations) with
+    /// <paramref name="concurrent"/> threads copying at once, the caches flushed before each copy as before a layer's
+    /// step (the engine's transfers read activations the layers wrote and gradients written a pass earlier): the median
+    /// of 21 copies.
     /// </summary>
     public static double MeasureCopy(int concurrent = 1)
     {
@@ -267,10 +269,12 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         {
             var source = new float[Floats];
             var target = new float[Floats];
+            var flush = new byte[FlushBytes];
             Array.Fill(source, 1f);
             times[k] = new double[Copies];
             for (var run = -2; run < Copies; run++)
             {
+                flush.AsSpan().Fill((byte)run);
                 start.SignalAndWait();
                 var clock = Stopwatch.GetTimestamp();
                 source.AsSpan().CopyTo(target);
@@ -293,6 +297,9 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 
     private const int MaxRuns = 40;
 
+    /// <summary>Past this machine's last-level cache (an EPYC's is 16 to 32 MiB per core complex).</summary>
+    private const int FlushBytes = 32 << 20;
+
     /// <summary>One shard's training step on its own stage, with seeded pseudo-random data (see <see cref="Measure"/>).</summary>
     private sealed class ShardStep : IDisposable
     {
@@ -305,8 +312,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         private byte flushes;
         private double guardNorm;
 
-        /// <summary>Past this machine's last-level cache (an EPYC's is 16 to 32 MiB per core complex).</summary>
-        private const int FlushBytes = 32 << 20;
+
 
         public ShardStep(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient)
         {

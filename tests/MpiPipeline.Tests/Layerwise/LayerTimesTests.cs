@@ -85,7 +85,7 @@ internal sealed class LayerTimesTests
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16, inputGradient: false), Is.EqualTo(1e-4));
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(2e-3));
         times.Save();
-        Assert.That(File.ReadAllText(path), Does.Contain("block copy, seconds per byte|threads 1|test").And.Contain("linear 8 4|in 8|batch 16|no input gradient|threads 1|test"));
+        Assert.That(File.ReadAllText(path), Does.Contain("block copy, cold, seconds per byte|threads 1|test").And.Contain("linear 8 4|in 8|batch 16|no input gradient|threads 1|test"));
         Assert.That(new MeasuredLayerTimes(path, "threads 1|test", Fake, measureCopy: () => ++copies).CopySecondsPerByte, Is.EqualTo(1e-10));
         var layer0 = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[0], LayerConfig.Parse("n2c1h1"), 128);
         var layer3 = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[3], LayerConfig.Parse("n2c1h1"), 128);
