@@ -182,10 +182,13 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 
     /// <summary>
     /// Times one step of the layer on the CPU: zeroed gradients, forward, backward (the input gradient when
-    /// <paramref name="inputGradient"/>: an inner layer passes it on), the optimizer's update of its parameters (SGD with
-    /// momentum, train's default). The input and the output gradient are seeded pseudo-random values shaped like the
-    /// engine's activations (<c>FillLikeActivations</c>), not a constant. <see cref="WarmUps"/> steps first (the first touches of the buffers and the momentum
-    /// buffer's allocation), then the median of <see cref="Runs"/>.
+    /// <paramref name="inputGradient"/>: an inner layer passes it on), the guard's pass over its gradients and the
+    /// optimizer's update of its parameters (SGD with momentum, train's default), the caches flushed before each step.
+    /// The input and the output gradient are seeded pseudo-random values shaped like the engine's activations
+    /// (<c>FillLikeActivations</c>), not a constant. <see cref="WarmUps"/> steps first (the first touches of the buffers
+    /// and the momentum buffer's allocation), then the median of about <c>MeasureSeconds</c> of steps (<see cref="Runs"/>
+    /// to <c>MaxRuns</c>), timed on the calling thread while <paramref name="concurrent"/> - 1 other threads step copies
+    /// of their own.
     /// </summary>
     public static double Measure(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true, int concurrent = 1)
     {
