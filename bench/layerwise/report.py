@@ -13,6 +13,7 @@ ap = argparse.ArgumentParser()
 for flag in ("work", "out", "command", "models", "ranks", "networks", "acc-models", "acc-ranks", "epochs", "warmup", "part"):
     ap.add_argument("--" + flag, required=True)
 ap.add_argument("--seeds", default="1")
+ap.add_argument("--note", default="", help="a paragraph after the goals: how the runs were made, what the verdicts rest on")
 a = ap.parse_args()
 warmup = int(a.warmup)
 cores = os.cpu_count() or 1
@@ -60,9 +61,11 @@ lines = [
     f"`{a.command}`; {cores} cores (a row with more ranks than cores is oversubscribed).",
     "",
     "Predicted: the plan file's `predictedStepSeconds` (`mpipipe plan`: compute + transfer + sync of the cost model, layer",
-    "times measured on this machine and cached). Measured: rank 0's wall clock over the timed steps from the run's loss",
+    "times measured on this machine and cached: each shard's step with its guard pass and SGD update, as many copies",
+    "stepping at once as ranks compute at once, caches flushed, ReLU-like data; transfers priced with the engine's block",
+    "copies at a measured copy rate). Measured: rank 0's wall clock over the timed steps from the run's loss",
     f"curve (`--curve-every 1`): (wallSeconds at the last step - wallSeconds at step {warmup}) / (steps - {warmup}), the first",
-    f"{warmup} steps being warm-up; it includes the optimizer step, the batch gathering and the loop, which the model leaves",
+    f"{warmup} steps being warm-up; it includes the batch gathering, the loss and the loop, which the model leaves",
     "out. `all steps` is the results' `totals.stepSeconds / totals.steps`, warm-up included. `load` is the 1-minute load",
     "average when the run started: timings taken under load are not quiet-machine numbers.",
     "",
@@ -158,6 +161,8 @@ if a.part != "steps":
     lines.append("")
 
 lines += goals + [""]
+if a.note:
+    lines += [a.note, ""]
 os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 with open(a.out, "w") as f:
     f.write("\n".join(lines))

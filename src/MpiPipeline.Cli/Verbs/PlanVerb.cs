@@ -52,7 +52,8 @@ internal static class PlanVerb
         var layers = LayerNode.Of(options.Model, geometry);
         var network = options.Network is { } emulated ? LayerwiseNetwork.Emulated(emulated) : LayerwiseNetwork.SharedMemory;
         TorchRuntime.Threads = options.Threads;
-        var times = new MeasuredLayerTimes(options.ComputeCache ?? MeasuredLayerTimes.DefaultPath, MeasuredLayerTimes.Environment(options.Threads));
+        var concurrent = MeasuredLayerTimes.Concurrent(options.Ranks, options.Threads);
+        var times = new MeasuredLayerTimes(options.ComputeCache ?? MeasuredLayerTimes.DefaultPath, MeasuredLayerTimes.Environment(options.Threads, concurrent), concurrent: concurrent);
         var model = new LayerwiseCostModel(layers, options.Batch, options.Ranks, times, network);
         var searched = model.Evaluate(model.Search());
         var data = model.Evaluate(model.DataParallel());

@@ -25,7 +25,9 @@ internal sealed record PlanCost(IReadOnlyList<LayerCost> Layers, Transfer ToLoss
 /// <item>t_compute: the shard's forward + backward and, for its parameters, the zeroing of their gradients and the
 /// optimizer's update, from <see cref="ILayerTimes"/> (measured on this machine and cached).</item>
 /// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way, exactly the bytes the
-/// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>; the input is read by each rank from
+/// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>,
+/// plus the engine's copies around the MPI calls (pack, unpack, the held gradient's clear and adds: <see cref="Transfer.Local"/>)
+/// at the copy rate measured on this machine (<see cref="ILayerTimes.CopySecondsPerByte"/>); the input is read by each rank from
 /// the data set (free), and the last layer's output goes to the loss's layout (1/R of the samples per rank, every class score).</item>
 /// <item>t_sync: the Allreduce of the gradients of parameters replicated over Sample x Height ranks (<see cref="LayerwiseNetwork.Sync"/>).</item>
 /// </list>
@@ -82,7 +84,7 @@ internal sealed class LayerwiseCostModel
     public double Compute(int layer, LayerConfig config)
     {
         var shard = ComputeShard.Of(Layers[layer], config, Batch);
-        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch);
+        return times.Seconds(shard.Layer, shard.InputShape, shard.Batch, shard.InputGradient) + (shard.CropBytes * times.CopySecondsPerByte);
     }
 
     public double Sync(int layer, LayerConfig config) => Network.Sync(Layers[layer].Parameters * TransferCosts.BytesPerElement, config);
@@ -90,8 +92,9 @@ internal sealed class LayerwiseCostModel
     /// <summary>Layer <paramref name="layer"/>'s input from layer - 1 laid out as <paramref name="from"/>.</summary>
     public Transfer Edge(int layer, LayerConfig from, LayerConfig to) => Redistribution.Between(from, Layers[layer], to, Batch);
 
-    /// <summary>Forward and backward: the same bytes each way.</summary>
-    public double TransferSeconds(Transfer transfer) => 2 * Network.Seconds(transfer);
+    /// <summary>Forward and backward: the same bytes each way on the network, and the engine's block copies around
+    /// the MPI calls (<see cref="Transfer.Local"/>) at this machine's copy rate.</summary>
+    public double TransferSeconds(Transfer transfer) => (2 * Network.Seconds(transfer)) + (transfer.MaxLocalBytes * times.CopySecondsPerByte);
 
     public double EdgeSeconds(int layer, LayerConfig from, LayerConfig to) => TransferSeconds(Edge(layer, from, to));
 

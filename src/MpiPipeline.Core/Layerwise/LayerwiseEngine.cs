@@ -338,7 +338,9 @@ internal sealed class LayerwiseEngine : ITrainingEngine
         byte[] json = [];
         if (world.Rank == 0)
         {
-            var times = new MeasuredLayerTimes(MeasuredLayerTimes.DefaultPath, MeasuredLayerTimes.Environment(Math.Max(1, TorchRuntime.Threads)));
+            var threads = Math.Max(1, TorchRuntime.Threads);
+            var concurrent = MeasuredLayerTimes.Concurrent(world.Size, threads);
+            var times = new MeasuredLayerTimes(MeasuredLayerTimes.DefaultPath, MeasuredLayerTimes.Environment(threads, concurrent), concurrent: concurrent);
             var model = new LayerwiseCostModel(LayerNode.Of(specs, sampleShape), options.Batch, world.Size, times, LayerwiseNetwork.SharedMemory);
             var searched = model.Evaluate(model.Search());
             times.Save();

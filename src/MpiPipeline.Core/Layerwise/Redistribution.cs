@@ -20,6 +20,17 @@ internal sealed record Transfer(TransferKind Kind, long[] Sent, long[] Received,
     public long MaxRankBytes => Sent.Length == 0 ? 0 : Sent.Zip(Received, Math.Max).Max();
 
     public int MaxPeers => Peers.Length == 0 ? 0 : Peers.Max();
+
+    /// <summary>
+    /// Per rank, the bytes the engine's own copies touch around the MPI call, forward and backward together
+    /// (<see cref="BlockTransfer"/>): forward it writes its whole needed block (its own piece and the unpacked ones) and
+    /// packs what it sends; backward it clears its held block's gradient, adds its own and the received pieces into it
+    /// (read and write), and packs what it sends back (what it received forward). Empty for <see cref="None"/>.
+    /// </summary>
+    public long[] Local { get; init; } = [];
+
+    /// <summary>The busiest rank's <see cref="Local"/> bytes.</summary>
+    public long MaxLocalBytes => Local.Length == 0 ? 0 : Local.Max();
 }
 
 /// <summary>

@@ -92,7 +92,14 @@ internal static class TransferCosts
         }
 
         var kind = rowSlices ? TransferKind.Halo : wholeBlocks ? TransferKind.Allgather : TransferKind.Alltoall;
-        return new Transfer(kind, sent, received, [.. sendPeers.Zip(receivePeers, Math.Max)]);
+        var local = new long[ranks];
+        for (var r = 0; r < ranks; r++)
+        {
+            var heldBytes = held[r].Elements(columns) * BytesPerElement;
+            local[r] = (needed[r].Elements(columns) * BytesPerElement) + sent[r] + (2 * heldBytes) + received[r];
+        }
+
+        return new Transfer(kind, sent, received, [.. sendPeers.Zip(receivePeers, Math.Max)]) { Local = local };
     }
 
     /// <summary>The busiest rank's bytes of <see cref="Traffic"/>: forward what it sends, backward what it received forward.</summary>

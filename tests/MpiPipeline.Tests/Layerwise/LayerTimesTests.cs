@@ -18,7 +18,7 @@ internal sealed class LayerTimesTests
     public void DeleteFolder() => Directory.Delete(folder, recursive: true);
 
     [TestCase(0, "n2c2h1", "conv2d 1 8 3 1 1", "1x28x28", 64)] // a conv needs every input channel
-    [TestCase(0, "n1c1h4", "conv2d 1 16 3 1 1", "1x7x28", 128)]
+    [TestCase(0, "n1c1h4", "conv2d 1 16 3 1 1", "1x9x28", 128)] // the engine's stage: 7 own rows and a halo row each side
     [TestCase(2, "n1c2h2", "maxpool2d 2", "8x14x28", 128)] // a pool takes its own channels and rows
     [TestCase(7, "n1c4h1", "linear 1568 32", "1568", 128)]
     [TestCase(6, "n2c2h1", "flatten", "16x7x7", 64)]
@@ -28,12 +28,28 @@ internal sealed class LayerTimesTests
         Assert.That((shard.Layer.ToString(), SampleGeometry.Format(shard.InputShape), shard.Batch), Is.EqualTo((spec, input, batch)));
     }
 
+    /// <summary>A height-split conv's crop: its stage's output (9 rows x 16 channels x 28 columns x 128 samples x 4 B)
+    /// copied forward, cleared and copied backward; nothing to crop for a pool or an unsplit conv.</summary>
+    [Test]
+    public void AHeightSplitConvCropsItsStageOutput()
+    {
+        var cnn = LayerNode.Of("cnn", FashionMnistGeometry);
+        Assert.That(ComputeShard.Of(cnn[0], LayerConfig.Parse("n1c1h4"), 128).CropBytes, Is.EqualTo(3L * 9 * 16 * 28 * 128 * 4));
+        Assert.That(ComputeShard.Of(cnn[2], LayerConfig.Parse("n1c1h2"), 128).CropBytes, Is.Zero);
+        Assert.That(ComputeShard.Of(cnn[0], LayerConfig.Parse("n2c1h1"), 128).CropBytes, Is.Zero);
+        var model = TestCostModel.Of("cnn", 4);
+        var times = new TestCostModel.FakeTimes();
+        var shard = ComputeShard.Of(cnn[0], LayerConfig.Parse("n1c1h4"), 128);
+        Assert.That(model.Compute(0, LayerConfig.Parse("n1c1h4")),
+            Is.EqualTo(times.Seconds(shard.Layer, shard.InputShape, shard.Batch, inputGradient: false) + (shard.CropBytes * 1e-10)).Within(1e-15));
+    }
+
     [Test]
     public void EachShardIsMeasuredOnceAndThenReadFromTheCacheFile()
     {
         var path = Path.Combine(folder, "times.json");
         var calls = 0;
-        double Fake(LayerSpec layer, int[] shape, int batch) => ++calls * 1e-3;
+        double Fake(LayerSpec layer, int[] shape, int batch, bool inputGradient) => ++calls * 1e-3;
         var times = new MeasuredLayerTimes(path, "threads 1|test", Fake);
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3));
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3), "the same shard again: no second measurement");
@@ -54,7 +70,38 @@ internal sealed class LayerTimesTests
         var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4);
         Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
         Assert.That(() => MeasuredLayerTimes.Measure(new LayerSpec("linear", 8, 4), [7], 2), Throws.InstanceOf<TorchException>());
-        Assert.That(MeasuredLayerTimes.Environment(1), Does.StartWith("threads 1|bridge ").And.Contain("|libtorch "));
+        Assert.That(MeasuredLayerTimes.Environment(1), Does.StartWith("threads 1|concurrent 1|bridge ").And.Contain("|libtorch "));
+    }
+
+    /// <summary>The copy rate is one more cached entry; the first layer's shard (no input gradient) is another shard.</summary>
+    [Test]
+    public void TheCopyRateAndTheFirstLayersShardAreCachedEntriesOfTheirOwn()
+    {
+        var path = Path.Combine(folder, "times.json");
+        var (calls, copies) = (0, 0);
+        double Fake(LayerSpec layer, int[] shape, int batch, bool inputGradient) => ++calls * (inputGradient ? 1e-3 : 1e-4);
+        var times = new MeasuredLayerTimes(path, "threads 1|test", Fake, measureCopy: () => ++copies * 1e-10);
+        Assert.That((times.CopySecondsPerByte, times.CopySecondsPerByte, copies), Is.EqualTo((1e-10, 1e-10, 1)));
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16, inputGradient: false), Is.EqualTo(1e-4));
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(2e-3));
+        times.Save();
+        Assert.That(File.ReadAllText(path), Does.Contain("block copy, cold, seconds per byte|threads 1|test").And.Contain("linear 8 4|in 8|batch 16|no input gradient|threads 1|test"));
+        Assert.That(new MeasuredLayerTimes(path, "threads 1|test", Fake, measureCopy: () => ++copies).CopySecondsPerByte, Is.EqualTo(1e-10));
+        var layer0 = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[0], LayerConfig.Parse("n2c1h1"), 128);
+        var layer3 = ComputeShard.Of(LayerNode.Of("cnn", FashionMnistGeometry)[3], LayerConfig.Parse("n2c1h1"), 128);
+        Assert.That((layer0.InputGradient, layer3.InputGradient), Is.EqualTo((false, true)));
+    }
+
+    /// <summary>Two copies stepping at once (the ranks of one machine), the first layer without its input gradient, the copy rate: real, positive, plausible.</summary>
+    [Test]
+    public void ConcurrentMeasurementsAndTheCopyRateRunThroughTheBridge()
+    {
+        var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4, inputGradient: false, concurrent: 2);
+        Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
+        Assert.That(MeasuredLayerTimes.MeasureCopy(2), Is.GreaterThan(1e-13).And.LessThan(1e-7), "seconds per byte: between 10 TB/s and 10 MB/s");
+        Assert.That(MeasuredLayerTimes.Environment(1, 2), Does.Contain("|concurrent 2|").And.Contain("cold cache"));
+        Assert.That(MeasuredLayerTimes.Concurrent(ranks: 1, threads: 1), Is.EqualTo(1));
+        Assert.That(MeasuredLayerTimes.Concurrent(ranks: 64, threads: 1), Is.EqualTo(Math.Max(1, Environment.ProcessorCount)));
     }
 
     [Test]

@@ -18,7 +18,10 @@ internal static class TestCostModel
     /// <summary>Layer times proportional to the shard's multiply-adds (and its values, for the cheap layers), plus a per-shard jitter, so equal splits are not exact ties.</summary>
     internal sealed class FakeTimes : ILayerTimes
     {
-        public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch)
+        /// <summary>10 GB/s.</summary>
+        public double CopySecondsPerByte => 1e-10;
+
+        public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true)
         {
             var values = (double)batch * sampleInputShape.Aggregate(1L, (p, d) => p * d);
             var work = layer.Kind switch
