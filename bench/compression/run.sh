@@ -76,6 +76,11 @@ if [ -z "${APPEND_ONLY:-}" ] && [ -z "${REUSE_NETWORK:-}" ]; then
     } > "$network"
 fi
 
+# The issue's goal lines from the sweep's and the network rows' JSON (bench/compression/goals.py).
+goals() {
+    python3 "$here/goals.py" --work "$WORK" --compressors "$COMPRESSORS" --net-rate "$NET_RATE" --net-compressors "$NET_COMPRESSORS"
+}
+
 if [ -n "${NETWORK_ONLY:-}" ]; then
     # The page without its network section: from its heading up to the sweep's load line (or the end).
     kept=$WORK/sweep-kept.md
@@ -86,6 +91,7 @@ if [ -n "${NETWORK_ONLY:-}" ]; then
         cat "$kept"
         cat "$network"
         echo
+        goals
         echo "The network rows above were re-made alone (\`NETWORK_ONLY=1 $COMMAND\`, $(date -u +%Y-%m-%d)); the sweep and its load line are"
         echo "the run its header names."
         echo
@@ -110,6 +116,7 @@ atomic_temp report "$OUT/compression.md"
     cat "$OUT/compression.md"
     cat "$network"
     echo
+    goals
     if busy "$load_before" || busy "$load_after" "$RANKS"; then
         echo "Machine load before the sweep: $load_before; after the seeds: $load_after. $(nproc) cores. **Other jobs shared"
         echo "the machine while this ran** (a 1-minute load above the core count, less the bench's own $RANKS ranks after it): wall times (the wall s, communication s,"
