@@ -5,20 +5,13 @@ above ln 10 diverges, at most 1.0 converges, stalls in between); the sum of the 
 move the model at all in that many updates."""
 import argparse, datetime, json, math, os, statistics
 
+from runs import fmt, load
+
 ap = argparse.ArgumentParser()
 for flag in ("work", "out", "runs", "seeds", "updates", "c", "cnn", "command"):
     ap.add_argument("--" + flag, required=True)
 a = ap.parse_args()
 seeds, updates = a.seeds.split(), int(a.updates)
-NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f, object_hook=lambda o: {k: NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in o.items()})
-    except (OSError, ValueError):
-        return None
 
 
 def step_sum(schedule, n):
@@ -30,13 +23,6 @@ def step_sum(schedule, n):
         return sum(k ** -q for k in range(1, n + 1))
     h = lambda k: (k - 1 + math.e ** math.e) * math.log(k - 1 + math.e ** math.e) * math.log(math.log(k - 1 + math.e ** math.e))
     return sum(h(1) / h(k) for k in range(1, n + 1))
-
-
-def mean_sd(values, digits):
-    if not values or not all(math.isfinite(v) for v in values):
-        return "non-finite"
-    m = statistics.fmean(values)
-    return f"{m:.{digits}f} ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
 
 
 rows, summary = [], {}
@@ -56,7 +42,7 @@ for spec in a.runs.split():
     within = "yes" if "within" in notes and "outside" not in notes else "no"
     dmean = statistics.fmean(float(r["options"].get("delayMean") or "nan") for r in runs)
     dmax = max(int(r["options"].get("delayMax") or 0) for r in runs)
-    rows.append(f"| {p} | {family} ({schedule}) | {lr} | {within} | {mass:.2f} | {mean_sd(test, 3)} | {mean_sd(acc, 1)} | {dmean:.0f} / {dmax} | "
+    rows.append(f"| {p} | {family} ({schedule}) | {lr} | {within} | {mass:.2f} | {fmt(test, 3)} | {fmt(acc, 1)} | {dmean:.0f} / {dmax} | "
                 f"{verdict}{'' if len(runs) == len(seeds) else f' ({len(runs)} of {len(seeds)} seeds)'} |")
     summary.setdefault(p, {}).setdefault(family, {})[lr] = {"verdict": verdict, "testLoss": mean if finite else None, "seeds": len(runs),
                                                              "stepSum": mass, "schedule": schedule}

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """bench/results/dasgd.md and its SVG plots from the runs of bench/dasgd/run.sh (no plotting library needed)."""
-import argparse, glob, json, math, os, shutil, statistics, datetime
+import argparse, glob, math, os, shutil, statistics, datetime
+
+from runs import fmt, load
 
 ap = argparse.ArgumentParser()
 for flag in ("work", "out", "command", "growths", "seeds", "families", "alphas", "c", "updates", "convex", "cnn", "cnn-alphas", "cnn-updates",
@@ -12,18 +14,6 @@ cnn_alphas = a.cnn_alphas.split()
 psgd_epochs, dasgd_epochs = a.slow_epochs.split()
 results_dir = os.path.dirname(a.out)
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-
-
-NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def load(path):
-    """A run's JSON; the results write non-finite numbers as the strings "NaN", "Infinity": read back as floats."""
-    try:
-        with open(path) as f:
-            return json.load(f, object_hook=lambda o: {k: NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in o.items()})
-    except (OSError, ValueError):
-        return None
 
 
 def svg_plot(path, title, xlabel, ylabel, series, logy=False):
@@ -70,16 +60,6 @@ def mean_curve(runs, key_x="step"):
         return []
     n = min(len(c) for c in curves)
     return [(curves[0][i][key_x], statistics.fmean(c[i]["loss"] for c in curves)) for i in range(n)]
-
-
-def fmt(values, digits=3):
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "—"
-    if any(not math.isfinite(v) for v in vals):
-        return "non-finite"
-    m = statistics.fmean(vals)
-    return f"{m:.{digits}f} ± {statistics.stdev(vals):.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
 
 
 def tail_loss(r, updates=100):

@@ -36,22 +36,26 @@ run() { HYDRA_IFACE=lo mpiexec.mpich -n "$1" "$MPIPIPE" train "${@:2}"; }
 PART=${PART:-all}
 part() { [ "$PART" = all ] || [[ " $PART " == *" $1 "* ]]; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-# One seed of a delay sweep: every growth P, step family and alpha_0. PREFIX names the runs, ARGS are the model's
-# train arguments, UPDATES the master's updates, ALPHAS the alpha_0 grid.
+# One DASGD run under delays d_n ~ C n^P, named PREFIX-P{P}-{family}-lr{alpha_0}-s{seed}; skipped when its results
+# exist. ARGS are the model's train arguments, UPDATES the master's updates.
+delayed_run() {
+    local prefix=$1 args=$2 updates=$3 p=$4 family=$5 lr=$6 seed=$7 name schedule=()
+    name="$prefix-P$p-$family-lr$lr-s$seed"
+    [ -f "$WORK/$name.json" ] && return 0
+    echo "dasgd bench: $name"
+    [ "$family" = const ] && schedule=(--step-schedule const)
+    # shellcheck disable=SC2086 # ARGS is a list of arguments
+    run 3 --algo dasgd $args --max-steps "$updates" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
+        --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
+        || echo "  (exit $?: see $WORK/$name.log)"
+}
+# One seed of a delay sweep: every growth P, step family and alpha_0 of ALPHAS (the alpha_0 grid).
 sweep_seed() {
-    local prefix=$1 args=$2 updates=$3 alphas=$4 seed=$5 p family lr name schedule
+    local prefix=$1 args=$2 updates=$3 alphas=$4 seed=$5 p family lr
     for p in $GROWTHS; do
         for family in $FAMILIES; do
             for lr in $alphas; do
-                name="$prefix-P$p-$family-lr$lr-s$seed"
-                [ -f "$WORK/$name.json" ] && continue
-                echo "dasgd bench: $name"
-                schedule=()
-                [ "$family" = const ] && schedule=(--step-schedule const)
-                # shellcheck disable=SC2086 # ARGS is a list of arguments
-                run 3 --algo dasgd $args --max-steps "$updates" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
-                    --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
-                    || echo "  (exit $?: see $WORK/$name.log)"
+                delayed_run "$prefix" "$args" "$updates" "$p" "$family" "$lr" "$seed"
             done
         done
     done
@@ -95,15 +99,7 @@ if part cnnlong; then
     for seed in $SEEDS; do
         for spec in $LONG_RUNS; do
             IFS=: read -r p family lr <<< "$spec"
-            name="cnnlong-P$p-$family-lr$lr-s$seed"
-            [ -f "$WORK/$name.json" ] && continue
-            echo "dasgd bench: $name"
-            schedule=()
-            [ "$family" = const ] && schedule=(--step-schedule const)
-            # shellcheck disable=SC2086 # CNN is a list of arguments
-            run 3 --algo dasgd $CNN --max-steps "$LONG_UPDATES" --epochs 100 --lr "$lr" --seed "$seed" --delay "poly:$C,$p" "${schedule[@]}" \
-                --output "$WORK/$name.json" --delay-histogram "$WORK/$name.delays.json" > "$WORK/$name.log" 2>&1 \
-                || echo "  (exit $?: see $WORK/$name.log)"
+            delayed_run cnnlong "$CNN" "$LONG_UPDATES" "$p" "$family" "$lr" "$seed"
         done
         cut -d' ' -f1-3 /proc/loadavg | sed "s/^/$(date -u +%H:%M) after seed $seed: /" >> "$WORK/cnnlong.load"
     done
