@@ -13,6 +13,7 @@ ap = argparse.ArgumentParser()
 for flag in ("work", "out", "command", "models", "ranks", "networks", "acc-models", "acc-ranks", "epochs", "warmup", "part"):
     ap.add_argument("--" + flag, required=True)
 ap.add_argument("--seeds", default="1")
+ap.add_argument("--repeats", type=int, default=1, help="the step part's repeats (plans and runs named *.rN.json)")
 ap.add_argument("--note", default="", help="a paragraph after the goals: how the runs were made, what the verdicts rest on")
 a = ap.parse_args()
 warmup = int(a.warmup)
@@ -50,6 +51,14 @@ def measured_step(run):
     return (curve[last] - curve[warmup]) / (last - warmup), overall
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def ms(seconds, digits=2):
     return "-" if seconds is None else f"{1000 * seconds:.{digits}f}"
 
@@ -61,36 +70,53 @@ lines = [
     f"`{a.command}`; {cores} cores (a row with more ranks than cores is oversubscribed).",
     "",
     "Predicted: the plan file's `predictedStepSeconds` (`mpipipe plan`: compute + transfer + sync of the cost model, layer",
-    "times measured on this machine and cached: each shard's step with its guard pass and SGD update, as many copies",
-    "stepping at once as ranks compute at once, caches flushed, ReLU-like data; transfers priced with the engine's block",
+    "times measured on this machine: each shard's step with its guard pass and SGD update, in a chain of the whole model's",
+    "shards stepped as the engine steps them, the mean over the chain's steps, with one copy of the chain stepping in a",
+    "process of its own per other rank that computes at once, ReLU-like data; transfers priced with the engine's block",
     "copies at a measured copy rate). Measured: rank 0's wall clock over the timed steps from the run's loss",
     f"curve (`--curve-every 1`): (wallSeconds at the last step - wallSeconds at step {warmup}) / (steps - {warmup}), the first",
     f"{warmup} steps being warm-up; it includes the batch gathering, the loss and the loop, which the model leaves",
     "out. `all steps` is the results' `totals.stepSeconds / totals.steps`, warm-up included. `load` is the 1-minute load",
     "average when the run started: timings taken under load are not quiet-machine numbers.",
     "",
+    f"Each case was planned and run {a.repeats} time(s) (`REPEATS`), each repeat with layer times measured afresh and the runs",
+    "right after the plan: predicted, measured and all steps are medians over the repeats, `measured / predicted` is",
+    "the median of each repeat's own ratio, `range` the smallest and largest of those ratios, `load` the highest.",
+    "",
 ]
 
 rows = {}
 if a.part != "accuracy":
-    lines += ["| model | R | network | plan | predicted ms | measured ms | measured / predicted | all steps ms | oversubscribed | load | configurations |",
-              "|---|---:|---|---|---:|---:|---:|---:|---|---:|---|"]
+    lines += ["| model | R | network | plan | predicted ms | measured ms | measured / predicted | range | all steps ms | oversubscribed | load | configurations |",
+              "|---|---:|---|---|---:|---:|---:|---|---:|---|---:|---|"]
     for model in a.models.split():
         for ranks in a.ranks.split():
             for net in a.networks.split():
                 for which in PLANS:
                     stem = f"{model}-{ranks}-{net}" + ("" if which == "searched" else f"-{which}")
-                    plan = load_json(os.path.join(a.work, "plans", stem + ".json")) or {}
                     name = f"{model}-{ranks}-{net}-{which}"
-                    run = load_json(os.path.join(a.work, "runs", name + ".json"))
-                    predicted = plan.get("predictedStepSeconds")
-                    measured, overall = measured_step(run)
-                    ratio = measured / predicted if measured and predicted else None
+                    predicted, measured, overall, ratios, loads, layers = [], [], [], [], [], set()
+                    for r in range(1, a.repeats + 1):
+                        plan = load_json(os.path.join(a.work, "plans", f"{stem}.r{r}.json")) or {}
+                        run = load_json(os.path.join(a.work, "runs", f"{name}.r{r}.json"))
+                        p = plan.get("predictedStepSeconds")
+                        m, o = measured_step(run)
+                        predicted.append(p)
+                        measured.append(m)
+                        overall.append(o)
+                        ratios.append(m / p if m and p else None)
+                        loads.append(load_avg(os.path.join(a.work, "runs", f"{name}.r{r}.load")))
+                        if plan.get("layers"):
+                            layers.add(" ".join(plan["layers"]))
+                    ratio = median(ratios)
+                    known = [x for x in ratios if x is not None]
                     over = int(ranks) > cores
-                    rows[(model, ranks, net, which)] = (predicted, measured, ratio, over)
-                    lines.append(f"| {model} | {ranks} | {net} | {NAMES[which]} | {ms(predicted)} | {ms(measured) if run else 'not run'} | "
-                                 f"{'-' if ratio is None else f'{ratio:.2f}'} | {ms(overall)} | {'yes' if over else 'no'} | "
-                                 f"{load_avg(os.path.join(a.work, 'runs', name + '.load'))} | {' '.join(plan.get('layers', []))} |")
+                    rows[(model, ranks, net, which)] = (median(predicted), median(measured), ratio, over)
+                    spread = f"{min(known):.2f}-{max(known):.2f}" if len(known) > 1 else "-"
+                    load = max((x for x in loads if x != "?"), key=float, default="?")
+                    lines.append(f"| {model} | {ranks} | {net} | {NAMES[which]} | {ms(median(predicted))} | "
+                                 f"{ms(median(measured)) if known else 'not run'} | {'-' if ratio is None else f'{ratio:.2f}'} | {spread} | "
+                                 f"{ms(median(overall))} | {'yes' if over else 'no'} | {load} | {' / '.join(sorted(layers))} |")
     lines.append("")
 
 goals = ["## Goals (issue 18), read from the numbers above", ""]
@@ -102,7 +128,7 @@ if a.part != "accuracy":
     else:
         verdict = "**met**" if not off else "**not met**"
         detail = "; ".join(f"{m} R={r} {n} {NAMES[w]} {v[2]:.2f}" for (m, r, n, w), v in off)
-        goals.append(f"- Predicted within 20% of measured on every row that is not oversubscribed: {verdict} "
+        goals.append(f"- Predicted within 20% of measured on every row that is not oversubscribed (each row's median ratio over the repeats): {verdict} "
                      f"({len(quiet) - len(off)} of {len(quiet)} rows within; {'outside: ' + detail if off else 'none outside'}). "
                      f"Oversubscribed rows are listed but not judged.")
     if "cnn-wide" in a.models.split() and "1gbit" in a.networks.split():

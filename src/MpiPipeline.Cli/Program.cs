@@ -21,6 +21,7 @@ root.Subcommands.Add(PprsVerb.Create());
 root.Subcommands.Add(DicodVerb.Create());
 root.Subcommands.Add(SpeedupVerb.Create());
 root.Subcommands.Add(PlanVerb.Create());
+root.Subcommands.Add(LayerLoadVerb.Create());
 
 var launcherRank = MpiEnvironment.LauncherRank();
 var parsed = CommandLineParsing.Parse(root, args);

@@ -81,7 +81,7 @@ internal static class PlanVerb
     {
         output.WriteLine($"plan: {options.Model} on {options.Ranks} ranks, global batch {options.Batch}, {options.Threads} libtorch thread(s) per rank");
         output.WriteLine($"network: {model.Network.Describe()}");
-        output.WriteLine($"layer times: {(measured == 0 ? "all from the cache" : $"{measured} shard(s) measured now")} ({options.ComputeCache ?? MeasuredLayerTimes.DefaultPath})");
+        output.WriteLine($"layer times: {(measured == 0 ? "all from the cache" : $"{measured} shard(s) and transfer(s) measured now")} ({options.ComputeCache ?? MeasuredLayerTimes.DefaultPath})");
         var table = new MarkdownTable("layer", "kind", "config", "compute ms", "transfer in ms", "collective (forward / backward)", "sync ms");
         foreach (var (layer, i) in searched.Layers.Select((l, i) => (l, i)))
         {

@@ -62,6 +62,18 @@ internal sealed class BlockTransfer
     public void Backward(ReadOnlySpan<float> neededGradient, Span<float> heldGradient, Communicator world) =>
         Move(neededGradient, needed, heldGradient, held, incoming, outgoing, add: true, world);
 
+    /// <summary><see cref="Forward"/>'s and <see cref="Backward"/>'s copies on this rank without the MPI call between
+    /// them (what arrives is whatever the receive buffer holds): the part of a transfer the cost model times on one machine.</summary>
+    public void CopiesOnly(ReadOnlySpan<float> heldValues, Span<float> neededValues, ReadOnlySpan<float> neededGradient, Span<float> heldGradient)
+    {
+        Move(heldValues, held, neededValues, needed, outgoing, incoming, add: false, world: null);
+        heldGradient.Clear();
+        Move(neededGradient, needed, heldGradient, held, incoming, outgoing, add: true, world: null);
+    }
+
+    /// <summary>Elements of this rank's held and needed blocks.</summary>
+    public (long Held, long Needed) Elements => (held.Elements(columns), needed.Elements(columns));
+
     /// <summary>
     /// One direction: the pieces <paramref name="sent"/> of <paramref name="from"/> go to their ranks and the pieces
     /// <paramref name="received"/> arrive into <paramref name="to"/>; this rank's own piece (the same box in both) is
@@ -69,7 +81,7 @@ internal sealed class BlockTransfer
     /// swapped, and adds (where the gradients of replicated pieces meet).
     /// </summary>
     private void Move(ReadOnlySpan<float> source, ActivationBlock from, Span<float> target, ActivationBlock to, Pieces sent, Pieces received,
-        bool add, Communicator world)
+        bool add, Communicator? world)
     {
         ActivationBlock.Copy(source, from, target, to, sent.Blocks[rank], columns, add);
         if (silent)
@@ -85,7 +97,11 @@ internal sealed class BlockTransfer
             }
         }
 
-        Exchange(world, sent.Buffer, sent.Counts, sent.Displacements, received.Buffer, received.Counts, received.Displacements);
+        if (world is not null)
+        {
+            Exchange(world, sent.Buffer, sent.Counts, sent.Displacements, received.Buffer, received.Counts, received.Displacements);
+        }
+
         for (var q = 0; q < received.Blocks.Length; q++)
         {
             if (q != rank)

@@ -15,8 +15,20 @@ internal interface ILayerTimes
     /// engine asks none of layer 0, whose input is the data; for a conv that is a large part of its backward).</param>
     double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true);
 
-    /// <summary>Seconds per byte of the engine's block copies around a transfer (<see cref="Transfer.Local"/>).</summary>
+    /// <summary>Seconds per byte of a flat block copy: the price of a height-split conv's crop copies (<see cref="ComputeShard.CropBytes"/>).</summary>
     double CopySecondsPerByte { get; }
+
+    /// <summary>The engine's copies around a transfer's MPI calls on its busiest rank, forward and backward (pack,
+    /// unpack, its own piece, the held gradient's clear and adds: <see cref="BlockTransfer.CopiesOnly"/>); by default
+    /// <see cref="Transfer.MaxLocalBytes"/> at <see cref="CopySecondsPerByte"/>.</summary>
+    double TransferCopySeconds(Transfer transfer) => transfer.MaxLocalBytes * CopySecondsPerByte;
+
+    /// <summary>Called before the search asks for <see cref="Seconds"/>: <paramref name="chains"/> are whole models'
+    /// shards, in layer order, as the engine would step them; an implementation that measures times each chain's
+    /// shards together (<see cref="MeasuredLayerTimes"/>), others need nothing.</summary>
+    void Prepare(IEnumerable<IReadOnlyList<ComputeShard>> chains)
+    {
+    }
 }
 
 /// <summary>
@@ -72,38 +84,44 @@ internal sealed record ComputeShard(LayerSpec Layer, int[] InputShape, int Batch
 }
 
 /// <summary>
-/// Layer times measured on this machine through the bridge: a one-layer <see cref="Stage"/>, <see cref="WarmUps"/> warm-ups, then the
-/// median of <see cref="Runs"/> training steps of it as the layer-wise engine runs them (zero the gradients, forward,
-/// backward, an SGD step with train's default momentum: the per-parameter work is a real part of a step, and it differs
-/// between plans, a channel split updating 1/c of the parameters); cached in a JSON file keyed by the shard (layer, input
-/// shape, batch), libtorch's threads, the bridge ABI and the libtorch version, so a plan on the same machine measures
-/// each shard once. <see cref="Save"/> writes the new entries (AtomicFile).
+/// Layer times measured on this machine through the bridge, as the layer-wise engine steps them: each shard a one-layer
+/// <see cref="Stage"/>, a whole model's shards in a chain (<see cref="Prepare"/>): zero every gradient, forward through
+/// every shard, backward through them in reverse, then for each shard with parameters the guard's pass and an SGD step
+/// with train's default momentum (the per-parameter work is a real part of a step, and it differs between plans, a
+/// channel split updating 1/c of the parameters). A shard's time is its mean over the chain's timed steps: the
+/// engine's measured step is a mean too, and a shard stepped alone, over and over, ran faster than the same shard
+/// between the model's other layers (its weights and activations stayed in the caches). Cached in a JSON file keyed by
+/// the shard (layer, input shape, batch), libtorch's threads, the concurrent copies, the bridge ABI and the libtorch
+/// version, so a plan on the same machine measures each shard once. <see cref="Save"/> writes the new entries (AtomicFile).
 /// </summary>
 internal sealed class MeasuredLayerTimes : ILayerTimes
 {
+    /// <summary>Timed steps of a chain: at least this many, more for a short chain (about <see cref="MeasureSeconds"/> in all).</summary>
     public const int Runs = 9;
 
     public const int WarmUps = 2;
 
     private readonly string path;
     private readonly string environment;
-    private readonly Func<LayerSpec, int[], int, bool, double> measure;
+    private readonly Func<IReadOnlyList<ComputeShard>, double[]> measure;
     private readonly Func<double> measureCopy;
+    private readonly Func<Transfer, double> measureTransfer;
     private readonly SortedDictionary<string, double> entries;
     private bool changed;
 
     /// <param name="path">The cache file (<see cref="DefaultPath"/> by default); a missing file is an empty cache.</param>
     /// <param name="environment">What else the times depend on: threads, bridge ABI, libtorch (<see cref="Environment"/>).</param>
-    /// <param name="measure">How a shard is timed (tests inject one; default <see cref="Measure"/> with <paramref name="concurrent"/> copies at once).</param>
+    /// <param name="measure">How a chain of shards is timed, seconds per shard (tests inject one; default <see cref="MeasureChain"/> with <paramref name="concurrent"/> copies at once).</param>
     /// <param name="concurrent">How many ranks compute each shard at the same moment on this machine (<see cref="Concurrent"/>); part of <paramref name="environment"/>.</param>
     /// <param name="measureCopy">How the copy rate is timed (tests inject one; default <see cref="MeasureCopy"/>).</param>
-    public MeasuredLayerTimes(string path, string environment, Func<LayerSpec, int[], int, bool, double>? measure = null, int concurrent = 1,
-        Func<double>? measureCopy = null)
+    public MeasuredLayerTimes(string path, string environment, Func<IReadOnlyList<ComputeShard>, double[]>? measure = null, int concurrent = 1,
+        Func<double>? measureCopy = null, Func<Transfer, double>? measureTransfer = null)
     {
+        this.measureTransfer = measureTransfer ?? (transfer => MeasureTransferCopies(transfer, concurrent));
         this.measureCopy = measureCopy ?? (() => MeasureCopy(concurrent));
         this.path = path;
         this.environment = environment;
-        this.measure = measure ?? ((layer, shape, batch, inputGradient) => Measure(layer, shape, batch, inputGradient, concurrent));
+        this.measure = measure ?? (chain => MeasureChain(chain, concurrent));
         entries = Load(path);
     }
 
@@ -134,22 +152,41 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     /// moment on this machine's cores: each is measured with that many copies stepping at once.</summary>
     public static int Concurrent(int ranks, int threads) => Math.Clamp(System.Environment.ProcessorCount / Math.Max(1, threads), 1, Math.Max(1, ranks));
 
-    /// <summary>What a measurement times (in the key: times of an older measurement, without the update, on constant data or with warm caches, are not reused).</summary>
-    private const string What = "step with guard and sgd update|random data|cold cache";
+    /// <summary>What a measurement times (in the key: times of an older measurement, of a shard stepped alone, without the update, on constant data or a median, are not reused).</summary>
+    private const string What = "step with guard and sgd update|random data|in a model's chain|mean|other ranks as processes";
 
+    /// <summary>A shard no chain measured (<see cref="Prepare"/>) is measured in a chain of its own.</summary>
     public double Seconds(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true)
     {
-        var key = $"{new ComputeShard(layer, sampleInputShape, batch, inputGradient).Key}|{environment}";
-        if (!entries.TryGetValue(key, out var seconds))
-        {
-            seconds = measure(layer, sampleInputShape, batch, inputGradient);
-            entries[key] = seconds;
-            changed = true;
-            Measured++;
-        }
-
-        return seconds;
+        var shard = new ComputeShard(layer, sampleInputShape, batch, inputGradient);
+        Prepare([[shard]]);
+        return entries[KeyOf(shard)];
     }
+
+    /// <summary>Measures each chain with a shard the cache lacks (all of its shards together, as the engine steps
+    /// them) and keeps the times of the shards it lacked; a shard in several chains keeps its first time.</summary>
+    public void Prepare(IEnumerable<IReadOnlyList<ComputeShard>> chains)
+    {
+        foreach (var chain in chains)
+        {
+            if (chain.All(shard => entries.ContainsKey(KeyOf(shard))))
+            {
+                continue;
+            }
+
+            var seconds = measure(chain);
+            for (var i = 0; i < chain.Count; i++)
+            {
+                if (entries.TryAdd(KeyOf(chain[i]), seconds[i]))
+                {
+                    changed = true;
+                    Measured++;
+                }
+            }
+        }
+    }
+
+    private string KeyOf(ComputeShard shard) => $"{shard.Key}|{environment}";
 
     /// <summary>Measured once per environment like a shard (<see cref="MeasureCopy"/>), cached under <see cref="CopyKey"/>.</summary>
     public double CopySecondsPerByte
@@ -171,6 +208,78 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
 
     private const string CopyKey = "block copy, cold, seconds per byte";
 
+    /// <summary>Timed as the engine runs them (<see cref="MeasureTransferCopies"/>), once per pair of layouts, cached.</summary>
+    public double TransferCopySeconds(Transfer transfer)
+    {
+        if (transfer.Kind == TransferKind.None || transfer.Held.Length == 0)
+        {
+            return 0;
+        }
+
+        var key = $"transfer copies|{transfer.Key}|{environment}";
+        if (!entries.TryGetValue(key, out var seconds))
+        {
+            seconds = measureTransfer(transfer);
+            entries[key] = seconds;
+            changed = true;
+            Measured++;
+        }
+
+        return seconds;
+    }
+
+    /// <summary>
+    /// The engine's copies of one transfer (<see cref="BlockTransfer.CopiesOnly"/>), forward and backward, for every
+    /// rank, <paramref name="concurrent"/> ranks' at once on threads of their own (they share the memory bandwidth as
+    /// the ranks do): the slowest rank's mean over the timed repeats, after warm-ups, the caches flushed before each
+    /// (in the engine the layers stream their activations, weights and saved tensors through the caches between two
+    /// transfers: a transfer's blocks repeated warm copied several times faster than the engine's).
+    /// </summary>
+    public static double MeasureTransferCopies(Transfer transfer, int concurrent = 1)
+    {
+        const int Repeats = 7;
+        var ranks = transfer.Held.Length;
+        concurrent = Math.Clamp(concurrent, 1, ranks);
+        var seconds = new double[ranks];
+        using var start = new Barrier(concurrent);
+        var rounds = (ranks + concurrent - 1) / concurrent;
+        void Ranks(int k)
+        {
+            // Every thread steps the same rounds (the barrier's count); a rank past the last one is none.
+            for (var round = 0; round < rounds; round++)
+            {
+                var rank = (round * concurrent) + k;
+                var copies = rank < ranks ? new BlockTransfer(transfer.Held, transfer.Needed, rank, transfer.Columns) : null;
+                var (held, needed) = copies?.Elements ?? (0, 0);
+                var heldValues = new float[held];
+                var neededValues = new float[needed];
+                var neededGradient = new float[needed];
+                var heldGradient = new float[held];
+                var flush = new byte[FlushBytes];
+                var total = 0.0;
+                for (var run = -WarmUps; run < Repeats; run++)
+                {
+                    flush.AsSpan().Fill((byte)run);
+                    start.SignalAndWait();
+                    var clock = Stopwatch.GetTimestamp();
+                    copies?.CopiesOnly(heldValues, neededValues, neededGradient, heldGradient);
+                    total += run >= 0 ? Stopwatch.GetElapsedTime(clock).TotalSeconds : 0;
+                }
+
+                if (rank < ranks)
+                {
+                    seconds[rank] = total / Repeats;
+                }
+            }
+        }
+
+        var threads = Enumerable.Range(1, concurrent - 1).Select(k => new Thread(() => Ranks(k))).ToList();
+        threads.ForEach(t => t.Start());
+        Ranks(0);
+        threads.ForEach(t => t.Join());
+        return seconds.Max();
+    }
+
     public void Save()
     {
         if (changed)
@@ -180,80 +289,93 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         }
     }
 
+    /// <summary>One shard stepped alone (<see cref="MeasureChain"/> of a chain of one).</summary>
+    public static double Measure(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true, int concurrent = 1) =>
+        MeasureChain([new ComputeShard(layer, sampleInputShape, batch, inputGradient)], concurrent)[0];
+
     /// <summary>
-    /// Times one step of the layer on the CPU: zeroed gradients, forward, backward (the input gradient when
-    /// <paramref name="inputGradient"/>: an inner layer passes it on), the guard's pass over its gradients and the
-    /// optimizer's update of its parameters (SGD with momentum, train's default), the caches flushed before each step.
-    /// The input and the output gradient are seeded pseudo-random values shaped like the engine's activations
+    /// Times a chain of shards on the CPU as the engine steps a model: zeroed gradients, forward through every shard,
+    /// backward through them in reverse (the input gradient where <see cref="ComputeShard.InputGradient"/>: an inner
+    /// layer passes it on), then each shard's guard pass over its gradients and optimizer update (SGD with momentum,
+    /// train's default); the caches flushed before each step (the engine reads a new batch between steps). The inputs
+    /// and output gradients are seeded pseudo-random values shaped like the engine's activations
     /// (<c>FillLikeActivations</c>), not a constant. <see cref="WarmUps"/> steps first (the first touches of the buffers
-    /// and the momentum buffer's allocation), then the median of about <c>MeasureSeconds</c> of steps (<see cref="Runs"/>
-    /// to <c>MaxRuns</c>), timed on the calling thread while <paramref name="concurrent"/> - 1 other threads step copies
-    /// of their own.
+    /// and the momentum buffers' allocation), then the mean per shard over about <see cref="MeasureSeconds"/> of steps
+    /// (<see cref="Runs"/> to <see cref="MaxRuns"/>), timed on the calling thread while <paramref name="concurrent"/> - 1
+    /// other processes step the same chain (<see cref="ChainLoad"/>).
     /// </summary>
-    public static double Measure(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true, int concurrent = 1)
+    public static double[] MeasureChain(IReadOnlyList<ComputeShard> chain, int concurrent = 1)
     {
-        // The engine's ranks run the same shard at the same moment and share the memory bandwidth and caches: each of
-        // `concurrent` threads steps its own copy, the threads starting each step together. The run count comes from
-        // the last warm-up (thread 0's): enough steps for about MeasureSeconds, so a short layer's median is over
-        // many steps and one time slice lost to another process moves it little.
-        concurrent = Math.Max(1, concurrent);
-        if (concurrent > 1)
+        // The engine's ranks run the same shards at about the same moment and share the memory bandwidth and caches:
+        // `concurrent` - 1 copies of the chain step in processes of their own (ChainLoad) while this thread's steps are
+        // timed. The run count comes from the last warm-up.
+        using var steps = new ChainSteps(chain);
+        using var load = concurrent > 1 ? ChainLoad.Start(chain, concurrent - 1, TorchRuntime.Threads) : null;
+
+        // The process's first chain runs longer untimed: measured first, the same chain came out about 15% slower
+        // than after another chain (the allocator's heap and the code paths still growing).
+        var warmUps = WarmUps + (Interlocked.Increment(ref chainsMeasured) == 1 ? FirstChainWarmUps : 0);
+        var last = 0.0;
+        for (var run = 0; run < warmUps; run++)
         {
-            MainArena.Use();
+            last = steps.Step(run).Sum();
         }
 
-        var runs = new double[concurrent][];
-        var count = Runs;
-        using var start = new Barrier(concurrent);
-        Exception? failure = null;
-        void Steps(int k)
+        var count = last > 0 ? Math.Clamp((int)(MeasureSeconds / last), Runs, MaxRuns) : Runs;
+        var runs = Enumerable.Range(0, count).Select(steps.Step).ToList();
+        return [.. Enumerable.Range(0, chain.Count).Select(i => runs.Average(run => run[i]))];
+    }
+
+    /// <summary>A chain's shards, each on its own stage, stepped as the engine steps a model (<see cref="MeasureChain"/>).</summary>
+    internal sealed class ChainSteps : IDisposable
+    {
+        private readonly List<ShardStep> steps = [];
+        private readonly byte[] flush = new byte[FlushBytes];
+
+        public ChainSteps(IReadOnlyList<ComputeShard> chain)
         {
-            ShardStep? step = null;
             try
             {
-                step = new ShardStep(layer, sampleInputShape, batch, inputGradient);
+                steps.AddRange(chain.Select(shard => new ShardStep(shard.Layer, shard.InputShape, shard.Batch, shard.InputGradient)));
             }
-            catch (Exception error)
+            catch
             {
-                failure ??= error;
+                Dispose();
+                throw;
             }
-
-            var last = 0.0;
-            for (var run = 0; run < WarmUps; run++)
-            {
-                start.SignalAndWait();
-                last = step is not null && failure is null ? step.Run() : 0;
-            }
-
-            if (k == 0)
-            {
-                count = last > 0 ? Math.Clamp((int)(MeasureSeconds / last), Runs, MaxRuns) : Runs;
-            }
-
-            start.SignalAndWait();
-            runs[k] = new double[count];
-            for (var run = 0; run < count; run++)
-            {
-                start.SignalAndWait();
-                runs[k][run] = step is not null && failure is null ? step.Run() : 0;
-            }
-
-            step?.Dispose();
         }
 
-        // The calling thread's steps are the ones timed: a rank computes on its main thread, in glibc's main arena; the
-        // other threads are the other ranks' load.
-        var others = Enumerable.Range(1, concurrent - 1).Select(k => new Thread(() => Steps(k))).ToList();
-        others.ForEach(t => t.Start());
-        Steps(0);
-        others.ForEach(t => t.Join());
-        if (failure is not null)
+        /// <summary>One step: seconds per shard.</summary>
+        public double[] Step(int run)
         {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+            var seconds = new double[steps.Count];
+
+            // Past the last-level cache: the first shard finds its weights in memory, as after the engine's batch.
+            flush.AsSpan().Fill((byte)run);
+            for (var i = 0; i < steps.Count; i++)
+            {
+                seconds[i] += steps[i].ZeroGradients();
+            }
+
+            for (var i = 0; i < steps.Count; i++)
+            {
+                seconds[i] += steps[i].Forward();
+            }
+
+            for (var i = steps.Count - 1; i >= 0; i--)
+            {
+                seconds[i] += steps[i].Backward();
+            }
+
+            for (var i = 0; i < steps.Count; i++)
+            {
+                seconds[i] += steps[i].Update();
+            }
+
+            return seconds;
         }
 
-        var times = runs[0].Order().ToArray();
-        return times[count / 2];
+        public void Dispose() => steps.ForEach(step => step.Dispose());
     }
 
     /// <summary>
@@ -295,15 +417,19 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         return means[Copies / 2] / (Floats * sizeof(float));
     }
 
-    /// <summary>About how long the timed steps of one shard take together (at least <see cref="Runs"/>, at most <see cref="MaxRuns"/> steps).</summary>
-    private const double MeasureSeconds = 0.06;
+    private const int FirstChainWarmUps = 10;
 
-    private const int MaxRuns = 40;
+    private static int chainsMeasured;
+
+    /// <summary>About how long the timed steps of one chain take together (at least <see cref="Runs"/>, at most <see cref="MaxRuns"/> steps).</summary>
+    private const double MeasureSeconds = 0.4;
+
+    private const int MaxRuns = 60;
 
     /// <summary>Past this machine's last-level cache (an EPYC's is 16 to 32 MiB per core complex).</summary>
     private const int FlushBytes = 32 << 20;
 
-    /// <summary>One shard's training step on its own stage, with seeded pseudo-random data (see <see cref="Measure"/>).</summary>
+    /// <summary>One shard's training step on its own stage, with seeded pseudo-random data, in its parts (see <see cref="MeasureChain"/>).</summary>
     private sealed class ShardStep : IDisposable
     {
         private readonly Stage stage;
@@ -311,11 +437,7 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         private readonly float[] input, output, outputGradient, inputGradient;
         private readonly int batch;
         private readonly bool wantsInputGradient;
-        private readonly byte[] flush = new byte[FlushBytes];
-        private byte flushes;
         private double guardNorm;
-
-
 
         public ShardStep(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient)
         {
@@ -363,26 +485,38 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
             }
         }
 
-        /// <summary>Zeroed gradients, forward, backward, the guard's norm of the gradients, the optimizer's step: seconds.</summary>
-        public double Run()
+        public double ZeroGradients()
         {
-            // The engine steps every layer of the model in turn, both ranks' activations, gradients and weights together
-            // far past the caches, so a layer finds its weights and saved activations in memory; a shard stepped over and
-            // over would find them in the cache (the cnn's layers measured 15% faster that way). Writing a buffer past
-            // the last-level cache before each step evicts them.
-            flush.AsSpan().Fill(++flushes);
-
             var start = Stopwatch.GetTimestamp();
             stage.ZeroGradients();
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        public double Forward()
+        {
+            var start = Stopwatch.GetTimestamp();
             stage.Forward(0, input, batch, output, requireInputGradient: wantsInputGradient);
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        public double Backward()
+        {
+            var start = Stopwatch.GetTimestamp();
             stage.Backward(0, outputGradient, inputGradient);
-            if (optimizer is not null)
+            return Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        /// <summary>The divergence guard's pass over the shard's gradients, as the engine makes it every step, and the optimizer's step.</summary>
+        public double Update()
+        {
+            if (optimizer is null)
             {
-                // The divergence guard's pass over the shard's gradients, as the engine makes it every step.
-                guardNorm += NonFiniteValue.SquaredNorm(stage.Gradients);
-                optimizer.Step();
+                return 0;
             }
 
+            var start = Stopwatch.GetTimestamp();
+            guardNorm += NonFiniteValue.SquaredNorm(stage.Gradients);
+            optimizer.Step();
             return Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
@@ -415,37 +549,4 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
     }
 
     private sealed record CacheFile(IDictionary<string, double> Entries);
-}
-
-/// <summary>
-/// Keeps the measuring threads' allocations in glibc's main arena (M_ARENA_MAX 1) where that still takes, as a rank's
-/// single compute thread has them: a thread in an arena of its own, whose heaps hold at most 64 MiB, gave the 25 MB
-/// gradient of cnn-wide's linear layer back to the system after each step and faulted it in again (35 or 80 ms from
-/// one run to the next; 37 ms in the engine). Arenas the runtime's threads made before stay in use, which is why only
-/// the calling thread's steps are timed. Process-wide and once; without glibc nothing is done.
-/// </summary>
-internal static partial class MainArena
-{
-    private const int ArenaMax = -8;   // M_ARENA_MAX, malloc.h
-    private static int done;
-
-    public static void Use()
-    {
-        if (!OperatingSystem.IsLinux() || Interlocked.Exchange(ref done, 1) == 1 || System.Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") is not null)
-        {
-            return;
-        }
-
-        try
-        {
-            _ = mallopt(ArenaMax, 1);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // Not glibc: its allocator is left as it is.
-        }
-    }
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "mallopt")]
-    private static partial int mallopt(int parameter, int value);
 }

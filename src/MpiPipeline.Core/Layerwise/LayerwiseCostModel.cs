@@ -23,7 +23,7 @@ internal sealed record PlanCost(IReadOnlyList<LayerCost> Layers, Transfer ToLoss
 /// t(plan) = sum over layers t_compute(layer, config) + sum over edges t_transfer(config_i, config_j) + sum over layers t_sync(layer, config).
 /// <list type="bullet">
 /// <item>t_compute: the shard's forward + backward and, for its parameters, the zeroing of their gradients and the
-/// optimizer's update, from <see cref="ILayerTimes"/> (measured on this machine and cached).</item>
+/// optimizer's update, from <see cref="ILayerTimes"/> (measured on this machine in whole-model chains, <see cref="MeasurementChains"/>, and cached).</item>
 /// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way, exactly the bytes the
 /// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>,
 /// plus the engine's copies around the MPI calls (pack, unpack, the held gradient's clear and adds: <see cref="Transfer.Local"/>)
@@ -65,7 +65,24 @@ internal sealed class LayerwiseCostModel
                     $"the batch{(layers[i].Kind.SplitsChannels ? $" or its channel degree the {ChannelsOf(layers[i])}" : "")}; try --batch {(batch / ranks + 1) * ranks}");
             }
         }
+
+        // Every shard the search can price, measured up front in whole-model chains: a layer's time depends on the
+        // layers stepped around it.
+        times.Prepare(MeasurementChains(Configs, ranks).Select(chain => (IReadOnlyList<ComputeShard>)[.. chain.Select((config, i) => ComputeShard.Of(layers[i], config, batch))]));
     }
+
+    /// <summary>
+    /// The chains the layer times are measured in: one per configuration any layer takes (in the order they first
+    /// appear), every layer in that configuration where it has it, else data parallel, else its first; so each (layer,
+    /// configuration) is in a chain, and a layer's neighbours in its chain are about those of a plan that uses it.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<LayerConfig>> MeasurementChains(IReadOnlyList<IReadOnlyList<LayerConfig>> configs, int ranks) =>
+    [
+        .. configs.SelectMany(layer => layer).Distinct().Select(config => (IReadOnlyList<LayerConfig>)
+        [
+            .. configs.Select(layer => layer.Contains(config) ? config : layer.Contains(LayerConfig.DataParallel(ranks)) ? LayerConfig.DataParallel(ranks) : layer[0]),
+        ]),
+    ];
 
     public IReadOnlyList<LayerNode> Layers { get; }
 
@@ -93,8 +110,8 @@ internal sealed class LayerwiseCostModel
     public Transfer Edge(int layer, LayerConfig from, LayerConfig to) => Redistribution.Between(from, Layers[layer], to, Batch);
 
     /// <summary>Forward and backward: the same bytes each way on the network, and the engine's block copies around
-    /// the MPI calls (<see cref="Transfer.Local"/>) at this machine's copy rate.</summary>
-    public double TransferSeconds(Transfer transfer) => (2 * Network.Seconds(transfer)) + (transfer.MaxLocalBytes * times.CopySecondsPerByte);
+    /// the MPI calls as they run on this machine (<see cref="ILayerTimes.TransferCopySeconds"/>).</summary>
+    public double TransferSeconds(Transfer transfer) => (2 * Network.Seconds(transfer)) + times.TransferCopySeconds(transfer);
 
     public double EdgeSeconds(int layer, LayerConfig from, LayerConfig to) => TransferSeconds(Edge(layer, from, to));
 

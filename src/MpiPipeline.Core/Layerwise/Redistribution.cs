@@ -31,6 +31,19 @@ internal sealed record Transfer(TransferKind Kind, long[] Sent, long[] Received,
 
     /// <summary>The busiest rank's <see cref="Local"/> bytes.</summary>
     public long MaxLocalBytes => Local.Length == 0 ? 0 : Local.Max();
+
+    /// <summary>The layouts it moves between (one block per rank), and the activation's columns: what the engine's
+    /// <see cref="BlockTransfer"/> is built from, so its copies can be timed as they run.</summary>
+    public ActivationBlock[] Held { get; init; } = [];
+
+    public ActivationBlock[] Needed { get; init; } = [];
+
+    public int Columns { get; init; }
+
+    /// <summary>The layouts in a cache key's words.</summary>
+    public string Key => $"{string.Join(' ', Held.Select(Brief))} to {string.Join(' ', Needed.Select(Brief))} x {Columns}";
+
+    private static string Brief(ActivationBlock b) => $"{b.S0}:{b.S1},{b.C0}:{b.C1},{b.R0}:{b.R1}";
 }
 
 /// <summary>

@@ -99,7 +99,10 @@ internal static class TransferCosts
             local[r] = (needed[r].Elements(columns) * BytesPerElement) + sent[r] + (2 * heldBytes) + received[r];
         }
 
-        return new Transfer(kind, sent, received, [.. sendPeers.Zip(receivePeers, Math.Max)]) { Local = local };
+        return new Transfer(kind, sent, received, [.. sendPeers.Zip(receivePeers, Math.Max)])
+        {
+            Local = local, Held = [.. held], Needed = [.. needed], Columns = columns,
+        };
     }
 
     /// <summary>The busiest rank's bytes of <see cref="Traffic"/>: forward what it sends, backward what it received forward.</summary>

@@ -49,7 +49,7 @@ internal sealed class LayerTimesTests
     {
         var path = Path.Combine(folder, "times.json");
         var calls = 0;
-        double Fake(LayerSpec layer, int[] shape, int batch, bool inputGradient) => ++calls * 1e-3;
+        double[] Fake(IReadOnlyList<ComputeShard> chain) => [.. chain.Select(_ => ++calls * 1e-3)];
         var times = new MeasuredLayerTimes(path, "threads 1|test", Fake);
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3));
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3), "the same shard again: no second measurement");
@@ -62,6 +62,116 @@ internal sealed class LayerTimesTests
         Assert.That((calls, again.Measured), Is.EqualTo((2, 0)));
         var otherThreads = new MeasuredLayerTimes(path, "threads 2|test", Fake);
         Assert.That(otherThreads.Seconds(new LayerSpec("linear", 8, 4), [8], 8), Is.EqualTo(3e-3), "another environment measures again");
+    }
+
+    /// <summary>A chain is measured when it has a shard the cache lacks, all its shards together; a shard already
+    /// known keeps its time, and a shard asked for alone is a chain of one.</summary>
+    [Test]
+    public void ChainsAreMeasuredWholeAndOnlyForTheShardsTheCacheLacks()
+    {
+        var path = Path.Combine(folder, "times.json");
+        var chains = new List<int>();
+        var calls = 0;
+        double[] Fake(IReadOnlyList<ComputeShard> chain)
+        {
+            chains.Add(chain.Count);
+            return [.. chain.Select(_ => ++calls * 1e-3)];
+        }
+
+        var times = new MeasuredLayerTimes(path, "threads 1|test", Fake);
+        ComputeShard Linear(int outputs, int batch) => new(new LayerSpec("linear", 8, outputs), [8], batch);
+        times.Prepare([[Linear(4, 16), Linear(2, 16)], [Linear(4, 16), Linear(4, 8)], [Linear(4, 16), Linear(2, 16)]]);
+        Assert.That(chains, Is.EqualTo(new[] { 2, 2 }), "the third chain's shards are all known");
+        Assert.That(times.Measured, Is.EqualTo(3));
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16), Is.EqualTo(1e-3), "its first chain's time, not the second's (3 ms)");
+        Assert.That((times.Seconds(new LayerSpec("linear", 8, 2), [8], 16), times.Seconds(new LayerSpec("linear", 8, 4), [8], 8)), Is.EqualTo((2e-3, 4e-3)));
+        Assert.That(times.Seconds(new LayerSpec("linear", 8, 1), [8], 8), Is.EqualTo(5e-3));
+        Assert.That(chains, Is.EqualTo(new[] { 2, 2, 1 }));
+    }
+
+    /// <summary>One chain per configuration any layer of the cnn takes over 2 ranks; a layer without it falls back to
+    /// data parallel; every (layer, configuration) is measured in some chain.</summary>
+    [Test]
+    public void TheMeasurementChainsCoverEveryLayersConfigurations()
+    {
+        var model = TestCostModel.Of("cnn", 2);
+        var chains = LayerwiseCostModel.MeasurementChains(model.Configs, 2);
+        Assert.That(chains.Select(chain => string.Join(" ", chain)), Is.EqualTo(new[]
+        {
+            "n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1",
+            "n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1 n1c2h1",
+            "n1c1h2 n1c1h2 n1c1h2 n1c1h2 n1c1h2 n2c1h1 n2c1h1 n2c1h1 n2c1h1 n2c1h1",   // 7 pooled rows do not split 2 ways
+        }));
+        for (var l = 0; l < model.Configs.Count; l++)
+        {
+            Assert.That(model.Configs[l], Is.SubsetOf(chains.Select(chain => chain[l])), $"layer {l}");
+        }
+    }
+
+    /// <summary>The real measurement of a two-layer chain: a time per shard, each plausible; and a chain of one.</summary>
+    [Test]
+    public void AChainRunsEveryShardThroughTheBridge()
+    {
+        var seconds = MeasuredLayerTimes.MeasureChain(
+            [new ComputeShard(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4, InputGradient: false), new ComputeShard(new LayerSpec("relu"), [4, 6, 6], 4)]);
+        Assert.That(seconds, Has.Length.EqualTo(2).And.All.GreaterThan(0).And.All.LessThan(1));
+    }
+
+    /// <summary>The chain a load process is given, written and read back: the same shards, threads first, an empty line last.</summary>
+    [Test]
+    public void TheLoadProcessReadsTheChainItIsGiven()
+    {
+        ComputeShard[] chain = [new(new LayerSpec("conv2d", 1, 16, 3, 1, 1), [1, 28, 28], 64, InputGradient: false), new(new LayerSpec("relu"), [16, 28, 28], 64)];
+        var text = ChainLoad.Format(chain, 1);
+        Assert.That(text, Is.EqualTo("threads 1\nconv2d 1 16 3 1 1|1x28x28|64|0\nrelu|16x28x28|64|1\n\n"));
+        var (threads, read) = ChainLoad.Parse(new StringReader(text + "ignored after the empty line\n"));
+        Assert.That((threads, read.Select(s => s.Key)), Is.EqualTo((1, chain.Select(s => s.Key))));
+        Assert.That(() => ChainLoad.Parse(new StringReader("conv2d 1 16 3 1 1|1x28x28|64|0\n")), Throws.TypeOf<InputException>().With.Message.Contains("threads N"));
+    }
+
+    /// <summary>A load process whose chain libtorch refuses fails the measurement with libtorch's one line, not a hang or a trace.</summary>
+    [Test]
+    public void ALoadThatCannotStepIsOneClearMessage()
+    {
+        Assert.That(() => ChainLoad.Start([new ComputeShard(new LayerSpec("linear", 8, 4), [7], 2)], copies: 1, torchThreads: 1).Dispose(),
+            Throws.TypeOf<InputException>().With.Message.Contains(ChainLoad.Verb).And.Message.Contains("did not start stepping").And.Message.Not.Contains("   at "));
+    }
+
+    /// <summary>A transfer's copies are timed once per pair of layouts and cached; a layer that takes its input as it
+    /// is has none; the real timing runs the engine's own copies.</summary>
+    [Test]
+    public void TransferCopiesAreTimedOncePerPairOfLayouts()
+    {
+        var path = Path.Combine(folder, "times.json");
+        var calls = 0;
+        var times = new MeasuredLayerTimes(path, "threads 1|test", measureTransfer: _ => ++calls * 1e-4);
+        var cnn = LayerNode.Of("cnn", FashionMnistGeometry);
+        var gather = Redistribution.Between(LayerConfig.Parse("n1c2h1"), cnn[3], LayerConfig.Parse("n1c2h1"), 128);
+        Assert.That((times.TransferCopySeconds(Transfer.None), calls), Is.EqualTo((0.0, 0)));
+        Assert.That((times.TransferCopySeconds(gather), times.TransferCopySeconds(gather), calls), Is.EqualTo((1e-4, 1e-4, 1)));
+        times.Save();
+        Assert.That(File.ReadAllText(path), Does.Contain("transfer copies|0:128,0:8,0:14 0:128,8:16,0:14 to 0:128,0:16,0:14 0:128,0:16,0:14 x 14|threads 1|test"));
+        Assert.That(MeasuredLayerTimes.MeasureTransferCopies(gather, concurrent: 2), Is.GreaterThan(0).And.LessThan(0.1));
+    }
+
+    /// <summary>The copies without MPI: forward writes the rank's own piece where the needed block holds it; backward
+    /// clears the held gradient before adding into it, so two calls leave the same values.</summary>
+    [Test]
+    public void CopiesOnlyWriteTheOwnPieceAndClearTheHeldGradient()
+    {
+        ActivationBlock[] held = [new(0, 2, 0, 1, 0, 1), new(2, 4, 0, 1, 0, 1)];
+        ActivationBlock[] needed = [new(0, 4, 0, 1, 0, 1), new(0, 4, 0, 1, 0, 1)];
+        var transfer = new BlockTransfer(held, needed, rank: 0, columns: 3);
+        float[] heldValues = [1, 2, 3, 4, 5, 6];
+        var neededValues = new float[12];
+        var neededGradient = Enumerable.Range(10, 12).Select(v => (float)v).ToArray();
+        var heldGradient = new float[6];
+        transfer.CopiesOnly(heldValues, neededValues, neededGradient, heldGradient);
+        Assert.That(neededValues[..6], Is.EqualTo(heldValues));
+        var once = heldGradient.ToArray();
+        transfer.CopiesOnly(heldValues, neededValues, neededGradient, heldGradient);
+        Assert.That(heldGradient, Is.EqualTo(once));
+        Assert.That(transfer.Elements, Is.EqualTo((6L, 12L)));
     }
 
     [Test]
@@ -79,7 +189,7 @@ internal sealed class LayerTimesTests
     {
         var path = Path.Combine(folder, "times.json");
         var (calls, copies) = (0, 0);
-        double Fake(LayerSpec layer, int[] shape, int batch, bool inputGradient) => ++calls * (inputGradient ? 1e-3 : 1e-4);
+        double[] Fake(IReadOnlyList<ComputeShard> chain) => [.. chain.Select(shard => ++calls * (shard.InputGradient ? 1e-3 : 1e-4))];
         var times = new MeasuredLayerTimes(path, "threads 1|test", Fake, measureCopy: () => ++copies * 1e-10);
         Assert.That((times.CopySecondsPerByte, times.CopySecondsPerByte, copies), Is.EqualTo((1e-10, 1e-10, 1)));
         Assert.That(times.Seconds(new LayerSpec("linear", 8, 4), [8], 16, inputGradient: false), Is.EqualTo(1e-4));
@@ -99,7 +209,7 @@ internal sealed class LayerTimesTests
         var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4, inputGradient: false, concurrent: 2);
         Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
         Assert.That(MeasuredLayerTimes.MeasureCopy(2), Is.GreaterThan(1e-13).And.LessThan(1e-7), "seconds per byte: between 10 TB/s and 10 MB/s");
-        Assert.That(MeasuredLayerTimes.Environment(1, 2), Does.Contain("|concurrent 2|").And.Contain("cold cache"));
+        Assert.That(MeasuredLayerTimes.Environment(1, 2), Does.Contain("|concurrent 2|").And.Contain("in a model's chain|mean"));
         Assert.That(MeasuredLayerTimes.Concurrent(ranks: 1, threads: 1), Is.EqualTo(1));
         Assert.That(MeasuredLayerTimes.Concurrent(ranks: 64, threads: 1), Is.EqualTo(Math.Max(1, Environment.ProcessorCount)));
     }
