@@ -289,10 +289,6 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         }
     }
 
-    /// <summary>One shard stepped alone (<see cref="MeasureChain"/> of a chain of one).</summary>
-    public static double Measure(LayerSpec layer, int[] sampleInputShape, int batch, bool inputGradient = true, int concurrent = 1) =>
-        MeasureChain([new ComputeShard(layer, sampleInputShape, batch, inputGradient)], concurrent)[0];
-
     /// <summary>
     /// Times a chain of shards on the CPU as the engine steps a model: zeroed gradients, forward through every shard,
     /// backward through them in reverse (the input gradient where <see cref="ComputeShard.InputGradient"/>: an inner

@@ -177,9 +177,9 @@ internal sealed class LayerTimesTests
     [Test]
     public void AMeasurementRunsTheLayerThroughTheBridge()
     {
-        var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4);
+        var seconds = MeasuredLayerTimes.MeasureChain([new ComputeShard(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4)])[0];
         Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
-        Assert.That(() => MeasuredLayerTimes.Measure(new LayerSpec("linear", 8, 4), [7], 2), Throws.InstanceOf<TorchException>());
+        Assert.That(() => MeasuredLayerTimes.MeasureChain([new ComputeShard(new LayerSpec("linear", 8, 4), [7], 2)]), Throws.InstanceOf<TorchException>());
         Assert.That(MeasuredLayerTimes.Environment(1), Does.StartWith("threads 1|concurrent 1|bridge ").And.Contain("|libtorch "));
     }
 
@@ -202,11 +202,11 @@ internal sealed class LayerTimesTests
         Assert.That((layer0.InputGradient, layer3.InputGradient), Is.EqualTo((false, true)));
     }
 
-    /// <summary>Two copies stepping at once (the ranks of one machine), the first layer without its input gradient, the copy rate: real, positive, plausible.</summary>
+    /// <summary>Two copies stepping at once (the ranks of one machine: the other in a load process), the first layer without its input gradient, the copy rate: real, positive, plausible.</summary>
     [Test]
     public void ConcurrentMeasurementsAndTheCopyRateRunThroughTheBridge()
     {
-        var seconds = MeasuredLayerTimes.Measure(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4, inputGradient: false, concurrent: 2);
+        var seconds = MeasuredLayerTimes.MeasureChain([new ComputeShard(new LayerSpec("conv2d", 2, 4, 3, 1, 1), [2, 6, 6], 4, InputGradient: false)], concurrent: 2)[0];
         Assert.That(seconds, Is.GreaterThan(0).And.LessThan(1));
         Assert.That(MeasuredLayerTimes.MeasureCopy(2), Is.GreaterThan(1e-13).And.LessThan(1e-7), "seconds per byte: between 10 TB/s and 10 MB/s");
         Assert.That(MeasuredLayerTimes.Environment(1, 2), Does.Contain("|concurrent 2|").And.Contain("in a model's chain|mean"));
