@@ -140,10 +140,10 @@ internal sealed class ChainLoad : IDisposable
     /// <summary>Reads <see cref="Format"/>'s text up to its empty line: the libtorch threads and the chain.</summary>
     public static (int Threads, IReadOnlyList<ComputeShard> Chain) Parse(TextReader input)
     {
-        var first = input.ReadLine() ?? throw new InputException($"{Verb}: no input");
+        var first = input.ReadLine() ?? throw new InputException("no chain on standard input");
         if (!first.StartsWith("threads ", StringComparison.Ordinal) || !int.TryParse(first[8..], CultureInfo.InvariantCulture, out var threads))
         {
-            throw new InputException($"{Verb}: expected 'threads N', not '{first}'");
+            throw new InputException($"expected 'threads N', not '{first}'");
         }
 
         var chain = new List<ComputeShard>();
@@ -151,8 +151,15 @@ internal sealed class ChainLoad : IDisposable
         {
             var parts = line.Split('|');
             var spec = parts[0].Split(' ');
-            chain.Add(new ComputeShard(new LayerSpec(spec[0], [.. spec[1..].Select(a => long.Parse(a, CultureInfo.InvariantCulture))]),
-                [.. parts[1].Split('x').Select(d => int.Parse(d, CultureInfo.InvariantCulture))], int.Parse(parts[2], CultureInfo.InvariantCulture), parts[3] == "1"));
+            try
+            {
+                chain.Add(new ComputeShard(new LayerSpec(spec[0], [.. spec[1..].Select(a => long.Parse(a, CultureInfo.InvariantCulture))]),
+                    [.. parts[1].Split('x').Select(d => int.Parse(d, CultureInfo.InvariantCulture))], int.Parse(parts[2], CultureInfo.InvariantCulture), parts[3] == "1"));
+            }
+            catch (Exception error) when (error is FormatException or OverflowException or IndexOutOfRangeException)
+            {
+                throw new InputException($"not a shard 'kind args|input shape|batch|input gradient': '{line}'");
+            }
         }
 
         return (threads, chain);

@@ -127,6 +127,7 @@ internal sealed class LayerTimesTests
         var (threads, read) = ChainLoad.Parse(new StringReader(text + "ignored after the empty line\n"));
         Assert.That((threads, read.Select(s => s.Key)), Is.EqualTo((1, chain.Select(s => s.Key))));
         Assert.That(() => ChainLoad.Parse(new StringReader("conv2d 1 16 3 1 1|1x28x28|64|0\n")), Throws.TypeOf<InputException>().With.Message.Contains("threads N"));
+        Assert.That(() => ChainLoad.Parse(new StringReader("threads 1\nrelu|16x28\n")), Throws.TypeOf<InputException>().With.Message.Contains("'relu|16x28'"));
     }
 
     /// <summary>A load process whose chain libtorch refuses fails the measurement with libtorch's one line, not a hang or a trace.</summary>
