@@ -245,6 +245,8 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
         var rounds = (ranks + concurrent - 1) / concurrent;
         void Ranks(int k)
         {
+            var flush = new byte[FlushBytes];
+
             // Every thread steps the same rounds (the barrier's count); a rank past the last one is none.
             for (var round = 0; round < rounds; round++)
             {
@@ -255,7 +257,6 @@ internal sealed class MeasuredLayerTimes : ILayerTimes
                 var neededValues = new float[needed];
                 var neededGradient = new float[needed];
                 var heldGradient = new float[held];
-                var flush = new byte[FlushBytes];
                 var total = 0.0;
                 for (var run = -WarmUps; run < Repeats; run++)
                 {
