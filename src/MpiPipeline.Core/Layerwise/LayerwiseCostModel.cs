@@ -26,8 +26,8 @@ internal sealed record PlanCost(IReadOnlyList<LayerCost> Layers, Transfer ToLoss
 /// optimizer's update, from <see cref="ILayerTimes"/> (measured on this machine in whole-model chains, <see cref="MeasurementChains"/>, and cached).</item>
 /// <item>t_transfer: the activation forward and its gradient backward, the same bytes each way, exactly the bytes the
 /// engine sends (<see cref="Redistribution"/> reads the engine's blocks and traffic function), priced by <see cref="LayerwiseNetwork.Seconds"/>,
-/// plus the engine's copies around the MPI calls (pack, unpack, the held gradient's clear and adds: <see cref="Transfer.Local"/>)
-/// at the copy rate measured on this machine (<see cref="ILayerTimes.CopySecondsPerByte"/>); the input is read by each rank from
+/// plus the engine's copies around the MPI calls (pack, unpack, the held gradient's clear and adds), timed on this machine
+/// by running them (<see cref="ILayerTimes.TransferCopySeconds"/>); the input is read by each rank from
 /// the data set (free), and the last layer's output goes to the loss's layout (1/R of the samples per rank, every class score).</item>
 /// <item>t_sync: the Allreduce of the gradients of parameters replicated over Sample x Height ranks (<see cref="LayerwiseNetwork.Sync"/>).</item>
 /// </list>
